@@ -1,0 +1,92 @@
+"""Where everything lives on Drive.
+
+::
+
+    <drive_root>/keepalive/
+        _meshroom/                  one install cache for all jobs (archives + .sha256)
+        <job>/
+            job.json                identity of the job (images, Meshroom version)
+            project.mg              the graph, saved by the first session
+            heartbeat.json          rewritten every few seconds
+            events.jsonl            append-only event log
+            logs/<session>.log      one log per session
+            store/                  one archive per finished chunk + manifest.json
+            result/                 the verified final result
+
+The daemon finds the heartbeat of a job the same way, from the Drive folder on the PC.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from colab_side import heartbeat
+
+ROOT_NAME = "keepalive"
+INSTALL_DIR_NAME = "_meshroom"
+_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_job_name(job: str) -> str:
+    """Return ``job`` if it is a safe folder name, else raise ValueError saying what to use."""
+    if not _JOB_NAME.match(job or "") or job == INSTALL_DIR_NAME:
+        raise ValueError(
+            f"job name {job!r} is not usable: use letters, digits, '.', '_' or '-' (at most 64)"
+        )
+    return job
+
+
+@dataclass(frozen=True)
+class JobLayout:
+    drive_root: Path
+    job: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.drive_root) / ROOT_NAME
+
+    @property
+    def install_dir(self) -> Path:
+        return self.root / INSTALL_DIR_NAME
+
+    @property
+    def job_dir(self) -> Path:
+        return self.root / self.job
+
+    @property
+    def identity(self) -> Path:
+        return self.job_dir / "job.json"
+
+    @property
+    def project(self) -> Path:
+        return self.job_dir / "project.mg"
+
+    @property
+    def heartbeat(self) -> Path:
+        return self.job_dir / heartbeat.FILENAME
+
+    @property
+    def events(self) -> Path:
+        return self.job_dir / "events.jsonl"
+
+    @property
+    def logs(self) -> Path:
+        return self.job_dir / "logs"
+
+    @property
+    def store(self) -> Path:
+        return self.job_dir / "store"
+
+    @property
+    def manifest(self) -> Path:
+        return self.store / "manifest.json"
+
+    @property
+    def result(self) -> Path:
+        return self.job_dir / "result"
+
+
+def job_layout(drive_root, job: str) -> JobLayout:
+    return JobLayout(Path(drive_root), check_job_name(job))

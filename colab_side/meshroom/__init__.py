@@ -1,0 +1,1 @@
+"""Everything the notebook knows of Meshroom: versions, the graph, the cache, pruning."""
