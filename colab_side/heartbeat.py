@@ -15,9 +15,20 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 SCHEMA_VERSION = 1
 FILENAME = "heartbeat.json"
+ROOT_NAME = "keepalive"  # the folder under the Drive root that holds every job
+
+
+def job_dir(drive_root, job: str) -> Path:
+    """The job's folder under a Drive root (``/content/drive/MyDrive`` or the PC's ``My Drive``)."""
+    return Path(drive_root) / ROOT_NAME / job
+
+
+def heartbeat_path(drive_root, job: str) -> Path:
+    return job_dir(drive_root, job) / FILENAME
 
 # Phases, in the order a healthy session passes through them.
 STARTING = "starting"

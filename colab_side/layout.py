@@ -24,7 +24,6 @@ from pathlib import Path
 
 from colab_side import heartbeat
 
-ROOT_NAME = "keepalive"
 INSTALL_DIR_NAME = "_meshroom"
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -45,7 +44,7 @@ class JobLayout:
 
     @property
     def root(self) -> Path:
-        return Path(self.drive_root) / ROOT_NAME
+        return Path(self.drive_root) / heartbeat.ROOT_NAME
 
     @property
     def install_dir(self) -> Path:
@@ -53,7 +52,7 @@ class JobLayout:
 
     @property
     def job_dir(self) -> Path:
-        return self.root / self.job
+        return heartbeat.job_dir(self.drive_root, self.job)
 
     @property
     def identity(self) -> Path:
