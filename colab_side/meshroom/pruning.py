@@ -1,0 +1,21 @@
+"""Which finished nodes' files may leave the Drive store.
+
+Meshroom computes a graph by walking back from the target and stopping each branch at a node
+whose status is SUCCESS (``Graph.dfsToProcess``): nodes upstream of a finished node are never
+visited. So once every consumer of a node has finished, that node's output files are not read
+again; keeping its SUCCESS status files is enough. This is what keeps a 15 GB Drive from filling.
+"""
+
+from __future__ import annotations
+
+from colab_side.meshroom.graph import Graph
+
+
+def prunable(graph: Graph, finished: set[str], pruned: set[str]) -> list[str]:
+    """Finished, non-final nodes whose every consumer has finished, not pruned yet, in graph order."""
+    result = []
+    for name in graph.order():
+        consumers = graph.consumers(name)
+        if name in finished and name not in pruned and consumers and consumers <= finished:
+            result.append(name)
+    return result
