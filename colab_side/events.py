@@ -1,0 +1,81 @@
+"""The job's own record: ``events.jsonl`` on Drive and one log file per session.
+
+Events are few (session start/end, install, node and chunk done, prune, error, done) and are
+appended to Drive one line at a time. The session log is chatty, so it is kept on local disk,
+echoed to the notebook's output (what the seed's ``tee`` gave) and copied whole to Drive's
+``logs/`` at every chunk boundary and at the end.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+import threading
+from collections import deque
+from pathlib import Path
+
+from colab_side.drive import Drive, DriveError
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class Journal:
+    def __init__(self, drive: Drive, events_path, drive_log_path, local_log_path, session: str, echo=sys.stdout):
+        self.drive = drive
+        self.events_path = Path(events_path)
+        self.drive_log_path = Path(drive_log_path)
+        self.local_log_path = Path(local_log_path)
+        self.local_log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.session = session
+        self.echo = echo
+        self.tail: deque[str] = deque(maxlen=40)
+        self._lock = threading.Lock()
+
+    def log(self, line: str) -> None:
+        """One line to the session log and the notebook output."""
+        line = line.rstrip("\n")
+        with self._lock:
+            self.tail.append(line)
+            with open(self.local_log_path, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+        if self.echo:
+            print(line, file=self.echo, flush=True)
+
+    @property
+    def last_line(self) -> str:
+        return self.tail[-1] if self.tail else ""
+
+    def event(self, kind: str, **fields) -> None:
+        record = {"time": utc_now(), "session": self.session, "event": kind, **fields}
+        self.log(f"[{kind}] " + " ".join(f"{k}={v}" for k, v in fields.items()))
+        try:
+            self.drive.append_line(self.events_path, json.dumps(record, sort_keys=True))
+        except DriveError as exc:
+            self.log(f"could not record event {kind} on Drive: {exc}")
+
+    def sync_log(self) -> None:
+        """Copy the session log to Drive whole; a failure is logged, never raised."""
+        try:
+            self.drive.write_bytes(self.drive_log_path, self.local_log_path.read_bytes())
+        except (DriveError, OSError) as exc:
+            self.log(f"could not copy the session log to Drive: {exc}")
+
+
+def read_events(path) -> list[dict]:
+    """Every readable event; a line cut by a kill or a sync is skipped."""
+    events = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return events
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            events.append(record)
+    return events

@@ -1,0 +1,86 @@
+"""Meshroom, installed once per Drive instead of 1.3 GB per session.
+
+The release archive is downloaded once into the Drive's install cache, its SHA-256 recorded
+beside it (``<archive>.sha256``) and checked before every use. An archive that does not match
+(a download cut short, a Drive fault) is moved aside, never extracted, and fetched again.
+Each session extracts the verified archive to the runtime's local disk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from colab_side.drive import Drive, sha256_file
+from colab_side.meshroom.versions import MeshroomVersion
+
+
+class InstallError(RuntimeError):
+    """Meshroom could not be installed (download failed, archive unusable)."""
+
+
+def _download(url: str, dest: Path) -> None:
+    if "://" not in url:
+        shutil.copyfile(url, dest)
+        return
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+    except OSError as exc:
+        raise InstallError(f"cannot download Meshroom from {url}: {exc}") from None
+
+
+def _verified(archive: Path) -> bool:
+    record = archive.with_name(archive.name + ".sha256")
+    try:
+        expected = record.read_text().split()[0]
+    except (OSError, IndexError):
+        return False
+    return archive.is_file() and sha256_file(archive) == expected
+
+
+def ensure_archive(install_dir, version: MeshroomVersion, url: str | None, drive: Drive, log=print) -> Path:
+    """The verified release archive in the Drive's install cache, downloading it if needed."""
+    install_dir = Path(install_dir)
+    archive = install_dir / version.archive
+    if _verified(archive):
+        return archive
+    if archive.exists():
+        aside = archive.with_name(f"{archive.name}.corrupt-{time.strftime('%Y%m%d%H%M%S')}")
+        log(f"{archive.name} on Drive does not match its recorded SHA-256; moved aside as {aside.name}")
+        os.replace(archive, aside)
+    source = url or version.url
+    log(f"downloading Meshroom {version.version} from {source} (once per Drive)")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / version.archive
+        _download(source, local)
+        try:
+            with tarfile.open(local) as probe:
+                probe.getmembers()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise InstallError(f"the Meshroom archive from {source} is not a readable tar ({exc})") from None
+        digest = drive.copy_file(local, archive)
+    drive.write_bytes(archive.with_name(archive.name + ".sha256"), f"{digest}  {archive.name}\n".encode())
+    return archive
+
+
+def extract(archive, local_dir, version: MeshroomVersion) -> Path:
+    """Extract to local disk and return the folder that holds the executables."""
+    target = Path(local_dir) / "meshroom"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(target, filter="tar")
+        else:
+            tar.extractall(target)
+    for found in sorted(target.rglob(version.batch_exe)):
+        if (found.parent / version.compute_exe).exists():
+            return found.parent
+    raise InstallError(f"{Path(archive).name} holds no {version.batch_exe} next to {version.compute_exe}")
