@@ -29,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--lifetime-hours", type=float, default=12.0)
     r.add_argument("--adopt-cache", default=None, help="a seed-style Meshroom cache folder to take over")
     r.add_argument("--no-gpu-required", dest="gpu_required", action="store_false")
+    r.add_argument("--drive-backoff-seconds", type=float, default=2.0, help="first wait before retrying Drive")
     p = sub.add_parser("progress", help="how far a job or a Meshroom cache is")
     p.add_argument("job_dir", nargs="?", help="the job folder (<drive>/keepalive/<job>)")
     p.add_argument("--graph", help="a .mg file, with --cache")

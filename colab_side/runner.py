@@ -50,6 +50,7 @@ class Settings:
     lifetime_hours: float = 12.0
     adopt_cache: Path | None = None
     gpu_required: bool = True
+    drive_backoff_seconds: float = 2.0  # first wait before retrying a failed Drive write (doubles)
 
 
 class Stop(Exception):
@@ -109,7 +110,7 @@ class Session:
         self.local = Path(self.s.local_dir or (
             "/content/keepalive-work" if Path("/content").is_dir() else tempfile.mkdtemp(prefix="keepalive-")))
         self.local.mkdir(parents=True, exist_ok=True)
-        self.drive = Drive(self.layout.drive_root, remount, log=print)
+        self.drive = Drive(self.layout.drive_root, remount, backoff=self.s.drive_backoff_seconds, log=print)
         self.beat = HeartbeatWriter(self.drive, self.layout.heartbeat, self.s.job, self.s.heartbeat_seconds)
         session = self.beat.session
         self.journal = Journal(self.drive, self.layout.events, self.layout.logs / f"{session}.log",
