@@ -12,20 +12,13 @@ import sys
 from pathlib import Path
 
 from keepalive.simulator.meshroom_release import build_release
+from keepalive.simulator.runtime import fake_gpu_bin
 
 
 def make_images(folder: Path, count: int = 7) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         (folder / f"IMG_{i:04d}.jpg").write_bytes(hashlib.sha256(f"image {i}".encode()).digest() * 8)
-    return folder
-
-
-def fake_gpu_bin(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    smi = folder / "nvidia-smi"
-    smi.write_text("#!/bin/sh\necho 'Tesla T4'\n")
-    smi.chmod(0o755)
     return folder
 
 
