@@ -1,0 +1,118 @@
+"""The controlled browser: start Chrome with the user's persistent profile, or attach to one.
+
+Google often refuses sign-in inside a browser started by chromedriver, so the profile persists in
+the user's data folder (sign in once, stay signed in), and a Chrome that the user started
+themselves with ``--remote-debugging-port`` can be attached instead. The debugging port gives full
+control of that browser to anything on the machine: only 127.0.0.1 is accepted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Flags that keep a controlled Chromium quiet on closed networks and in CI.
+QUIET_FLAGS = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+class BrowserError(RuntimeError):
+    """The browser cannot be started or attached; the message says what to do."""
+
+
+@dataclass
+class BrowserConfig:
+    kind: str = "chrome"  # chrome (Chrome or Chromium) or edge
+    headless: bool = False
+    driver_path: str = ""  # explicit chromedriver; else Selenium Manager finds one
+    binary: str = ""  # explicit browser binary; else the system's Chrome/Chromium
+    profile_dir: str = ""  # persistent profile; default: the user data dir's "browser-profile"
+    attach: str = ""  # "127.0.0.1:9222": attach to a Chrome started with --remote-debugging-port
+    keep_open: bool = False  # leave the browser open when the daemon stops
+    use_webdriver_manager: bool = False
+    extra_args: list[str] = field(default_factory=list)
+
+
+def check_attach_address(address: str) -> str:
+    host, _, port = address.rpartition(":")
+    if host not in LOOPBACK or not port.isdigit():
+        raise BrowserError(f"attach address {address!r} refused: use 127.0.0.1:PORT (the debugging port must stay local)")
+    return address
+
+
+def private_dir(path) -> Path:
+    """Create ``path`` readable by its owner only (the profile holds the Google session)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _binary(cfg: BrowserConfig) -> str:
+    if cfg.binary:
+        return cfg.binary
+    for name in ("google-chrome", "chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return ""  # let Selenium find Chrome where it is installed (Windows, macOS)
+
+
+def _driver_path(cfg: BrowserConfig) -> str | None:
+    if cfg.driver_path:
+        return cfg.driver_path
+    if cfg.use_webdriver_manager:
+        try:
+            from webdriver_manager.chrome import ChromeDriverManager
+        except ImportError:
+            raise BrowserError("use_webdriver_manager is on but webdriver-manager is not installed: "
+                               "pip install 'colab-keepalive[webdriver-manager]'") from None
+        return ChromeDriverManager().install()
+    return shutil.which("chromedriver")  # None: Selenium Manager resolves one
+
+
+def open_browser(cfg: BrowserConfig, profile_default: Path):
+    """Start (or attach to) the browser and return the WebDriver."""
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+
+    edge = cfg.kind == "edge"
+    options = webdriver.EdgeOptions() if edge else webdriver.ChromeOptions()
+    if cfg.attach:
+        options.debugger_address = check_attach_address(cfg.attach)
+    else:
+        profile = private_dir(cfg.profile_dir or profile_default)
+        options.add_argument(f"--user-data-dir={profile}")
+        options.add_argument("--lang=en-US")
+        options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
+        for flag in QUIET_FLAGS + list(cfg.extra_args):
+            options.add_argument(flag)
+        if cfg.headless:
+            options.add_argument("--headless=new")
+            options.add_argument("--window-size=1280,900")
+        if _binary(cfg) and not edge:
+            options.binary_location = _binary(cfg)
+    service_cls = webdriver.EdgeService if edge else webdriver.ChromeService
+    driver_path = _driver_path(cfg)
+    service = service_cls(executable_path=driver_path) if driver_path else service_cls()
+    try:
+        return (webdriver.Edge if edge else webdriver.Chrome)(options=options, service=service)
+    except WebDriverException as exc:
+        first = (exc.msg or str(exc)).strip().splitlines()[0]
+        hint = ("is Chrome running with --remote-debugging-port on that port?" if cfg.attach
+                else "close other Chrome windows using this profile, or set browser.driver_path")
+        raise BrowserError(f"cannot start the browser: {first} ({hint})") from None
+
+
+def open_notebook(driver, url: str) -> str:
+    """Show ``url`` in one tab, closing any other tab or window; return that tab's handle."""
+    handles = driver.window_handles
+    keep = handles[0]
+    for handle in handles[1:]:
+        driver.switch_to.window(handle)
+        driver.close()
+    driver.switch_to.window(keep)
+    driver.get(url)
+    return keep
