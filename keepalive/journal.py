@@ -1,0 +1,107 @@
+"""The daemon's own record, in the user's state folder: an event log, its state, and a lock.
+
+``events.jsonl`` gets every decision that is not a plain wait, every action with its result and
+every heartbeat session change; ``keepalive status`` reads it. ``state.json`` holds what the
+daemon shows (last action, restarts). ``daemon.lock`` holds the pid of the daemon watching this
+job, so that a second one refuses to start.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+
+
+class AlreadyRunning(RuntimeError):
+    """Another daemon watches this job."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+class Journal:
+    def __init__(self, state_dir, job: str):
+        self.folder = Path(state_dir) / job
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.events_path = self.folder / "events.jsonl"
+        self.state_path = self.folder / "state.json"
+        self.lock_path = self.folder / "daemon.lock"
+
+    def record(self, kind: str, **fields) -> dict:
+        event = {"time": _now(), "event": kind, **fields}
+        with open(self.events_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+        return event
+
+    def events(self) -> list[dict]:
+        try:
+            lines = self.events_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return []
+        events = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a crash
+            if isinstance(event, dict):
+                events.append(event)
+        return events
+
+    def sessions(self) -> list[dict]:
+        """One row per notebook session seen: start, end, how it ended, chunks gained."""
+        rows: list[dict] = []
+        for event in self.events():
+            if event.get("event") == "session_seen":
+                if rows:
+                    rows[-1].update(end=event["time"], ended_by=rows[-1].get("ended_by") or "restart")
+                rows.append({"session": event.get("session"), "start": event["time"], "end": None,
+                             "ended_by": None, "chunks_start": event.get("chunks_done", 0),
+                             "chunks_gained": 0})
+            elif rows and event.get("event") == "progress":
+                rows[-1]["chunks_gained"] = max(0, event.get("chunks_done", 0) - rows[-1]["chunks_start"])
+            elif rows and event.get("event") == "decision" and event.get("cause"):
+                rows[-1]["ended_by"] = event.get("cause") if event.get("action") != "wait" else rows[-1]["ended_by"]
+        return rows
+
+    def save_state(self, state: dict) -> None:
+        temp = self.state_path.with_name("state.json.tmp")
+        temp.write_text(json.dumps(state, sort_keys=True, default=str, indent=1), encoding="utf-8")
+        os.replace(temp, self.state_path)
+
+    def load_state(self) -> dict:
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def lock(self) -> None:
+        """Take the job's lock, or raise AlreadyRunning naming the other daemon's pid."""
+        try:
+            pid = int(self.lock_path.read_text().strip())
+        except (OSError, ValueError):
+            pid = None
+        if pid and pid != os.getpid() and _pid_alive(pid):
+            raise AlreadyRunning(f"another keepalive (pid {pid}) already watches this job; stop it first")
+        self.lock_path.write_text(str(os.getpid()))
+
+    def unlock(self) -> None:
+        try:
+            if self.lock_path.read_text().strip() == str(os.getpid()):
+                self.lock_path.unlink()
+        except OSError:
+            pass
