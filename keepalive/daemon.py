@@ -1,0 +1,118 @@
+"""The daemon's loop: observe → decide → act → log, on a schedule.
+
+Every ``poll_seconds`` it looks at the page (through the hands) and at the heartbeat (through the
+watch), asks the supervisor what to do, does it, and writes it down. Every ``reopen_minutes`` it
+reloads the notebook in its one tab, as the old ``.bat`` loop did, but without piling up tabs and
+never in the middle of a recovery. The hands are the Selenium browser or the keys mode: both
+offer ``observe()``, ``act(action)``, ``reopen()`` and ``close()``.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import schedule
+
+from keepalive.states import Action, Cause
+from keepalive.status import describe
+from keepalive.supervisor import Decision, Memory, decide
+
+EXIT_CODES = {Cause.JOB_DONE: 0}
+
+
+class Daemon:
+    def __init__(self, cfg, hands, watch, journal, notifier, view, clock=time.monotonic):
+        self.cfg = cfg
+        self.hands = hands
+        self.watch = watch
+        self.journal = journal
+        self.notifier = notifier
+        self.view = view
+        self.clock = clock
+        saved = journal.load_state()
+        self.memory = Memory()
+        self.state = {"job": cfg.job, "restarts": int(saved.get("restarts", 0) or 0), "last_action": None,
+                      "last_reason": None, "last_action_time": None, "cause": None}
+        self._restarts_seen = 0
+        self._chunks = None
+        self.stopping = False
+        self.final: Decision | None = None
+        self.scheduler = schedule.Scheduler()
+
+    # --- one round ----------------------------------------------------------------------------------
+
+    def step(self) -> Decision:
+        observation = self.hands.observe()
+        beat = self.watch.poll()
+        decision = decide(observation.state, beat, self.memory, self.clock(), self.cfg.supervisor)
+        self._note_heartbeat(beat)
+        self.memory = decision.memory
+        if len(self.memory.restarts) > self._restarts_seen:
+            self.state["restarts"] += len(self.memory.restarts) - self._restarts_seen
+            self._restarts_seen = len(self.memory.restarts)
+        if decision.notify:
+            self.notifier.send(decision.notify, decision.reason)
+        if decision.action is not Action.WAIT:
+            self.journal.record("decision", page=observation.state.value, heartbeat=beat.verdict, **decision.to_dict())
+        if decision.action not in (Action.WAIT, Action.STOP, Action.NOTIFY_HUMAN):
+            done = self.hands.act(decision.action)
+            self.journal.record("action", action=decision.action.value, ok=done, reason=decision.reason)
+            self.state.update(last_action=decision.action.value, last_reason=decision.reason,
+                              last_action_time=time.strftime("%H:%M:%S"))
+        self.state["cause"] = decision.cause.value if decision.cause else None
+        if decision.action is Action.STOP:
+            self.final = decision
+            self.stopping = True
+        self.journal.save_state(self.state)
+        self.view.update(describe(beat.beat, beat.verdict, beat.since_change, beat.sync_lag, self.state))
+        return decision
+
+    def _note_heartbeat(self, beat) -> None:
+        current = beat.beat
+        if current is None:
+            return
+        if current.session != self.memory.session:
+            self.journal.record("session_seen", session=current.session, chunks_done=current.chunks_done,
+                                phase=current.phase)
+        if current.chunks_done != self._chunks:
+            self._chunks = current.chunks_done
+            self.journal.record("progress", session=current.session, chunks_done=current.chunks_done,
+                                phase=current.phase)
+
+    def reopen(self) -> None:
+        """The scheduled reopen: reload the one tab, unless a recovery is under way."""
+        if self.memory.recovering_since is None and not self.stopping:
+            self.hands.reopen()
+            self.journal.record("reopen")
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        """Loop until the job is done, failed, given up, or a signal; return the exit code."""
+        for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), self._on_signal)
+        self.scheduler.every(self.cfg.poll_seconds).seconds.do(self.step)
+        self.scheduler.every(self.cfg.reopen_minutes).minutes.do(self.reopen)
+        self.journal.record("daemon_start", url=self.cfg.url, mode=self.cfg.mode)
+        try:
+            with self.view:
+                self.step()
+                while not self.stopping:
+                    self.scheduler.run_pending()
+                    time.sleep(min(0.2, self.cfg.poll_seconds / 4))
+        finally:
+            self.scheduler.clear()
+            self.journal.record("daemon_stop", reason=self.final.reason if self.final else "signal")
+            self.journal.save_state(self.state)
+            self.hands.close()
+        if self.final is None:
+            return 130
+        code = EXIT_CODES.get(self.final.cause, 1)
+        print(f"keepalive: {self.final.reason}", file=sys.stderr)
+        return code

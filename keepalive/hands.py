@@ -1,0 +1,39 @@
+"""The Selenium hands: the controlled browser and the page model, as one object the loop uses."""
+
+from __future__ import annotations
+
+from keepalive.browser import open_browser, open_notebook
+from keepalive.colab import Observation, PageModel
+from keepalive.states import Action, PageState
+
+
+class SeleniumHands:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.model = PageModel.load(cfg.origin, cfg.page)
+        self.driver = None
+        self.main = None
+
+    def start(self) -> None:
+        self.driver = open_browser(self.cfg.browser, self.cfg.profile_dir)
+        self.reopen()
+
+    def observe(self) -> Observation:
+        if self.driver is None:
+            return Observation(PageState.UNKNOWN, {}, "no browser")
+        return self.model.observe(self.driver, self.main)
+
+    def act(self, action: Action) -> bool:
+        if action is Action.RELOAD:
+            self.reopen()
+            return True
+        return self.model.act(self.driver, action, self.cfg.url, self.main)
+
+    def reopen(self) -> None:
+        """Reload the notebook in the one tab (closing any other), as the scheduled reopen does."""
+        self.main = open_notebook(self.driver, self.cfg.url)
+
+    def close(self) -> None:
+        if self.driver is not None and not self.cfg.browser.keep_open:
+            self.driver.quit()
+        self.driver = None
