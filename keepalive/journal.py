@@ -40,8 +40,8 @@ class Journal:
         self.state_path = self.folder / "state.json"
         self.lock_path = self.folder / "daemon.lock"
 
-    def record(self, kind: str, **fields) -> dict:
-        event = {"time": _now(), "event": kind, **fields}
+    def record(self, event_name: str, **fields) -> dict:
+        event = {"time": _now(), "event": event_name, **fields}
         with open(self.events_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(event, sort_keys=True, default=str) + "\n")
         return event

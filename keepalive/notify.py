@@ -47,7 +47,7 @@ class Notifier:
         self._last[kind] = now
         title = TITLES.get(kind, "colab-keepalive")
         if self.journal:
-            self.journal.record("notification", kind=kind, title=title, message=message)
+            self.journal.record("notification", what=kind, title=title, message=message)
         if self.backend == "desktop" and _desktop_send(title, message):
             return True
         if self.backend != "record":

@@ -1,0 +1,162 @@
+"""The ``keepalive`` command: run, status, doctor, notebook, demo."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from keepalive import config
+from keepalive.browser import BrowserError
+from keepalive.journal import AlreadyRunning
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="keepalive", description="Keep a long Colab job alive from your PC.")
+    top.add_argument("--config", help="config file (default: the user's config folder)")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="watch the notebook and restart it whenever it dies")
+    run.add_argument("url", nargs="?", help="the Colab notebook URL (asked once, then remembered)")
+    run.add_argument("--mode", choices=["selenium", "keys"], help="controlled Chrome, or keystrokes in your own browser")
+    run.add_argument("--origin", help="the Colab site (default https://colab.research.google.com)")
+    run.add_argument("--job", help="job name, as in the notebook (default meshroom)")
+    run.add_argument("--drive-folder", help="your 'My Drive' folder from Google Drive for desktop")
+    run.add_argument("--headless", action="store_true", help="run the controlled browser without a window")
+    run.add_argument("--poll-seconds", type=float, help="how often to look (default 30)")
+
+    status = sub.add_parser("status", help="one look at the job")
+    status.add_argument("--job")
+    status.add_argument("--drive-folder")
+    status.add_argument("--json", action="store_true")
+
+    doctor = sub.add_parser("doctor", help="open the page once and report what is seen")
+    doctor.add_argument("url", nargs="?")
+    doctor.add_argument("--origin")
+    doctor.add_argument("--headless", action="store_true")
+    doctor.add_argument("--out", help="folder for the screenshot and the page HTML")
+    doctor.add_argument("--json", action="store_true")
+
+    notebook = sub.add_parser("notebook", help="write the notebook to upload to Colab once")
+    notebook.add_argument("--out", default="keepalive_meshroom.ipynb")
+    notebook.add_argument("--images", default="/content/drive/MyDrive/images", help="images folder in Colab")
+    notebook.add_argument("--job", default=None)
+    notebook.add_argument("--meshroom", default="2019.2")
+
+    demo = sub.add_parser("demo", help="the whole product against the built-in Colab simulator")
+    demo.add_argument("--headless", action="store_true")
+    demo.add_argument("--kills", type=int, default=3, help="disconnects to inject")
+    demo.add_argument("--workdir", help="where the local Drive goes (default: a new temp folder)")
+    demo.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    return top
+
+
+def _ask_url(cfg, given: str | None) -> str:
+    url = given or cfg.url
+    if not url:
+        if not sys.stdin.isatty():
+            raise config.ConfigError("no notebook URL: pass it, as in 'keepalive run https://colab.research.google.com/drive/...'")
+        url = input("Paste the Colab notebook URL: ").strip()
+    url = config.check_colab_url(url, cfg.origin)
+    if url != cfg.url:
+        config.save_url(cfg, url)
+    return url
+
+
+def cmd_run(args) -> int:
+    from keepalive.daemon import Daemon
+    from keepalive.heartbeat_watch import HeartbeatWatch, find_drive_folder
+    from keepalive.journal import Journal
+    from keepalive.notify import Notifier
+    from keepalive.view import LiveView
+
+    cfg = config.load(args.config, origin=args.origin, mode=args.mode, job=args.job,
+                      drive_folder=args.drive_folder, poll_seconds=args.poll_seconds)
+    for warning in cfg.warnings:
+        print(f"keepalive: warning: {warning}", file=sys.stderr)
+    cfg.url = _ask_url(cfg, args.url)
+    if args.headless:
+        cfg.browser = dataclasses.replace(cfg.browser, headless=True)
+    journal = Journal(cfg.dirs.state, cfg.job)
+    journal.lock()
+    try:
+        folder = cfg.drive_folder or find_drive_folder()
+        if cfg.mode == "keys":
+            from keepalive.keys import KeyHands
+
+            cfg.supervisor = dataclasses.replace(cfg.supervisor, blind=True)
+            hands = KeyHands(cfg)
+        else:
+            from keepalive.hands import SeleniumHands
+
+            hands = SeleniumHands(cfg)
+        hands.start()
+        grace = cfg.supervisor.grace_seconds
+        daemon = Daemon(cfg, hands, HeartbeatWatch(folder, cfg.job, grace), journal,
+                        Notifier(cfg.notify_backend, cfg.notify_min_interval_seconds, journal, cfg.notify_enabled),
+                        LiveView(cfg.view_refresh, grace))
+        return daemon.run()
+    finally:
+        journal.unlock()
+
+
+def cmd_status(args) -> int:
+    from keepalive import status
+
+    cfg = config.load(args.config, job=args.job, drive_folder=args.drive_folder)
+    info = status.collect(cfg)
+    print(json.dumps(info, sort_keys=True) if args.json else status.render_text(info))
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from keepalive import doctor
+
+    cfg = config.load(args.config, origin=args.origin)
+    cfg.url = config.check_colab_url(args.url or cfg.url, cfg.origin)
+    if args.headless:
+        cfg.browser = dataclasses.replace(cfg.browser, headless=True)
+    report = doctor.run_doctor(cfg, args.out or cfg.dirs.state / "doctor")
+    print(json.dumps(report, sort_keys=True) if args.json else doctor.render(report))
+    return 0
+
+
+def cmd_notebook(args) -> int:
+    from keepalive import notebook
+
+    cfg = config.load(args.config)
+    notebook.write(args.out, args.images, args.job or cfg.job, args.meshroom)
+    print(f"wrote {args.out}: upload it to Colab (File > Upload notebook), choose a GPU runtime, then run "
+          f"'keepalive run <its URL>'")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from keepalive.demo import run_demo
+
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="keepalive-demo-"))
+    summary = run_demo(workdir, headless=args.headless, kills=args.kills,
+                       stream=sys.stderr if args.json else None)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        print(f"demo {'finished' if summary['done'] else 'did NOT finish'}: {summary['kills']} disconnects, "
+              f"{summary['recoveries']} recoveries, {summary['seconds']} s; result in {workdir}")
+    return 0 if summary["done"] else 1
+
+
+COMMANDS = {"run": cmd_run, "status": cmd_status, "doctor": cmd_doctor, "notebook": cmd_notebook, "demo": cmd_demo}
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (config.ConfigError, BrowserError, AlreadyRunning) as exc:
+        print(f"keepalive: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,133 @@
+"""``keepalive demo``: the whole product on this machine, without a Google account.
+
+It starts the Colab simulator, whose runtime runs ``colab_side`` with the Meshroom stand-in on a
+local "Drive" folder, and the daemon in a real Chromium pointed at it; it injects disconnects
+while the job computes, and shows the live view until the job is done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+from colab_side import heartbeat as hb
+from keepalive import config
+from keepalive.browser import BrowserConfig
+from keepalive.daemon import Daemon
+from keepalive.hands import SeleniumHands
+from keepalive.heartbeat_watch import HeartbeatWatch
+from keepalive.journal import Journal
+from keepalive.notify import Notifier
+from keepalive.simulator.colab_sim import ColabSimulator
+from keepalive.simulator.sample_job import SampleJob
+from keepalive.supervisor import SupervisorConfig
+from keepalive.view import LiveView
+
+# Short intervals, so that a demo (and a test) takes a minute, not a day.
+DEMO_SUPERVISOR = SupervisorConfig(grace_seconds=4.0, dead_after=2, recovery_timeout_seconds=45.0,
+                                   retry_backoff_start=2.0, retry_backoff_cap=10.0,
+                                   gpu_backoff_start=5.0, gpu_backoff_cap=20.0)
+
+
+def browser_flags() -> list[str]:
+    """Chromium refuses to run as root without --no-sandbox (containers, CI)."""
+    return ["--no-sandbox", "--disable-dev-shm-usage"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+
+
+class Demo:
+    """The simulator, a sample job and a daemon wired together; used by ``keepalive demo`` and tests."""
+
+    def __init__(self, workdir, headless: bool = True, images: int = 12, chunk_seconds: float = 0.3,
+                 supervisor: SupervisorConfig = DEMO_SUPERVISOR, job_env: dict | None = None, stream=None):
+        self.workdir = Path(workdir)
+        self.job = SampleJob(self.workdir, name="demo", images=images, chunk_seconds=chunk_seconds,
+                             heartbeat_seconds=0.5, gpu=False)
+        self.job.env.update(job_env or {})
+        self.sim = ColabSimulator(self.job.command(), env=self.job.env, workdir=self.workdir / "sim",
+                                  connect_seconds=0.5)
+        self.headless = headless
+        self.supervisor = supervisor
+        self.stream = stream
+        self.kills: list[dict] = []
+
+    def start(self):
+        self.sim.start()
+        env = {"KEEPALIVE_HOME": str(self.workdir / "home")}
+        self.cfg = config.load(env=env, origin=self.sim.origin, url=self.sim.notebook_url, job=self.job.name,
+                               drive_folder=str(self.job.drive), poll_seconds=0.5, notify_backend="record")
+        self.cfg.browser = BrowserConfig(headless=self.headless, extra_args=browser_flags())
+        self.cfg.supervisor = self.supervisor
+        self.journal = Journal(self.cfg.dirs.state, self.cfg.job)
+        self.hands = SeleniumHands(self.cfg)
+        self.hands.start()
+        self.daemon = Daemon(self.cfg, self.hands,
+                             HeartbeatWatch(self.cfg.drive_folder, self.cfg.job, self.supervisor.grace_seconds),
+                             self.journal, Notifier("record", 0, self.journal),
+                             LiveView(2.0, self.supervisor.grace_seconds, stream=self.stream))
+        return self
+
+    def stop(self):
+        self.sim.stop()
+
+    def heartbeat(self) -> hb.Heartbeat | None:
+        try:
+            return hb.read(self.job.job_dir / hb.FILENAME)
+        except (OSError, hb.HeartbeatError):
+            return None
+
+    def kill_when(self, fraction: float, timeout: float = 120.0) -> bool:
+        """Disconnect the runtime once the running job has made ``fraction`` of its chunks durable."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.daemon.stopping:
+            beat = self.heartbeat()
+            fresh_session = not self.kills or beat is not None and beat.session != self.kills[-1]["session"]
+            if (beat and fresh_session and beat.phase == hb.COMPUTING and beat.chunks_total
+                    and beat.chunks_done >= max(1, int(fraction * beat.chunks_total))
+                    and self.sim.state()["running"]):
+                self.sim.kill("disconnect")
+                self.kills.append({"session": beat.session, "chunks_done": beat.chunks_done,
+                                   "time": time.monotonic()})
+                return True
+            time.sleep(0.1)
+        return False
+
+    def inject_kills(self, count: int) -> threading.Thread:
+        """Spread ``count`` disconnects over the job, each once the job has gone further."""
+        def injector():
+            for i in range(count):
+                if not self.kill_when((i + 1) / (count + 2)):
+                    return
+
+        thread = threading.Thread(target=injector, daemon=True)
+        thread.start()
+        return thread
+
+    def summary(self, code: int, seconds: float) -> dict:
+        beat = self.heartbeat()
+        notes = [e for e in self.journal.events() if e.get("event") == "notification"]
+        return {
+            "done": code == 0 and beat is not None and beat.phase == hb.DONE,
+            "exit_code": code,
+            "kills": len(self.kills),
+            "recoveries": sum(1 for n in notes if n.get("what") == "recovered"),
+            "restarts": self.daemon.state["restarts"],
+            "run_all": self.sim.state()["run_all_count"],
+            "seconds": round(seconds, 1),
+            "result_files": {name: hashlib.sha256(data).hexdigest() for name, data in self.job.result_files().items()},
+            "workdir": str(self.workdir),
+        }
+
+
+def run_demo(workdir, headless: bool = True, kills: int = 3, stream=None) -> dict:
+    started = time.monotonic()
+    demo = Demo(workdir, headless=headless, stream=stream).start()
+    try:
+        demo.inject_kills(kills)
+        code = demo.daemon.run()
+        return demo.summary(code, time.monotonic() - started)
+    finally:
+        demo.stop()
+
