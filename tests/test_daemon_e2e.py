@@ -1,0 +1,119 @@
+"""The daemon in a real headless Chromium against the Colab simulator, for each injected fault."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import chromium_available
+from keepalive.demo import Demo
+from keepalive.simulator.sample_job import SampleJob
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not chromium_available(), reason="needs chromium and chromedriver")]
+
+
+def notifications(demo: Demo, what: str) -> int:
+    return sum(1 for e in demo.journal.events() if e.get("event") == "notification" and e.get("what") == what)
+
+
+def actions(demo: Demo) -> list[str]:
+    return [e["action"] for e in demo.journal.events() if e.get("event") == "action"]
+
+
+def in_background(fn):
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for(condition, timeout=90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def demo_factory(tmp_path):
+    made = []
+
+    def make(**options):
+        demo = Demo(tmp_path / f"demo{len(made)}", headless=True, **options).start()
+        made.append(demo)
+        return demo
+
+    yield make
+    for demo in made:
+        demo.stop()
+
+
+def test_disconnects_are_recovered_and_the_result_matches_an_uninterrupted_run(demo_factory, tmp_path):
+    demo = demo_factory(images=9, chunk_seconds=0.25)
+    demo.inject_kills(3)
+    code = demo.daemon.run()
+    assert code == 0
+    assert len(demo.kills) == 3
+    assert notifications(demo, "recovered") == 3
+    reference = SampleJob(tmp_path / "reference", name="demo", images=9, chunk_seconds=0.01)
+    subprocess.run(reference.command(), env=reference.env, check=True, capture_output=True, timeout=120)
+    assert demo.job.result_files() == reference.result_files() != {}
+
+
+def test_gpu_usage_limit_backs_off_and_never_connects_without_gpu(demo_factory):
+    demo = demo_factory(images=4, chunk_seconds=0.05)
+    demo.sim.refuse_gpu(3)
+    code = demo.daemon.run()
+    assert code == 0
+    assert "dismiss_gpu_limit" in actions(demo)
+    assert demo.sim.state()["without_gpu_pressed"] == 0
+    decisions = [e for e in demo.journal.events() if e.get("event") == "decision"]
+    assert any(d.get("cause") == "GPU_UNAVAILABLE" for d in decisions)
+
+
+def test_captcha_calls_the_human_once_and_resumes_by_itself(demo_factory):
+    demo = demo_factory(images=6, chunk_seconds=0.3)
+
+    def human():
+        assert wait_for(lambda: demo.sim.state()["running"])
+        demo.sim.show_captcha()
+        wait_for(lambda: notifications(demo, "needs_human") >= 1, timeout=30)
+        time.sleep(3)  # several polls while the CAPTCHA stays up
+        demo.sim.solve_captcha()
+
+    in_background(human)
+    code = demo.daemon.run()
+    assert code == 0
+    assert notifications(demo, "needs_human") == 1
+
+
+def test_signed_out_calls_the_human_once_and_does_not_restart(demo_factory):
+    demo = demo_factory(images=4, chunk_seconds=0.05)
+    demo.sim.sign_out()
+    demo.hands.reopen()
+
+    def stop_later():
+        wait_for(lambda: notifications(demo, "needs_human") >= 1, timeout=30)
+        time.sleep(3)
+        demo.daemon.stopping = True
+
+    in_background(stop_later)
+    demo.daemon.run()
+    assert notifications(demo, "needs_human") == 1
+    assert demo.sim.state()["run_all_count"] == 0
+    assert not set(actions(demo)) & {"run_all", "reconnect"}
+
+
+def test_a_failing_job_is_reported_and_never_restarted_again(demo_factory):
+    demo = demo_factory(images=4, chunk_seconds=0.05, job_env={"MESHROOM_STANDIN_FAIL": "StructureFromMotion_1"})
+    code = demo.daemon.run()
+    assert code == 1
+    assert notifications(demo, "failed") == 1
+    beat = demo.heartbeat()
+    assert beat.phase == "failed" and beat.cause == "CODE_ERROR" and "StructureFromMotion_1" in beat.reason
+    assert demo.sim.state()["start_count"] == 2  # the error had to happen in 2 sessions, then no more
