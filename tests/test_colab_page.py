@@ -1,0 +1,111 @@
+"""The page model against the Colab simulator in a real headless Chromium, and its pure classifier."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from keepalive.browser import BrowserError, check_attach_address, open_notebook
+from keepalive.colab import PageModel, classify
+from keepalive.states import Action, PageState
+
+
+def settle(model, driver, main, want: PageState, timeout=10.0) -> PageState:
+    deadline = time.monotonic() + timeout
+    state = model.observe(driver, main).state
+    while state is not want and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = model.observe(driver, main).state
+    return state
+
+
+@pytest.fixture
+def page(chromium_driver, sleeper_sim):
+    main = open_notebook(chromium_driver, sleeper_sim.notebook_url)
+    return PageModel.load(sleeper_sim.origin), chromium_driver, main, sleeper_sim
+
+
+@pytest.mark.browser
+def test_every_state_and_action_on_the_simulated_page(page):
+    model, driver, main, sim = page
+    url = sim.notebook_url
+    assert settle(model, driver, main, PageState.DISCONNECTED) is PageState.DISCONNECTED
+    assert model.act(driver, Action.RUN_ALL, url, main)
+    assert settle(model, driver, main, PageState.AUTHORSHIP) is PageState.AUTHORSHIP
+    assert model.act(driver, Action.RUN_ANYWAY, url, main)
+    assert settle(model, driver, main, PageState.DRIVE_CONSENT) is PageState.DRIVE_CONSENT
+    assert model.act(driver, Action.CONNECT_DRIVE, url, main)
+    assert settle(model, driver, main, PageState.DRIVE_POPUP) is PageState.DRIVE_POPUP
+    assert model.act(driver, Action.COMPLETE_DRIVE_POPUP, url, main)
+    assert settle(model, driver, main, PageState.RUNNING) is PageState.RUNNING
+    assert driver.current_window_handle == main and driver.window_handles == [main]
+    assert sim.state()["consent_granted"] and sim.state()["start_count"] == 1
+
+    sim.show_captcha()
+    assert settle(model, driver, main, PageState.CAPTCHA) is PageState.CAPTCHA
+    sim.solve_captcha()
+    sim.kill()
+    assert settle(model, driver, main, PageState.DISCONNECTED) is PageState.DISCONNECTED
+    assert model.observe(driver, main).found["dialog:disconnected"]
+
+    sim.refuse_gpu(60)
+    assert model.act(driver, Action.RECONNECT, url, main)
+    assert settle(model, driver, main, PageState.GPU_LIMIT) is PageState.GPU_LIMIT
+    assert model.act(driver, Action.DISMISS_GPU_LIMIT, url, main)
+    assert settle(model, driver, main, PageState.DISCONNECTED) is PageState.DISCONNECTED
+    assert sim.state()["without_gpu_pressed"] == 0
+
+    sim.sign_out()
+    assert model.act(driver, Action.RELOAD, url, main)
+    assert settle(model, driver, main, PageState.SIGNED_OUT) is PageState.SIGNED_OUT
+
+
+@pytest.mark.browser
+def test_run_all_falls_back_to_the_runtime_menu(page):
+    model, driver, main, sim = page
+    model.page["run_all"]["key"] = "F8"  # a shortcut Colab ignores: the menu must do it
+    model.page["run_all"]["confirm_seconds"] = 1.0
+    settle(model, driver, main, PageState.DISCONNECTED)
+    assert model.act(driver, Action.RUN_ALL, sim.notebook_url, main)
+    assert sim.state()["run_all_count"] == 1
+
+
+@pytest.mark.browser
+def test_user_overrides_change_texts_without_a_release(page):
+    _model, driver, main, sim = page
+    renamed = PageModel.load(sim.origin, {"dialogs": {"authorship": {"texts": ["authored by a user"]}}})
+    settle(renamed, driver, main, PageState.DISCONNECTED)
+    renamed.act(driver, Action.RUN_ALL, sim.notebook_url, main)
+    assert settle(renamed, driver, main, PageState.AUTHORSHIP) is PageState.AUTHORSHIP
+    broken = PageModel.load(sim.origin, {"dialogs": {"authorship": {"texts": ["no such text"]}}})
+    assert broken.observe(driver, main).state is not PageState.AUTHORSHIP
+
+
+def test_classify_is_pure_and_prefers_human_and_gpu_dialogs():
+    model = PageModel.load("https://colab.research.google.com")
+    base = {"url": "https://colab.research.google.com/drive/x", "connect": "Reconnect", "dialogs": [],
+            "running": False, "captcha": False, "body": ""}
+    assert classify(base, model.page, model.origin).state is PageState.DISCONNECTED
+    gpu = dict(base, dialogs=[{"text": "Cannot connect to GPU backend You cannot currently connect",
+                               "buttons": ["Close", "Connect without GPU"]}])
+    assert classify(gpu, model.page, model.origin).state is PageState.GPU_LIMIT
+    assert classify(dict(gpu, captcha=True), model.page, model.origin).state is PageState.CAPTCHA
+    signin = dict(base, url="https://accounts.google.com/ServiceLogin", connect=None, body="Sign in")
+    assert classify(signin, model.page, model.origin).state is PageState.SIGNED_OUT
+    assert classify(dict(base, connect="RAM Disk", running=True), model.page, model.origin).state is PageState.RUNNING
+    assert classify(dict(base, connect="Allocating"), model.page, model.origin).state is PageState.CONNECTING
+    assert classify(None, model.page, model.origin).state is PageState.UNKNOWN
+    assert classify(dict(base, connect=None), model.page, model.origin).state is PageState.UNKNOWN
+
+
+def test_attach_refuses_anything_but_loopback():
+    assert check_attach_address("127.0.0.1:9222") == "127.0.0.1:9222"
+    for bad in ("0.0.0.0:9222", "192.168.1.5:9222", "example.com:9222", "127.0.0.1"):
+        with pytest.raises(BrowserError):
+            check_attach_address(bad)
+
+
+def test_simulator_listens_on_loopback_only(sleeper_sim):
+    for server in sleeper_sim._servers:
+        assert server.server_address[0] == "127.0.0.1"

@@ -1,0 +1,141 @@
+"""The keepalive command as a user runs it: URL, config, status, notebook, doctor, the job lock."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import zipfile
+import io
+
+import pytest
+
+from conftest import chromium_available
+from colab_side import heartbeat as hb
+from keepalive import config
+from keepalive.journal import AlreadyRunning, Journal
+
+
+def keepalive(*args, home, env_extra=None, stdin=None):
+    env = dict(os.environ, KEEPALIVE_HOME=str(home), **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "keepalive", *args], env=env, capture_output=True, text=True,
+                          input=stdin, timeout=120)
+
+
+def test_url_check_names_what_a_good_url_looks_like():
+    good = "https://colab.research.google.com/drive/1AbCdEf"
+    assert config.check_colab_url(good, config.COLAB_ORIGIN) == good
+    for bad in ("", "https://example.com/drive/1", "https://colab.research.google.com/", "colab notebook"):
+        with pytest.raises(config.ConfigError) as error:
+            config.check_colab_url(bad, config.COLAB_ORIGIN)
+        assert "/drive/" in str(error.value)
+
+
+def test_bad_url_is_one_line_and_nothing_is_saved(tmp_path):
+    proc = keepalive("run", "https://example.com/notebook", home=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "is not a Colab notebook URL" in proc.stderr
+    assert not (tmp_path / "config" / "config.toml").exists()
+
+
+def test_the_url_is_remembered_and_the_rest_of_the_config_kept(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[job]\nname = "castle"\n\n[colab]\norigin = "http://127.0.0.1:9"\n')
+    cfg = config.load(path, env={"KEEPALIVE_HOME": str(tmp_path)})
+    config.save_url(cfg, "http://127.0.0.1:9/drive/abc")
+    again = config.load(path, env={"KEEPALIVE_HOME": str(tmp_path)})
+    assert (again.url, again.job, again.origin) == ("http://127.0.0.1:9/drive/abc", "castle", "http://127.0.0.1:9")
+    config.save_url(again, "http://127.0.0.1:9/drive/def")
+    assert config.load(path, env={"KEEPALIVE_HOME": str(tmp_path)}).url == "http://127.0.0.1:9/drive/def"
+
+
+def test_origin_layers_file_env_cli(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[colab]\norigin = "http://file"\n')
+    env = {"KEEPALIVE_HOME": str(tmp_path)}
+    assert config.load(path, env=env).origin == "http://file"
+    assert config.load(path, env=dict(env, KEEPALIVE_COLAB_ORIGIN="http://env")).origin == "http://env"
+    assert config.load(path, env=dict(env, KEEPALIVE_COLAB_ORIGIN="http://env"), origin="http://cli").origin == "http://cli"
+
+
+def test_corrupt_config_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "config" / "config.toml"
+    path.parent.mkdir()
+    path.write_text('[colab\nurl = "half')
+    proc = keepalive("status", home=tmp_path)
+    assert proc.returncode == 2 and str(path) in proc.stderr and proc.stderr.strip().count("\n") == 0
+    path.write_text('[supervisor]\ngrace_seconds = "soon"\n')
+    proc = keepalive("status", home=tmp_path)
+    assert proc.returncode == 2 and "supervisor.grace_seconds" in proc.stderr
+
+
+def test_unknown_config_keys_are_warned_not_fatal(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[supervisor]\ngrace = 3\n[colab]\nurl = "x"\n')
+    cfg = config.load(path, env={"KEEPALIVE_HOME": str(tmp_path)})
+    assert any("supervisor.grace" in w for w in cfg.warnings)
+
+
+def test_status_reads_the_heartbeat_and_says_corrupt_or_missing(tmp_path):
+    drive = tmp_path / "drive"
+    beat_path = hb.heartbeat_path(drive, "castle")
+    proc = keepalive("status", "--json", "--job", "castle", "--drive-folder", str(drive), home=tmp_path)
+    assert json.loads(proc.stdout)["heartbeat"] == "missing"
+    beat_path.parent.mkdir(parents=True)
+    beat_path.write_text('{"job": "castle", "sess')
+    proc = keepalive("status", "--json", "--job", "castle", "--drive-folder", str(drive), home=tmp_path)
+    assert json.loads(proc.stdout)["heartbeat"] == "corrupt"
+    beat = hb.Heartbeat(job="castle", session="s", seq=3, time="2026-01-01T00:00:00+00:00", phase="computing",
+                        progress=0.25, node="DepthMap_1")
+    beat_path.write_text(beat.to_json())
+    info = json.loads(keepalive("status", "--json", "--job", "castle", "--drive-folder", str(drive),
+                                home=tmp_path).stdout)
+    assert info["heartbeat"] == "fresh" and info["phase"] == "computing" and info["progress"] == 0.25
+    assert info["restarts"] == 0
+    text = keepalive("status", "--job", "castle", "--drive-folder", str(drive), home=tmp_path).stdout
+    assert "DepthMap_1" in text and "25.0%" in text
+
+
+def test_notebook_embeds_colab_side_and_runs_the_users_settings(tmp_path):
+    out = tmp_path / "nb.ipynb"
+    proc = keepalive("notebook", "--out", str(out), "--images", "/content/drive/MyDrive/castle", "--job", "castle",
+                     home=tmp_path)
+    assert proc.returncode == 0
+    notebook = json.loads(out.read_text())
+    source = "".join("".join(cell["source"]) for cell in notebook["cells"])
+    assert "pip install" not in source and "drive.mount" in source
+    assert "colab_side.run(images='/content/drive/MyDrive/castle', job='castle', meshroom='2019.2')" in source
+    payload = "".join(notebook["cells"][1]["source"]).split('"')[1]
+    archive = tmp_path / "colab_side.zip"
+    archive.write_bytes(base64.b64decode(payload))
+    assert "colab_side/runner.py" in zipfile.ZipFile(io.BytesIO(archive.read_bytes())).namelist()
+    check = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(archive)!r}); "
+                            "import colab_side; print(colab_side.run.__module__, colab_side.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert check.stdout.startswith("colab_side.runner") and "colab_side.zip" in check.stdout
+
+
+def test_a_second_daemon_for_the_same_job_refuses(tmp_path):
+    first = Journal(tmp_path, "castle")
+    first.lock_path.write_text(str(os.getppid()))  # a live process holds it
+    with pytest.raises(AlreadyRunning):
+        Journal(tmp_path, "castle").lock()
+    first.lock_path.write_text("999999999")  # a dead one does not
+    Journal(tmp_path, "castle").lock()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not chromium_available(), reason="needs chromium and chromedriver")
+def test_doctor_reports_state_and_saves_screenshot_and_html(tmp_path, sleeper_sim):
+    no_sandbox = '[browser]\nextra_args = ["--no-sandbox", "--disable-dev-shm-usage"]\n' if os.geteuid() == 0 else ""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text(no_sandbox)
+    proc = keepalive("doctor", sleeper_sim.notebook_url, "--headless", "--json", "--out", str(tmp_path / "doc"),
+                     home=tmp_path, env_extra={"KEEPALIVE_COLAB_ORIGIN": sleeper_sim.origin})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["state"] == "disconnected" and report["found"]["connect_button"]
+    assert open(report["screenshot"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "colab-connect-button" in open(report["html"]).read()
