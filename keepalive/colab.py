@@ -78,11 +78,11 @@ return null;
 """
 
 
-def _merge(base: dict, override: dict) -> dict:
+def merge_tables(base: dict, override: dict) -> dict:
     merged = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_tables(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -148,7 +148,7 @@ class PageModel:
     @classmethod
     def load(cls, origin: str, overrides: dict | None = None) -> "PageModel":
         text = resources.files("keepalive").joinpath("colab_page.toml").read_text(encoding="utf-8")
-        return cls(_merge(tomllib.loads(text), overrides or {}), origin)
+        return cls(merge_tables(tomllib.loads(text), overrides or {}), origin)
 
     # --- seeing -------------------------------------------------------------------------------
 

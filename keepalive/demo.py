@@ -7,6 +7,7 @@ while the job computes, and shows the live view until the job is done.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -41,7 +42,8 @@ class Demo:
     """The simulator, a sample job and a daemon wired together; used by ``keepalive demo`` and tests."""
 
     def __init__(self, workdir, headless: bool = True, images: int = 12, chunk_seconds: float = 0.3,
-                 supervisor: SupervisorConfig = DEMO_SUPERVISOR, job_env: dict | None = None, stream=None):
+                 supervisor: SupervisorConfig = DEMO_SUPERVISOR, job_env: dict | None = None, stream=None,
+                 mode: str = "selenium", keys: dict | None = None):
         self.workdir = Path(workdir)
         self.job = SampleJob(self.workdir, name="demo", images=images, chunk_seconds=chunk_seconds,
                              heartbeat_seconds=0.5, gpu=False)
@@ -51,17 +53,26 @@ class Demo:
         self.headless = headless
         self.supervisor = supervisor
         self.stream = stream
+        self.mode = mode
+        self.keys = keys or {}
         self.kills: list[dict] = []
 
     def start(self):
         self.sim.start()
         env = {"KEEPALIVE_HOME": str(self.workdir / "home")}
         self.cfg = config.load(env=env, origin=self.sim.origin, url=self.sim.notebook_url, job=self.job.name,
-                               drive_folder=str(self.job.drive), poll_seconds=0.5, notify_backend="record")
+                               drive_folder=str(self.job.drive), poll_seconds=0.5, notify_backend="record",
+                               mode=self.mode)
         self.cfg.browser = BrowserConfig(headless=self.headless, extra_args=browser_flags())
-        self.cfg.supervisor = self.supervisor
+        self.cfg.supervisor = dataclasses.replace(self.supervisor, blind=self.mode == "keys")
+        self.cfg.keys = self.keys
         self.journal = Journal(self.cfg.dirs.state, self.cfg.job)
-        self.hands = SeleniumHands(self.cfg)
+        if self.mode == "keys":
+            from keepalive.keys import KeyHands
+
+            self.hands = KeyHands(self.cfg)
+        else:
+            self.hands = SeleniumHands(self.cfg)
         self.hands.start()
         self.daemon = Daemon(self.cfg, self.hands,
                              HeartbeatWatch(self.cfg.drive_folder, self.cfg.job, self.supervisor.grace_seconds),

@@ -40,3 +40,29 @@ def sleeper_sim(tmp_path):
     command = [sys.executable, "-c", "import time; print('job started', flush=True); time.sleep(60)"]
     with ColabSimulator(command, workdir=tmp_path / "sim", connect_seconds=0.3) as sim:
         yield sim
+
+
+@pytest.fixture
+def xvfb_display(tmp_path, monkeypatch):
+    """A private X display (Xvfb) for a real, non-headless browser and real pyautogui input."""
+    import subprocess
+    import time
+
+    if not shutil.which("Xvfb"):
+        pytest.skip("needs Xvfb (Debian: apt-get install xvfb)")
+    for number in range(90, 120):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            break
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    xauthority = tmp_path / "Xauthority"
+    xauthority.touch()
+    monkeypatch.setenv("DISPLAY", f":{number}")
+    monkeypatch.setenv("XAUTHORITY", str(xauthority))
+    monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
+    yield f":{number}"
+    server.terminate()
+    server.wait()
