@@ -19,7 +19,7 @@ class AlreadyRunning(RuntimeError):
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _pid_alive(pid: int) -> bool:

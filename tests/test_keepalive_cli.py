@@ -139,3 +139,12 @@ def test_doctor_reports_state_and_saves_screenshot_and_html(tmp_path, sleeper_si
     assert report["state"] == "disconnected" and report["found"]["connect_button"]
     assert open(report["screenshot"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert "colab-connect-button" in open(report["html"]).read()
+
+
+def test_the_example_config_is_complete_and_valid(tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "configs" / "keepalive.example.toml"
+    cfg = config.load(example, env={"KEEPALIVE_HOME": str(tmp_path)})
+    assert cfg.warnings == []
+    assert cfg.supervisor.grace_seconds == 300 and cfg.poll_seconds == 30
