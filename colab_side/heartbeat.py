@@ -13,6 +13,7 @@ wrong) for what cannot be read at all and ignores fields it does not know.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,17 @@ def parse(text: str) -> Heartbeat:
         raise HeartbeatError(f"heartbeat has an unknown phase {data['phase']!r}")
     known = {key: value for key, value in data.items() if key in _FIELDS}
     return Heartbeat(**known)
+
+
+def timestamp(text: str) -> float | None:
+    """POSIX seconds of a heartbeat time (UTC ISO-8601), or None if it cannot be read."""
+    try:
+        stamp = datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+    return stamp.timestamp()
 
 
 def read(path) -> Heartbeat:

@@ -8,7 +8,6 @@ it (``sync_lag``), which is shown, never used to decide.
 
 from __future__ import annotations
 
-import datetime
 import glob
 import os
 import string
@@ -33,16 +32,6 @@ def find_drive_folder(home: Path | None = None) -> Path | None:
         found = sorted(glob.glob(str(home / "Library" / "CloudStorage" / "GoogleDrive-*" / "My Drive")))
         return Path(found[0]) if found else None
     return None  # Linux has no official client: configure job.drive_folder
-
-
-def _utc_seconds(text: str) -> float | None:
-    try:
-        stamp = datetime.datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
-    return stamp.timestamp()
 
 
 class HeartbeatWatch:
@@ -73,7 +62,7 @@ class HeartbeatWatch:
         key = (beat.session, beat.seq)
         if key != self._key:
             self._key, self._changed_at, self.last = key, self.clock(), beat
-            written = _utc_seconds(beat.time)
+            written = hb.timestamp(beat.time)
             if written is not None:
                 self.sync_lag = max(0.0, self.wall() - written)
         return self._view(None)

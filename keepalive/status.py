@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import time
 
 from colab_side import heartbeat as hb
@@ -12,13 +11,8 @@ from keepalive.supervisor import CORRUPT, FRESH, MISSING, STALE
 
 
 def _seconds_since(text: str, wall: float) -> float | None:
-    try:
-        stamp = datetime.datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
-    return max(0.0, wall - stamp.timestamp())
+    written = hb.timestamp(text)
+    return None if written is None else max(0.0, wall - written)
 
 
 def describe(beat: hb.Heartbeat | None, verdict: str, age: float | None, sync_lag: float | None,
