@@ -103,9 +103,6 @@ class Store:
         self._save()
         return len(sessions)
 
-    def error_sessions(self, node: str) -> list[str]:
-        return list(self.manifest["errors"].get(node, []))
-
     # --- archiving --------------------------------------------------------------------------
 
     def archive_path(self, node: str, chunk: int) -> Path:
