@@ -147,3 +147,16 @@ def test_progress_command_reads_job_folder_and_plain_cache(job):
                             "--cache", str(job.local / "cache"), "--json"],
                            capture_output=True, text=True, env=job.env, check=True).stdout
     assert json.loads(plain)["nodes_total"] == 11
+
+
+def test_meshroom_batch_releases_run_the_same_way(job, tmp_path):
+    from keepalive.simulator.meshroom_release import build_release
+
+    archive = build_release(tmp_path / "release-2023", "2023.3")
+    command = job.command("--meshroom", "2023.3")
+    command[command.index("--meshroom-url") + 1] = str(archive)
+    proc = subprocess.run(command, env=job.env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "meshroom_batch" in proc.stdout and "--compute no" in proc.stdout
+    assert json.loads((job.job_dir / "project.mg").read_text())["header"]["releaseVersion"] == "2023.3.0"
+    assert final_beat(job).phase == hb.DONE
