@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import random
@@ -19,13 +20,18 @@ def run_to_end(job: Job, *extra: str, env=None, timeout: float = 120) -> subproc
     return subprocess.run(job.command(*extra), env=env or job.env, capture_output=True, text=True, timeout=timeout)
 
 
+def writing_files(job: Job) -> list[str]:
+    """Status files caught mid-write (glob.glob, unlike Path.glob, does not trip on folders being wiped)."""
+    return glob.glob(str(job.local / "cache" / "*" / "*" / "*.writing.*"))
+
+
 def kill_after(job: Job, delay: float, env=None, until_writing: bool = False) -> int | None:
     """Start a session, SIGKILL its whole process group after ``delay`` (or mid status write)."""
     proc = subprocess.Popen(job.command(), env=env or job.env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + delay
     while time.monotonic() < deadline and proc.poll() is None:
-        if until_writing and any(job.local.glob("cache/*/*/*.writing.*")):
+        if until_writing and writing_files(job):
             break
         time.sleep(0.005)
     if proc.poll() is None:
@@ -63,11 +69,12 @@ def test_twenty_kills_lose_no_durable_chunk(tmp_path, reference):
     kills = mid_write_kills = 0
     for attempt in range(60):
         mid_write = attempt % 4 == 3
-        code = kill_after(job, rng.uniform(0.1, 1.0), env=write_pause if mid_write else None, until_writing=mid_write)
+        delay = 3.0 if mid_write else rng.uniform(0.1, 1.0)  # mid-write kills wait for a status write to begin
+        code = kill_after(job, delay, env=write_pause if mid_write else None, until_writing=mid_write)
         if code == 0 or kills >= 20:
             break
         kills += 1
-        mid_write_kills += mid_write and any(job.local.glob("cache/*/*/*.writing.*"))
+        mid_write_kills += mid_write and bool(writing_files(job))
         durable_at_kill.append((len(read_events(job.job_dir / "events.jsonl")), manifest_keys(job)))
     assert kills >= 20 and mid_write_kills >= 1
     done = run_to_end(job)
