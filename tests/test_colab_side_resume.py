@@ -25,9 +25,9 @@ def writing_files(job: Job) -> list[str]:
     return glob.glob(str(job.local / "cache" / "*" / "*" / "*.writing.*"))
 
 
-def kill_after(job: Job, delay: float, env=None, until_writing: bool = False) -> int | None:
+def kill_after(job: Job, delay: float, env=None, until_writing: bool = False, extra=()) -> int | None:
     """Start a session, SIGKILL its whole process group after ``delay`` (or mid status write)."""
-    proc = subprocess.Popen(job.command(), env=env or job.env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(job.command(*extra), env=env or job.env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + delay
     while time.monotonic() < deadline and proc.poll() is None:
@@ -92,13 +92,14 @@ def test_twenty_kills_lose_no_durable_chunk(tmp_path, reference):
 def test_drive_faults_are_retried_and_damage_is_recomputed(tmp_path, reference):
     job = Job(tmp_path, images=20)
     faulty = dict(job.env, COLAB_SIDE_FAULTS="4:107,11:5,25:107,40:5")
-    kill_after(job, 2.5, env=faulty)
+    fast_retry = ("--drive-backoff-seconds", "0.05")
+    kill_after(job, 2.5, env=faulty, extra=fast_retry)
     archives = sorted((job.job_dir / "store").rglob("*.tar"))
     assert archives, "the first session made nothing durable"
     archives[0].write_bytes(archives[0].read_bytes()[:100])  # a truncated archive
     manifest = job.job_dir / "store" / "manifest.json"
     manifest.write_text(manifest.read_text()[: len(manifest.read_text()) // 2])  # cut mid-write
-    done = run_to_end(job, "--drive-backoff-seconds", "0.05", env=faulty)
+    done = run_to_end(job, *fast_retry, env=faulty)
     assert done.returncode == 0, done.stdout[-3000:]
     assert "remounting and retrying" in done.stdout
     assert "damaged" in done.stdout
