@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from selenium.common.exceptions import WebDriverException
+
 from keepalive.browser import open_browser, open_notebook
 from keepalive.colab import Observation, PageModel
 from keepalive.states import Action, PageState
@@ -30,8 +32,18 @@ class SeleniumHands:
         return self.model.act(self.driver, action, self.cfg.url, self.main)
 
     def reopen(self) -> None:
-        """Reload the notebook in the one tab (closing any other), as the scheduled reopen does."""
-        self.main = open_notebook(self.driver, self.cfg.url)
+        """Reload the notebook in the one tab (closing any other), as the scheduled reopen does.
+
+        A browser that was closed under the daemon's feet is started again.
+        """
+        try:
+            self.main = open_notebook(self.driver, self.cfg.url)
+        except WebDriverException:
+            try:
+                self.driver.quit()
+            except WebDriverException:
+                pass
+            self.start()
 
     def close(self) -> None:
         if self.driver is not None and not self.cfg.browser.keep_open:

@@ -56,11 +56,40 @@ def focused_window_title() -> str | None:
     return None
 
 
+def input_idle_seconds() -> float | None:
+    """Seconds since the last keyboard or mouse input, where the platform tells; None elsewhere."""
+    try:
+        if sys.platform == "win32":
+            import ctypes
+
+            class LastInput(ctypes.Structure):
+                _fields_ = [("cbSize", ctypes.c_uint), ("dwTime", ctypes.c_uint)]
+
+            info = LastInput(ctypes.sizeof(LastInput), 0)
+            if ctypes.windll.user32.GetLastInputInfo(ctypes.byref(info)):
+                return (ctypes.windll.kernel32.GetTickCount() - info.dwTime) / 1000.0
+        elif sys.platform == "darwin":
+            out = subprocess.run(["ioreg", "-c", "IOHIDSystem"], capture_output=True, text=True, timeout=5).stdout
+            for line in out.splitlines():
+                if "HIDIdleTime" in line:
+                    return int(line.rsplit("=", 1)[1]) / 1e9
+        elif shutil.which("xprintidle"):
+            out = subprocess.run(["xprintidle"], capture_output=True, text=True, timeout=5)
+            if out.returncode == 0:
+                return int(out.stdout.strip()) / 1000.0
+    except (OSError, ValueError, subprocess.SubprocessError, AttributeError):
+        pass
+    return None
+
+
 class KeyHands:
-    def __init__(self, cfg, gui=None, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, cfg, gui=None, clock=time.monotonic, sleep=time.sleep, focus=focused_window_title,
+                 idle=input_idle_seconds):
         self.cfg = cfg
         self.seq = load_sequences(cfg.keys)
         self._gui = gui
+        self.focus = focus
+        self.idle = idle
         self.clock = clock
         self.sleep = sleep
         self.proc = None
@@ -147,7 +176,7 @@ class KeyHands:
                 if not self.play(self.seq[step[1:]]):
                     return False
             else:
-                title = focused_window_title()
+                title = self.focus()
                 if title is not None and not any(w.lower() in title.lower() for w in self.seq["window_titles"]):
                     self._note(f"not typing {step!r}: the focused window is {title!r}")
                     return False
@@ -164,20 +193,27 @@ class KeyHands:
             self.gui.press(keys[0])
 
     def _wait_for_idle_user(self) -> bool:
-        """Wait while the mouse moves (the user is at the machine); False after the max wait."""
+        """Wait while the user types or moves the mouse; False after the max wait.
+
+        The system's input idle time is used where the platform gives it (keyboard and mouse);
+        elsewhere, mouse movement between samples.
+        """
         idle = float(self.seq["idle_seconds"])
         deadline = self.clock() + float(self.seq["idle_max_wait_seconds"])
         position = self.gui.position()
         quiet_since = self.clock()
-        while self.clock() - quiet_since < idle:
+        while True:
+            system_idle = self.idle()
+            quiet = system_idle if system_idle is not None else self.clock() - quiet_since
+            if quiet >= idle:
+                return True
             if self.clock() > deadline:
-                self._note("the user kept using the mouse: not typing this round")
+                self._note("the user kept using the keyboard or mouse: not typing this round")
                 return False
             self.sleep(min(0.25, idle))
             now = self.gui.position()
             if now != position:
                 position, quiet_since = now, self.clock()
-        return True
 
     def _note(self, text: str) -> None:
         self.log.append(text)

@@ -30,6 +30,7 @@ def test_keys_mode_runs_all_answers_the_dialogs_and_recovers_a_disconnect(xvfb_d
         assert any(e.get("what") == "recovered" for e in demo.journal.events() if e.get("event") == "notification")
         assert demo.job.result_files()
         assert any(line.startswith("key ") for line in demo.hands.log)
+        assert demo.hands.gui.FAILSAFE is True
 
         demo.sim.show_captcha()
         demo.hands.open()  # the daemon closed its browser when the job was done

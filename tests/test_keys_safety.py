@@ -1,0 +1,78 @@
+"""Keys mode's safety rules, with a recording stand-in for the keyboard (no display needed)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from keepalive.keys import KeyHands
+from keepalive.states import Action
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+class Keyboard:
+    """Records what would be typed; the mouse moves when ``moving`` is true."""
+
+    def __init__(self, moving=False):
+        self.typed, self.moving, self.x = [], moving, 0
+
+    def position(self):
+        self.x += 1 if self.moving else 0
+        return (self.x, 0)
+
+    def hotkey(self, *keys):
+        self.typed.append("+".join(keys))
+
+    def press(self, key):
+        self.typed.append(key)
+
+
+def hands(keyboard, title="demo.ipynb - Colaboratory - Google Chrome", idle=None):
+    clock = Clock()
+    cfg = SimpleNamespace(url="https://colab.research.google.com/drive/x", keys={"idle_seconds": 1.0,
+                          "idle_max_wait_seconds": 10.0, "load_seconds": 0.0}, browser=SimpleNamespace(keep_open=True))
+    return KeyHands(cfg, gui=keyboard, clock=clock, sleep=clock.sleep, focus=lambda: title, idle=lambda: idle)
+
+
+def test_types_into_the_notebook_window():
+    keyboard = Keyboard()
+    assert hands(keyboard).play(["{mod}+f9", "enter"])
+    assert keyboard.typed[-1] == "enter" and keyboard.typed[0].endswith("+f9")
+
+
+def test_never_types_into_another_window():
+    keyboard = Keyboard()
+    assert not hands(keyboard, title="Terminal — bash").play(["{mod}+f9", "enter"])
+    assert keyboard.typed == []
+
+
+def test_waits_while_the_user_moves_the_mouse_then_gives_up_this_round():
+    keyboard = Keyboard(moving=True)
+    assert not hands(keyboard).play(["enter"])
+    assert keyboard.typed == []
+
+
+def test_system_idle_time_covers_the_keyboard():
+    keyboard = Keyboard()
+    assert not hands(keyboard, idle=0.2).play(["enter"])  # someone is typing
+    assert hands(keyboard, idle=30.0).play(["enter"])
+
+
+def test_run_all_reopens_the_tab_then_presses_run_all_and_answers_dialogs(monkeypatch):
+    keyboard = Keyboard()
+    key_hands = hands(keyboard)
+    opened = []
+    monkeypatch.setattr(key_hands, "open", lambda: opened.append(True))
+    assert key_hands.act(Action.RUN_ALL)
+    assert keyboard.typed[0].endswith("+w") and keyboard.typed[1].endswith("+f9") and opened == [True]
+    assert "space" in keyboard.typed and keyboard.typed[-1] == "enter"
+    assert not key_hands.act(Action.CONNECT_DRIVE)  # keys mode answers dialogs only as part of Run all
