@@ -101,10 +101,15 @@ def dialog_buttons(dialog) -> dict[str, str]:
 
 
 def press(dialog, text: str) -> None:
-    """Click the dialog's ``mwc-button`` labelled ``text`` on the ``#button`` inside its shadow root."""
+    """Click the dialog's ``mwc-button`` labelled ``text`` where its label shows, as a user does.
+
+    (A WebDriver click on the ``#button`` inside its shadow root is refused by chromedriver as
+    "intercepted": the label is slotted light-DOM text, so the host is what lies at that point.)
+    """
     for button in dialog.find_elements(By.CSS_SELECTOR, "mwc-button"):
         if label(button) == text:
-            button.shadow_root.find_element(By.CSS_SELECTOR, "#button").click()
+            assert button.shadow_root.find_element(By.CSS_SELECTOR, "#button")
+            button.click()
             return
     raise AssertionError(f"no button {text!r} in dialog")
 
