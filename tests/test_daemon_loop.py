@@ -1,0 +1,208 @@
+"""The daemon loop's bookkeeping: what it logs, counts, saves and tells, and how it stops.
+
+The hands here are a scripted stand-in (the page is whatever the test says); the heartbeat is a
+real file read by the real watch, the journal, notifier and view are the real ones. The browser
+itself is exercised end to end in test_daemon_e2e.py.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import threading
+
+import pytest
+
+from colab_side import heartbeat as hb
+from keepalive import config
+from keepalive.colab import Observation
+from keepalive.daemon import Daemon
+from keepalive.heartbeat_watch import HeartbeatWatch
+from keepalive.journal import Journal
+from keepalive.notify import Notifier
+from keepalive.states import Action, PageState
+from keepalive.supervisor import SupervisorConfig
+from keepalive.view import LiveView
+
+GRACE = 10.0
+
+
+class ScriptedHands:
+    """Shows the page state the test sets; remembers what it was asked to do."""
+
+    def __init__(self, page=PageState.RUNNING):
+        self.page = page
+        self.acted: list[Action] = []
+        self.reopened = 0
+        self.closed = False
+
+    def observe(self) -> Observation:
+        return Observation(self.page, {}, "scripted")
+
+    def act(self, action: Action) -> bool:
+        self.acted.append(action)
+        return True
+
+    def reopen(self) -> None:
+        self.reopened += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class Rig:
+    def __init__(self, tmp_path, page=PageState.RUNNING, poll_seconds=30.0, clock=None):
+        self.drive = tmp_path / "drive"
+        self.clock = clock
+        self.cfg = config.load(env={"KEEPALIVE_HOME": str(tmp_path / "home")}, job="castle",
+                               drive_folder=str(self.drive), poll_seconds=poll_seconds, url="http://127.0.0.1:9/drive/x")
+        self.cfg.supervisor = SupervisorConfig(grace_seconds=GRACE, dead_after=2, recovery_timeout_seconds=100.0)
+        self.hands = ScriptedHands(page)
+        self.journal = Journal(self.cfg.dirs.state, self.cfg.job)
+        self.out = io.StringIO()
+        watch_clock = {"clock": clock} if clock else {}
+        self.watch = HeartbeatWatch(self.drive, "castle", GRACE, **watch_clock)
+        self.notifier = Notifier("record", 0, self.journal, **watch_clock)
+        self.daemon = self.make_daemon()
+        self.seq = 0
+
+    def make_daemon(self):
+        extra = {"clock": self.clock} if self.clock else {}
+        return Daemon(self.cfg, self.hands, self.watch, self.journal, self.notifier,
+                      LiveView(stream=self.out), **extra)
+
+    def beat(self, session="s1", phase=hb.COMPUTING, **fields):
+        self.seq += 1
+        path = hb.heartbeat_path(self.drive, "castle")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(hb.Heartbeat(job="castle", session=session, seq=self.seq, phase=phase,
+                                     time="2026-01-01T00:00:00+00:00", **fields).to_json())
+
+    def events(self, name):
+        return [e for e in self.journal.events() if e.get("event") == name]
+
+    def notes(self):
+        return [e["what"] for e in self.events("notification")]
+
+
+@pytest.fixture
+def restore_signals():
+    saved = {name: signal.getsignal(getattr(signal, name)) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)}
+    yield
+    for name, handler in saved.items():
+        signal.signal(getattr(signal, name), handler)
+
+
+def test_a_dead_runtime_is_recovered_and_every_step_is_written_down(tmp_path):
+    clock = Clock()
+    rig = Rig(tmp_path, clock=clock)
+    rig.beat(chunks_done=5)
+    assert rig.daemon.step().action is Action.WAIT
+    assert rig.events("decision") == []  # plain waits are not logged
+
+    rig.hands.page = PageState.DISCONNECTED
+    clock.now += GRACE + 1
+    assert rig.daemon.step().action is Action.WAIT  # one stale look is not death
+    assert rig.daemon.step().action is Action.RECONNECT
+    rig.hands.page = PageState.IDLE
+    assert rig.daemon.step().action is Action.RUN_ALL
+    assert rig.hands.acted == [Action.RECONNECT, Action.RUN_ALL]
+
+    decisions = rig.events("decision")
+    assert [d["action"] for d in decisions] == ["reconnect", "run_all"]
+    assert all(d["cause"] == "RUNTIME_LOST" and d["heartbeat"] == "stale" for d in decisions)
+    assert [(a["action"], a["ok"]) for a in rig.events("action")] == [("reconnect", True), ("run_all", True)]
+    saved = rig.journal.load_state()
+    assert saved["restarts"] == 1 and saved["last_action"] == "run_all" and "page idle" in saved["last_reason"]
+
+    rig.hands.page = PageState.RUNNING
+    rig.beat(session="s2", chunks_done=5)
+    rig.daemon.step()
+    rig.beat(session="s2", chunks_done=9)
+    rig.daemon.step()
+    rig.daemon.step()
+    assert rig.notes() == ["recovered"]
+    sessions = rig.journal.sessions()
+    assert [s["session"] for s in sessions] == ["s1", "s2"]
+    assert sessions[0]["ended_by"] == "RUNTIME_LOST" and sessions[1]["chunks_gained"] == 4
+    assert rig.journal.load_state()["restarts"] == 1
+
+    lines = rig.out.getvalue().splitlines()
+    assert "heartbeat=stale" in lines[1] and "action=run_all" in rig.out.getvalue()
+
+
+def test_restarts_survive_a_daemon_restart(tmp_path):
+    clock = Clock()
+    rig = Rig(tmp_path, page=PageState.IDLE, clock=clock)
+    rig.beat()
+    rig.daemon.step()
+    clock.now += GRACE + 1
+    rig.daemon.step()
+    rig.daemon.step()
+    assert rig.journal.load_state()["restarts"] == 1
+    again = rig.make_daemon()
+    assert again.state["restarts"] == 1
+
+
+def test_the_scheduled_reopen_waits_while_a_recovery_is_under_way(tmp_path):
+    clock = Clock()
+    rig = Rig(tmp_path, page=PageState.IDLE, clock=clock)
+    rig.beat()
+    rig.daemon.step()
+    rig.daemon.reopen()
+    assert rig.hands.reopened == 1 and len(rig.events("reopen")) == 1
+    clock.now += GRACE + 1
+    rig.daemon.step()
+    rig.daemon.step()  # now recovering: Run all issued, waiting for a new session
+    rig.daemon.reopen()
+    assert rig.hands.reopened == 1 and len(rig.events("reopen")) == 1
+
+
+def test_done_stops_the_loop_with_exit_0_and_one_notification(tmp_path, restore_signals):
+    rig = Rig(tmp_path, poll_seconds=0.05)
+    rig.beat(phase=hb.DONE, chunks_done=10, chunks_total=10, progress=1.0)
+    assert rig.daemon.run() == 0
+    assert rig.notes() == ["done"]
+    assert rig.hands.acted == [] and rig.hands.closed
+    assert rig.events("daemon_stop")[-1]["reason"] == "the job is done"
+
+
+def test_a_failed_job_stops_with_exit_1_and_is_never_restarted(tmp_path, restore_signals):
+    rig = Rig(tmp_path, page=PageState.IDLE, poll_seconds=0.05)
+    rig.beat(phase=hb.FAILED, cause=hb.CODE_ERROR, reason="DepthMap_1 ended in ERROR in 2 sessions")
+    assert rig.daemon.run() == 1
+    assert rig.notes() == ["failed"]
+    assert rig.hands.acted == []
+    assert "DepthMap_1" in rig.events("daemon_stop")[-1]["reason"]
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_stops_cleanly_saving_state_and_closing_the_browser(tmp_path, restore_signals, signame):
+    rig = Rig(tmp_path, poll_seconds=0.05)
+    rig.beat()
+    stepped = threading.Event()
+    original = rig.daemon.step
+
+    def step():
+        decision = original()
+        stepped.set()
+        return decision
+
+    rig.daemon.step = step
+    sender = threading.Thread(target=lambda: stepped.wait(30) and os.kill(os.getpid(), getattr(signal, signame)))
+    sender.start()
+    code = rig.daemon.run()
+    sender.join()
+    assert code == 130
+    assert rig.hands.closed
+    assert rig.events("daemon_stop")[-1]["reason"] == "signal"
+    assert rig.journal.load_state()["job"] == "castle"
