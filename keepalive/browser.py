@@ -106,13 +106,29 @@ def open_browser(cfg: BrowserConfig, profile_default: Path):
         raise BrowserError(f"cannot start the browser: {first} ({hint})") from None
 
 
-def open_notebook(driver, url: str) -> str:
-    """Show ``url`` in one tab, closing any other tab or window; return that tab's handle."""
+def open_notebook(driver, url: str, own_browser: bool = True) -> str:
+    """Show ``url`` in one tab and return that tab's handle.
+
+    In the daemon's own browser every other tab or window is closed (no pile-up). In a browser the
+    user started (attach), their tabs are left alone: the tab already showing the notebook is
+    reused, or one new tab is opened.
+    """
     handles = driver.window_handles
-    keep = handles[0]
-    for handle in handles[1:]:
-        driver.switch_to.window(handle)
-        driver.close()
-    driver.switch_to.window(keep)
+    if own_browser:
+        keep = handles[0]
+        for handle in handles[1:]:
+            driver.switch_to.window(handle)
+            driver.close()
+        driver.switch_to.window(keep)
+    else:
+        keep = None
+        for handle in handles:
+            driver.switch_to.window(handle)
+            if driver.current_url.split("#")[0] == url.split("#")[0]:
+                keep = handle
+                break
+        if keep is None:
+            driver.switch_to.new_window("tab")
+            keep = driver.current_window_handle
     driver.get(url)
     return keep

@@ -20,13 +20,31 @@ from urllib.parse import urlparse
 
 from keepalive.states import Action, PageState
 
+try:  # what a vanished browser raises: WebDriver errors, or urllib3's when chromedriver itself is gone
+    from selenium.common.exceptions import WebDriverException
+    from urllib3.exceptions import HTTPError as _Urllib3Error
+
+    BROWSER_GONE = (WebDriverException, _Urllib3Error, ConnectionError)
+except ImportError:  # pragma: no cover - selenium is a dependency
+    BROWSER_GONE = (ConnectionError,)
+
 _WALK = """
 const all = [];
 (function walk(root) {
   for (const el of root.querySelectorAll('*')) { all.push(el); if (el.shadowRoot) walk(el.shadowRoot); }
 })(document);
-const text = el => ((el.innerText || el.textContent || '') + '').trim();
+const shadowText = el => [...el.shadowRoot.children].filter(c => c.localName !== 'style')
+                          .map(c => c.innerText || c.textContent || '').join(' ');
+// What an element shows: its text, else what its own shadow root shows, else its label.
+const text = el => {
+  let t = ((el.innerText || el.textContent || '') + '').trim();
+  if (!t && el.shadowRoot) t = shadowText(el).trim();
+  if (!t && el.getAttribute) t = (el.getAttribute('label') || el.getAttribute('aria-label') || '').trim();
+  return t;
+};
 const shown = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+// Is el inside outer, across shadow boundaries?
+const within = (outer, el) => { for (let n = el; n; n = n.parentNode || n.host) { if (n === outer) return true; } return false; };
 """
 
 _SNAPSHOT = _WALK + """
@@ -35,14 +53,19 @@ let connect = null;
 for (const sel of page.connect.hosts) {
   let node = document.querySelector(sel);
   if (!node) continue;
+  let label = text(node);
   for (const step of page.connect.shadow_path) {
     const next = node.shadowRoot && node.shadowRoot.querySelector(step);
     if (!next) break;
     node = next;
+    if (text(node)) label = text(node);  // a label slotted from an outer step reads '' inside
   }
-  connect = node; break;
+  connect = {label: label, title: node.title || ''}; break;
 }
-if (!connect) for (const sel of page.connect.legacy) { connect = document.querySelector(sel); if (connect) break; }
+if (!connect) for (const sel of page.connect.legacy) {
+  const node = document.querySelector(sel);
+  if (node) { connect = {label: text(node), title: node.title || ''}; break; }
+}
 const tags = page.dialogs.tags;
 const dialogs = all.filter(el => tags.includes(el.localName) && shown(el)).map(el => ({
   text: text(el).slice(0, 600),
@@ -54,7 +77,7 @@ const running = all.some(el => el.localName === page.running.run_button_tag &&
                 || !!document.querySelector(page.running.running_cell);
 return {
   url: location.href, title: document.title,
-  connect: connect ? text(connect) : null, connect_title: connect ? (connect.title || '') : null,
+  connect: connect ? connect.label : null, connect_title: connect ? connect.title : null,
   dialogs: dialogs, running: running,
   captcha: page.captcha.selectors.some(s => !!document.querySelector(s)),
   body: text(document.body || document.documentElement).slice(0, 4000),
@@ -70,8 +93,10 @@ if (scopeTexts.length) {
                             scopeTexts.some(t => text(el).toLowerCase().includes(t.toLowerCase())));
 }
 for (const scope of scopes) {
-  const inside = scope === document ? all : all.filter(el => scope.contains(el) || (scope.shadowRoot && scope.shadowRoot.contains(el)));
-  const hit = inside.find(el => el.matches(selector) && shown(el) && wanted.includes(text(el).toLowerCase()));
+  const hits = all.filter(el => (scope === document || within(scope, el)) && el.matches(selector) && shown(el) &&
+                                wanted.includes(text(el).toLowerCase()));
+  // the deepest match: not <html> or a wrapper that only shows the same text as the button inside it
+  const hit = hits.find(h => !hits.some(o => o !== h && within(h, o)));
   if (hit) return hit;
 }
 return null;
@@ -152,25 +177,31 @@ class PageModel:
 
     # --- seeing -------------------------------------------------------------------------------
 
-    def snapshot(self, driver) -> dict | None:
-        from selenium.common.exceptions import WebDriverException
-
-        try:
-            return driver.execute_script(_SNAPSHOT, self.page)
-        except WebDriverException:
-            return None
+    def popup_handle(self, driver, main_handle: str | None) -> str | None:
+        """The window of Google's Drive pop-up (on an accounts host), if one is open."""
+        main = main_handle or driver.current_window_handle
+        found = None
+        for handle in driver.window_handles:
+            if handle == main:
+                continue
+            driver.switch_to.window(handle)
+            if urlparse(driver.current_url).netloc in self.page["popup"]["hosts"]:
+                found = handle
+                break
+        driver.switch_to.window(main)
+        return found
 
     def observe(self, driver, main_handle: str | None = None) -> Observation:
-        from selenium.common.exceptions import WebDriverException
-
+        """What the notebook's tab shows; UNKNOWN (never an exception) when the browser is gone."""
         try:
             handles = driver.window_handles
             if main_handle and main_handle in handles and driver.current_window_handle != main_handle:
                 driver.switch_to.window(main_handle)
-            popup = len(handles) > 1
-        except WebDriverException:
+            popup = len(handles) > 1 and self.popup_handle(driver, main_handle) is not None
+            snapshot = driver.execute_script(_SNAPSHOT, self.page)
+        except BROWSER_GONE:
             return Observation(PageState.UNKNOWN, {}, "browser not reachable")
-        return classify(self.snapshot(driver), self.page, self.origin, popup_open=popup)
+        return classify(snapshot, self.page, self.origin, popup_open=popup)
 
     # --- doing --------------------------------------------------------------------------------
 
@@ -261,11 +292,11 @@ class PageModel:
 
         popup = self.page["popup"]
         main = main_handle or driver.current_window_handle
-        others = [h for h in driver.window_handles if h != main]
-        if not others:
+        window = self.popup_handle(driver, main)
+        if window is None:
             return False
         try:
-            driver.switch_to.window(others[-1])
+            driver.switch_to.window(window)
             deadline = time.monotonic() + float(popup["step_seconds"])
             done_account = done_select = False
             while time.monotonic() < deadline and driver.current_window_handle in driver.window_handles:

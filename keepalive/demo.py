@@ -66,6 +66,7 @@ class Demo:
         self.cfg.browser = BrowserConfig(headless=self.headless, extra_args=browser_flags())
         self.cfg.supervisor = dataclasses.replace(self.supervisor, blind=self.mode == "keys")
         self.cfg.keys = self.keys
+        self.cfg.page = self.sim.page_overrides()
         self.journal = Journal(self.cfg.dirs.state, self.cfg.job)
         if self.mode == "keys":
             from keepalive.keys import KeyHands

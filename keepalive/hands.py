@@ -37,7 +37,7 @@ class SeleniumHands:
         A browser that was closed under the daemon's feet is started again.
         """
         try:
-            self.main = open_notebook(self.driver, self.cfg.url)
+            self.main = open_notebook(self.driver, self.cfg.url, own_browser=not self.cfg.browser.attach)
         except WebDriverException:
             try:
                 self.driver.quit()

@@ -23,7 +23,7 @@ def settle(model, driver, main, want: PageState, timeout=10.0) -> PageState:
 @pytest.fixture
 def page(chromium_driver, sleeper_sim):
     main = open_notebook(chromium_driver, sleeper_sim.notebook_url)
-    return PageModel.load(sleeper_sim.origin), chromium_driver, main, sleeper_sim
+    return PageModel.load(sleeper_sim.origin, sleeper_sim.page_overrides()), chromium_driver, main, sleeper_sim
 
 
 @pytest.mark.browser
@@ -74,7 +74,8 @@ def test_run_all_falls_back_to_the_runtime_menu(page):
 @pytest.mark.browser
 def test_user_overrides_change_texts_without_a_release(page):
     _model, driver, main, sim = page
-    renamed = PageModel.load(sim.origin, {"dialogs": {"authorship": {"texts": ["authored by a user"]}}})
+    renamed = PageModel.load(sim.origin, {**sim.page_overrides(),
+                                          "dialogs": {"authorship": {"texts": ["authored by a user"]}}})
     settle(renamed, driver, main, PageState.DISCONNECTED)
     renamed.act(driver, Action.RUN_ALL, sim.notebook_url, main)
     assert settle(renamed, driver, main, PageState.AUTHORSHIP) is PageState.AUTHORSHIP

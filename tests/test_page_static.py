@@ -1,6 +1,6 @@
 """The page model on small static pages in real headless Chromium: Colab builds the simulator does not
 imitate (Material 3 dialogs inside shadow roots, the older toolbar button), another UI language through
-``[page]`` overrides, and known gaps (strict xfail: they pass once fixed, and then must be un-marked)."""
+``[page]`` overrides, and the defects these pages once found."""
 
 from __future__ import annotations
 
@@ -136,11 +136,10 @@ def test_running_and_idle_when_connected(show):
     assert observation.state is PageState.RUNNING and observation.found["running_cell"]
 
 
-# --- known gaps in keepalive/colab.py (reported to the lead; strict xfail) -------------------------------
+# --- defects found by these pages, fixed ------------------------------------------------------------------
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(strict=True, reason="observe lets urllib3's MaxRetryError out when the browser is gone")
 def test_observe_never_raises_when_the_browser_is_gone(show):
     driver = show(toolbar("Connect"))
     model = PageModel.load(ORIGIN)
@@ -149,7 +148,6 @@ def test_observe_never_raises_when_the_browser_is_gone(show):
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(strict=True, reason="the in-dialog search does not look into a button's own shadow root")
 def test_a_dialog_button_labelled_only_inside_its_shadow_root_is_pressed(show):
     driver = show(toolbar("Connect") + """
       <mwc-dialog open style="display:block">Warning: This notebook was not authored by Google
@@ -161,7 +159,6 @@ def test_a_dialog_button_labelled_only_inside_its_shadow_root_is_pressed(show):
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(strict=True, reason="any second tab counts as the Drive pop-up, not only one on the accounts origin")
 def test_a_users_own_second_tab_is_not_the_drive_popup(show):
     driver = show(toolbar("RAM Disk", tip="Connected to Python 3 Google Compute Engine backend (GPU)"))
     main = driver.current_window_handle
@@ -171,8 +168,6 @@ def test_a_users_own_second_tab_is_not_the_drive_popup(show):
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(strict=True, reason="RECONNECT's text search with selector '*' takes the first element in document "
-                                       "order whose whole text matches: an ancestor (here <html>), not the button")
 def test_reconnect_presses_the_button_not_an_ancestor_showing_the_same_text(show):
     driver = show('<div id="top-toolbar"><colab-toolbar-button id="connect" name="legacy">Connect'
                   '</colab-toolbar-button></div>')
@@ -180,8 +175,6 @@ def test_reconnect_presses_the_button_not_an_ancestor_showing_the_same_text(show
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(strict=True, reason="the connect label is read from the innermost #button; a label slotted into "
-                                       "it from #connect's light DOM reads as ''")
 def test_the_nested_connect_button_with_a_slotted_label(show):
     driver = show('<div id="top-toolbar"><colab-connect-button></colab-connect-button></div>'
                   "<script>customElements.define('colab-connect-button', class extends HTMLElement {"

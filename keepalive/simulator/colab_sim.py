@@ -118,6 +118,11 @@ class ColabSimulator:
     def notebook_url(self) -> str:
         return f"{self.origin}/drive/{self.notebook_id}"
 
+    def page_overrides(self) -> dict:
+        """The ``[page]`` config that points keepalive's page model at this simulator's Google pages."""
+        host = self.accounts_origin.split("://", 1)[1]
+        return {"popup": {"hosts": [host]}, "signin": {"hosts": [host]}}
+
     # --- what the page and the tests see ----------------------------------------------------------
 
     def state(self) -> dict:
@@ -193,7 +198,7 @@ class ColabSimulator:
         s["start_count"] += 1
         self.runtime = Runtime(self.command, self.env, self.workdir / "content", gpu=s["runtime_gpu"])
         if self.lifetime_seconds:
-            timer = threading.Timer(self.lifetime_seconds, self.kill, args=("lifetime",))
+            timer = threading.Timer(self.lifetime_seconds, self._do, args=("lifetime_end", self.runtime))
             timer.daemon = True
             timer.start()
 
@@ -227,6 +232,10 @@ class ColabSimulator:
         s["consent_granted"] = True
         if s["runtime"] == "connected":
             self._run_cells()
+
+    def _on_lifetime_end(self, runtime: Runtime):
+        if runtime is self.runtime and runtime.alive:  # an earlier runtime's timer must not kill this one
+            self._on_kill(reason="lifetime")
 
     def _on_popup_closed(self):
         self.s["popup_open"] = False
