@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,16 @@ from keepalive.simulator.colab_sim import ColabSimulator  # noqa: E402
 
 def chromium_available() -> bool:
     return bool(shutil.which("chromium") or shutil.which("google-chrome")) and bool(shutil.which("chromedriver"))
+
+
+def wait_for(condition, timeout: float = 60.0) -> bool:
+    """Poll ``condition`` until it is true or ``timeout`` seconds passed; say which."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def headless_config() -> BrowserConfig:

@@ -12,11 +12,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
-from conftest import chromium_available
+from conftest import chromium_available, wait_for
 
 CONFIG = """
 [job]
@@ -83,15 +82,6 @@ class Terminal:
         code = self.proc.wait(60)
         os.close(self.master)
         return code
-
-
-def wait_for(condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def events(home, job="castle"):
