@@ -110,7 +110,7 @@ def main() -> None:
                            and b.chunks_done > 0 and sim.state()["running"] and b)
             if current is None:
                 break
-            samples.append(proc_usage(daemon.pid))
+            samples.append((time.monotonic(), *proc_usage(daemon.pid)))
             session = current.session
             killed_at = time.time()
             sim.kill("disconnect")
@@ -120,7 +120,7 @@ def main() -> None:
                 break
             to_run_all.append(run_all[0] - killed_at)
             to_beat.append(time.time() - killed_at)
-        samples.append(proc_usage(daemon.pid))
+        samples.append((time.monotonic(), *proc_usage(daemon.pid)))
     finally:
         daemon.terminate()
         daemon.wait(30)
@@ -130,9 +130,10 @@ def main() -> None:
         print(f"disconnect → Run all issued:  median {statistics.median(to_run_all):5.1f} s, max {max(to_run_all):5.1f} s")
         print(f"disconnect → fresh heartbeat: median {statistics.median(to_beat):5.1f} s, max {max(to_beat):5.1f} s")
     if len(samples) >= 2:
-        cpu = samples[-1][0] - samples[0][0]
-        print(f"daemon process: RSS {max(s[1] for s in samples) / 2**20:.0f} MiB max; "
-              f"CPU {cpu:.1f} s over the watched period (browser excluded)")
+        period = samples[-1][0] - samples[0][0]
+        cpu = samples[-1][1] - samples[0][1]
+        print(f"daemon process: RSS {max(s[2] for s in samples) / 2**20:.0f} MiB max; CPU {cpu:.1f} s over "
+              f"{period:.0f} s watched = {100 * cpu / max(period, 1e-9):.1f}% of one core (browser excluded)")
     print(f"work folder: {root}")
 
 

@@ -82,6 +82,7 @@ def cmd_run(args) -> int:
         cfg.browser = dataclasses.replace(cfg.browser, headless=True)
     journal = Journal(cfg.dirs.state, cfg.job)
     journal.lock()
+    hands = None
     try:
         folder = cfg.drive_folder or find_drive_folder()
         if cfg.mode == "keys":
@@ -100,6 +101,8 @@ def cmd_run(args) -> int:
                         LiveView(cfg.view_refresh, grace))
         return daemon.run()
     finally:
+        if hands is not None:
+            hands.close()
         journal.unlock()
 
 
@@ -128,7 +131,10 @@ def cmd_notebook(args) -> int:
     from keepalive import notebook
 
     cfg = config.load(args.config)
-    notebook.write(args.out, args.images, args.job or cfg.job, args.meshroom)
+    try:
+        notebook.write(args.out, args.images, args.job or cfg.job, args.meshroom)
+    except OSError as exc:
+        raise config.ConfigError(f"cannot write {args.out}: {exc.strerror}; choose another --out") from None
     print(f"wrote {args.out}: upload it to Colab (File > Upload notebook), choose a GPU runtime, then run "
           f"'keepalive run <its URL>'")
     return 0
@@ -143,9 +149,11 @@ def cmd_demo(args) -> int:
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
+        same = "identical to" if summary["result_identical"] else "DIFFERENT from"
         print(f"demo {'finished' if summary['done'] else 'did NOT finish'}: {summary['kills']} disconnects, "
-              f"{summary['recoveries']} recoveries, {summary['seconds']} s; result in {workdir}")
-    return 0 if summary["done"] else 1
+              f"{summary['recoveries']} recoveries, {summary['seconds']} s; result {same} an uninterrupted run; "
+              f"files in {workdir}")
+    return 0 if summary["done"] and summary["result_identical"] else 1
 
 
 COMMANDS = {"run": cmd_run, "status": cmd_status, "doctor": cmd_doctor, "notebook": cmd_notebook, "demo": cmd_demo}

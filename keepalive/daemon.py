@@ -48,9 +48,11 @@ class Daemon:
         beat = self.watch.poll()
         decision = decide(observation.state, beat, self.memory, self.clock(), self.cfg.supervisor)
         self._note_heartbeat(beat)
+        had_session = self.memory.session is not None
         self.memory = decision.memory
         if len(self.memory.restarts) > self._restarts_seen:
-            self.state["restarts"] += len(self.memory.restarts) - self._restarts_seen
+            if had_session:  # the very first start of a job that never ran is not a restart
+                self.state["restarts"] += len(self.memory.restarts) - self._restarts_seen
             self._restarts_seen = len(self.memory.restarts)
         if decision.notify:
             self.notifier.send(decision.notify, decision.reason)
@@ -94,9 +96,10 @@ class Daemon:
 
     def run(self) -> int:
         """Loop until the job is done, failed, given up, or a signal; return the exit code."""
+        previous = {}
         for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
             if hasattr(signal, name):
-                signal.signal(getattr(signal, name), self._on_signal)
+                previous[name] = signal.signal(getattr(signal, name), self._on_signal)
         self.scheduler.every(self.cfg.poll_seconds).seconds.do(self.step)
         self.scheduler.every(self.cfg.reopen_minutes).minutes.do(self.reopen)
         self.journal.record("daemon_start", url=self.cfg.url, mode=self.cfg.mode)
@@ -107,6 +110,8 @@ class Daemon:
                     self.scheduler.run_pending()
                     time.sleep(min(0.2, self.cfg.poll_seconds / 4))
         finally:
+            for name, handler in previous.items():
+                signal.signal(getattr(signal, name), handler)
             self.scheduler.clear()
             self.journal.record("daemon_stop", reason=self.final.reason if self.final else "signal")
             self.journal.save_state(self.state)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ class Demo:
                  supervisor: SupervisorConfig = DEMO_SUPERVISOR, job_env: dict | None = None, stream=None,
                  mode: str = "selenium", keys: dict | None = None):
         self.workdir = Path(workdir)
+        self.images = images
         self.job = SampleJob(self.workdir, name="demo", images=images, chunk_seconds=chunk_seconds,
                              heartbeat_seconds=0.5, gpu=False)
         self.job.env.update(job_env or {})
@@ -134,12 +136,22 @@ class Demo:
 
 
 def run_demo(workdir, headless: bool = True, kills: int = 3, stream=None) -> dict:
+    """Run the demo; the summary says whether the result equals that of the same job never interrupted."""
     started = time.monotonic()
-    demo = Demo(workdir, headless=headless, stream=stream).start()
+    demo = Demo(workdir, headless=headless, stream=stream)
+    reference = SampleJob(Path(workdir) / "uninterrupted", name="demo", images=demo.images, chunk_seconds=0.01)
+    uninterrupted = subprocess.Popen(reference.command(), env=reference.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
     try:
+        demo.start()
         demo.inject_kills(kills)
         code = demo.daemon.run()
-        return demo.summary(code, time.monotonic() - started)
+        summary = demo.summary(code, time.monotonic() - started)
+        uninterrupted.wait()
+        summary["result_identical"] = bool(reference.result_files()) and reference.result_files() == demo.job.result_files()
+        return summary
     finally:
+        if uninterrupted.poll() is None:
+            uninterrupted.kill()
         demo.stop()
 

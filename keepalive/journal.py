@@ -90,14 +90,23 @@ class Journal:
         return state if isinstance(state, dict) else {}
 
     def lock(self) -> None:
-        """Take the job's lock, or raise AlreadyRunning naming the other daemon's pid."""
-        try:
-            pid = int(self.lock_path.read_text().strip())
-        except (OSError, ValueError):
-            pid = None
-        if pid and pid != os.getpid() and _pid_alive(pid):
-            raise AlreadyRunning(f"another keepalive (pid {pid}) already watches this job; stop it first")
-        self.lock_path.write_text(str(os.getpid()))
+        """Take the job's lock (created exclusively), or raise AlreadyRunning naming the other daemon."""
+        for _attempt in range(2):
+            try:
+                handle = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                try:
+                    pid = int(self.lock_path.read_text().strip())
+                except (OSError, ValueError):
+                    pid = None
+                if pid and pid != os.getpid() and _pid_alive(pid):
+                    raise AlreadyRunning(f"another keepalive (pid {pid}) already watches this job; stop it first") from None
+                self.lock_path.unlink(missing_ok=True)  # left by a daemon that died
+                continue
+            with os.fdopen(handle, "w") as out:
+                out.write(str(os.getpid()))
+            return
+        raise AlreadyRunning(f"cannot take the lock {self.lock_path}; remove it if no keepalive runs")
 
     def unlock(self) -> None:
         try:

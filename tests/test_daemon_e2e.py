@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import chromium_available
+from conftest import chromium_available, wait_for
 from keepalive.demo import Demo
 from keepalive.simulator.sample_job import SampleJob
 
@@ -28,15 +28,6 @@ def in_background(fn):
     thread = threading.Thread(target=fn, daemon=True)
     thread.start()
     return thread
-
-
-def wait_for(condition, timeout=90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture
