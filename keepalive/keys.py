@@ -9,12 +9,15 @@ It cannot read the page: the heartbeat is its only sign of life, and the only st
 are the ones a small reference image matches on screen (idle check, sign-in, GPU limit).
 
 Safety: pyautogui's fail-safe stays on (throw the mouse into a screen corner to stop it); it never
-types unless the focused window's title is the notebook's (or Google's pop-up); and it waits while
-the user is using the keyboard or mouse.
+types unless the focused window's title is the notebook's (or Google's pop-up) followed by a browser's
+name, bringing that window forward first (xdotool, pygetwindow); it waits while the user is using the
+keyboard or mouse, and drops a sequence as soon as the mouse moves.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -36,7 +39,7 @@ def load_sequences(overrides: dict | None = None) -> dict:
 
 
 def focused_window_title() -> str | None:
-    """The focused window's title, where the platform tells; None where it cannot be known."""
+    """The focused window's title (on macOS: "<window> - <application>"); None where it cannot be known."""
     try:
         if sys.platform == "win32":
             import pygetwindow
@@ -44,7 +47,7 @@ def focused_window_title() -> str | None:
             return pygetwindow.getActiveWindowTitle()
         if sys.platform == "darwin":
             script = ('tell application "System Events" to tell (first process whose frontmost is true) '
-                      'to get name of front window')
+                      'to get (name of front window) & " - " & name')
             return subprocess.run(["osascript", "-e", script], capture_output=True, text=True, timeout=5).stdout.strip()
         if shutil.which("xdotool"):
             for query in (["getactivewindow"], ["getwindowfocus"]):
@@ -54,6 +57,38 @@ def focused_window_title() -> str | None:
     except (OSError, subprocess.SubprocessError, ImportError):
         pass
     return None
+
+
+def raise_window(title_pattern: str) -> bool:
+    """Bring forward a window whose title matches the regular expression; False where it cannot.
+
+    Linux: xdotool (``windowactivate`` needs a window manager; ``windowfocus`` works without one, as
+    under a bare Xvfb). Windows: pygetwindow. macOS: not done (False); the title check before every
+    key still keeps it from typing into another application.
+    """
+    try:
+        if sys.platform == "win32":
+            import pygetwindow
+
+            found = [w for w in pygetwindow.getAllWindows() if re.search(title_pattern, w.title, re.IGNORECASE)]
+            if found:
+                found[0].activate()
+            return bool(found)
+        if sys.platform != "darwin" and shutil.which("xdotool"):
+            ids = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", title_pattern],
+                                 capture_output=True, text=True, timeout=5).stdout.split()
+            for verb in ("windowactivate", "windowfocus"):
+                if ids and subprocess.run(["xdotool", verb, "--sync", ids[-1]], capture_output=True,
+                                          timeout=5).returncode == 0:
+                    return True
+    except (OSError, subprocess.SubprocessError, ImportError):
+        pass
+    return False
+
+
+def _escape(text: str) -> str:
+    """``re.escape`` for a pattern that xdotool's POSIX regex reads too: spaces stay plain."""
+    return re.escape(text).replace("\\ ", " ")
 
 
 def input_idle_seconds() -> float | None:
@@ -83,17 +118,21 @@ def input_idle_seconds() -> float | None:
 
 
 class KeyHands:
+    """The keys mode's hands: ``observe()``, ``act(action)``, ``reopen()``, ``close()``, as the daemon expects."""
+
     def __init__(self, cfg, gui=None, clock=time.monotonic, sleep=time.sleep, focus=focused_window_title,
-                 idle=input_idle_seconds):
+                 idle=input_idle_seconds, raise_window=raise_window):
         self.cfg = cfg
         self.seq = load_sequences(cfg.keys)
         self._gui = gui
         self.focus = focus
         self.idle = idle
+        self.raise_window = raise_window
         self.clock = clock
         self.sleep = sleep
         self.proc = None
         self.log: list[str] = []  # what it typed, or why it did not
+        self._said: set[str] = set()
 
     @property
     def gui(self):
@@ -106,26 +145,55 @@ class KeyHands:
 
     # --- the browser window ---------------------------------------------------------------------
 
+    @property
+    def title_pattern(self) -> str:
+        """A browser window showing the notebook or Google's pop-up: "<page> - <browser>"."""
+        pages = "|".join(_escape(w) for w in self.seq["window_titles"])
+        browsers = "|".join(_escape(b) for b in self.seq["browser_names"])
+        return f"({pages}).*({browsers})\\s*$"
+
+    def is_browser_title(self, title: str) -> bool:
+        return re.search(self.title_pattern, title, re.IGNORECASE) is not None
+
     def start(self) -> None:
         self.open()
 
     def open(self) -> None:
         command = [arg.replace("{url}", self.cfg.url) for arg in self.seq["browser_command"]]
         if command:
-            self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            launched = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self.proc is None or self.proc.poll() is not None:
+                self.proc = launched  # a second launch only hands the URL to the running browser and exits
         else:
             webbrowser.open(self.cfg.url, new=2)
         self.sleep(float(self.seq["load_seconds"]))
 
-    def reopen(self) -> None:
-        """Close the tab it opened, then open the notebook again: never a pile of tabs."""
-        if self.play(self.seq["close_tab"]):
+    def reopen(self) -> bool:
+        """Close the tab it opened, then open the notebook again: never a pile of tabs.
+
+        It brings the notebook's window forward first. A notebook window it cannot type into makes
+        it open nothing (the next round tries again); no notebook window at all (the user closed
+        it) makes it open one. Where titles cannot be read it presses close-tab after the idle wait.
+        """
+        if self.raise_window(self.title_pattern) or self._focused() is not False:
+            if not self.play(self.seq["close_tab"]):
+                return False
             self.sleep(1.0)
         self.open()
+        return True
 
     def close(self) -> None:
         if self.proc is not None and not self.cfg.browser.keep_open:
             self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def _focused(self) -> bool | None:
+        """Whether the notebook's (or the pop-up's) browser window has the focus; None where unknown."""
+        title = self.focus()
+        return None if title is None else self.is_browser_title(title)
 
     # --- seeing -------------------------------------------------------------------------------------
 
@@ -144,41 +212,46 @@ class KeyHands:
         path = Path(image) if Path(image).is_absolute() else Path(str(resources.files("keepalive").joinpath("keys_images", image)))
         if not path.exists():
             return False
+        fuzzy = {"confidence": confidence} if importlib.util.find_spec("cv2") else {}  # exact without OpenCV
         try:
-            return self.gui.locateOnScreen(str(path), confidence=confidence, grayscale=True) is not None
+            return self.gui.locateOnScreen(str(path), grayscale=True, **fuzzy) is not None
         except self.gui.ImageNotFoundException:
             return False
-        except Exception as exc:  # no screenshot tool, no OpenCV: keys mode still works on the heartbeat
-            self._note(f"screen matching unavailable: {exc}")
+        except Exception as exc:  # no screenshot tool: keys mode still works on the heartbeat
+            if str(exc) not in self._said:
+                self._said.add(str(exc))
+                self._note(f"screen matching unavailable: {exc}")
             return False
 
     # --- doing --------------------------------------------------------------------------------------
 
     def act(self, action: Action) -> bool:
         if action is Action.RUN_ALL:
-            self.reopen()
-            return self.play(self.seq["run_all"]) and self.play(self.seq["after_run_all"])
+            return self.reopen() and self.play(self.seq["run_all"]) and self.play(self.seq["after_run_all"])
         if action is Action.RELOAD:
-            self.reopen()
-            return True
+            return self.reopen()
         if action is Action.DISMISS_GPU_LIMIT:
             return self.play(self.seq["dismiss"])
         return False
 
     def play(self, steps: list[str]) -> bool:
-        """Play a key sequence; stop (False) as soon as it would type into the wrong window."""
+        """Play a key sequence; stop (False) as soon as the mouse moves or it would type into another window."""
         if not self._wait_for_idle_user():
             return False
+        mouse = self.gui.position()
         for step in steps:
             if step.startswith("wait:"):
                 self.sleep(float(step[5:]))
             elif step.startswith("@"):
                 if not self.play(self.seq[step[1:]]):
                     return False
+                mouse = self.gui.position()
+            elif self.gui.position() != mouse:
+                self._note(f"not typing {step!r}: the user moved the mouse")
+                return False
             else:
-                title = self.focus()
-                if title is not None and not any(w.lower() in title.lower() for w in self.seq["window_titles"]):
-                    self._note(f"not typing {step!r}: the focused window is {title!r}")
+                if self._focused() is False and not (self.raise_window(self.title_pattern) and self._focused()):
+                    self._note(f"not typing {step!r}: the focused window is {self.focus()!r}")
                     return False
                 self._press(step)
         return True

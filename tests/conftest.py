@@ -53,9 +53,12 @@ def sleeper_sim(tmp_path):
         yield sim
 
 
-@pytest.fixture
-def xvfb_display(tmp_path, monkeypatch):
-    """A private X display (Xvfb) for a real, non-headless browser and real pyautogui input."""
+@pytest.fixture(scope="session")
+def xvfb_display(tmp_path_factory):
+    """A private X display (Xvfb) for a real, non-headless browser and real pyautogui input.
+
+    One per session: pyautogui connects to the display when first imported and keeps it.
+    """
     import subprocess
     import time
 
@@ -69,11 +72,12 @@ def xvfb_display(tmp_path, monkeypatch):
     deadline = time.monotonic() + 10
     while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    xauthority = tmp_path / "Xauthority"
+    xauthority = tmp_path_factory.mktemp("x") / "Xauthority"
     xauthority.touch()
-    monkeypatch.setenv("DISPLAY", f":{number}")
-    monkeypatch.setenv("XAUTHORITY", str(xauthority))
-    monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
-    yield f":{number}"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DISPLAY", f":{number}")
+        env.setenv("XAUTHORITY", str(xauthority))
+        env.setenv("XDG_SESSION_TYPE", "x11")
+        yield f":{number}"
     server.terminate()
     server.wait()

@@ -40,7 +40,8 @@ def hands(keyboard, title="demo.ipynb - Colaboratory - Google Chrome", idle=None
     clock = Clock()
     cfg = SimpleNamespace(url="https://colab.research.google.com/drive/x", keys={"idle_seconds": 1.0,
                           "idle_max_wait_seconds": 10.0, "load_seconds": 0.0}, browser=SimpleNamespace(keep_open=True))
-    return KeyHands(cfg, gui=keyboard, clock=clock, sleep=clock.sleep, focus=lambda: title, idle=lambda: idle)
+    return KeyHands(cfg, gui=keyboard, clock=clock, sleep=clock.sleep, focus=lambda: title, idle=lambda: idle,
+                    raise_window=lambda pattern: False)
 
 
 def test_types_into_the_notebook_window():
@@ -53,6 +54,24 @@ def test_never_types_into_another_window():
     keyboard = Keyboard()
     assert not hands(keyboard, title="Terminal — bash").play(["{mod}+f9", "enter"])
     assert keyboard.typed == []
+
+
+def test_a_terminal_or_editor_named_after_the_project_is_not_the_browser():
+    for title in ("me@pc: ~/src/colab-keepalive", "colab notes.txt - gedit"):
+        keyboard = Keyboard()
+        assert not hands(keyboard, title=title).play(["{mod}+w"])
+        assert keyboard.typed == []
+    assert hands(Keyboard(), title="Sign in - Google Accounts - Chromium").play(["enter"])
+
+
+def test_no_second_window_when_the_notebook_window_cannot_be_focused(monkeypatch):
+    keyboard = Keyboard()
+    key_hands = hands(keyboard, title="Terminal — bash")
+    key_hands.raise_window = lambda pattern: True  # a notebook window exists, but the focus stays elsewhere
+    opened = []
+    monkeypatch.setattr(key_hands, "open", lambda: opened.append(True))
+    assert not key_hands.act(Action.RUN_ALL)
+    assert keyboard.typed == [] and opened == []
 
 
 def test_waits_while_the_user_moves_the_mouse_then_gives_up_this_round():

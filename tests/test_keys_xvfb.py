@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 
 import pytest
 
+from conftest import wait_for
+from keepalive import config, keys
 from keepalive.demo import Demo, browser_flags
-from keepalive.states import PageState
+from keepalive.keys import KeyHands
+from keepalive.states import Action, PageState
 
 pytestmark = [pytest.mark.xvfb,
               pytest.mark.skipif(not shutil.which("chromium"), reason="needs chromium (Debian: apt-get install chromium)")]
 
 
-def test_keys_mode_runs_all_answers_the_dialogs_and_recovers_a_disconnect(xvfb_display, tmp_path):
+def own_browser(tmp_path) -> dict:
+    """The keys-mode settings for a user's own (non-automated) Chromium on the virtual screen."""
     browser = ["chromium", *browser_flags(), "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'own-browser'}",
                "--window-position=0,0", "--window-size=1200,780", "--new-window", "{url}"]
-    keys = {"browser_command": browser, "load_seconds": 4.0, "idle_seconds": 0.3}
+    return {"browser_command": browser, "load_seconds": 4.0, "idle_seconds": 0.3}
+
+
+def test_keys_mode_runs_all_answers_the_dialogs_and_recovers_a_disconnect(xvfb_display, tmp_path):
+    keys = own_browser(tmp_path)
     demo = Demo(tmp_path / "keys", headless=False, images=6, chunk_seconds=0.3, mode="keys", keys=keys).start()
     try:
         demo.inject_kills(1)
@@ -43,3 +52,43 @@ def test_keys_mode_runs_all_answers_the_dialogs_and_recovers_a_disconnect(xvfb_d
     finally:
         demo.hands.close()
         demo.stop()
+
+
+def _other_window(title: str):
+    """A plain X window, as a terminal would be, that takes the keyboard focus from the browser."""
+    from Xlib import X, display
+
+    screen = display.Display()
+    window = screen.screen().root.create_window(600, 500, 300, 100, 0, screen.screen().root_depth)
+    window.set_wm_name(title)
+    window.map()
+    screen.sync()
+    window.set_input_focus(X.RevertToParent, X.CurrentTime)
+    screen.sync()
+    return screen
+
+
+def _notebook_windows(hands: KeyHands) -> list[str]:
+    found = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(hands.proc.pid),
+                            "--name", hands.title_pattern], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def test_run_all_takes_the_focus_back_and_leaves_one_notebook_window(xvfb_display, sleeper_sim, tmp_path):
+    cfg = config.load(env={"KEEPALIVE_HOME": str(tmp_path / "home")}, origin=sleeper_sim.origin,
+                      url=sleeper_sim.notebook_url, mode="keys")
+    cfg.keys = own_browser(tmp_path)
+    hands = KeyHands(cfg)
+    hands.start()
+    try:
+        terminal = _other_window("me@pc: ~/src/colab-keepalive")
+        assert not hands.is_browser_title(keys.focused_window_title())
+        assert hands.act(Action.RUN_ALL)
+        assert wait_for(lambda: sleeper_sim.state()["running"])
+        state = sleeper_sim.state()
+        assert state["run_all_count"] == 1 and state["authorship_accepted"] and state["consent_granted"]
+        assert state["running"] and not state["popup_open"]
+        assert len(_notebook_windows(hands)) == 1  # the old tab was closed before the new one opened
+        terminal.close()
+    finally:
+        hands.close()

@@ -7,6 +7,7 @@ of their own screen for their language and theme (see README, keys mode).
 """
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def trim(path: Path, margin: int = 3) -> None:
 def main() -> None:
     flags = ["--no-sandbox", "--disable-gpu"]
     sim = ColabSimulator([sys.executable, "-c", "import time; time.sleep(60)"], connect_seconds=0.2).start()
-    driver = open_browser(BrowserConfig(headless=True, extra_args=flags), Path("/tmp/keys-images-profile"))
+    driver = open_browser(BrowserConfig(headless=True, extra_args=flags), Path(tempfile.mkdtemp(prefix="keys-images-")))
     try:
         open_notebook(driver, sim.notebook_url)
         sim.show_captcha()
