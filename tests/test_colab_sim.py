@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -25,6 +26,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 from keepalive.simulator.colab_sim import ColabSimulator
 
 WAIT_SECONDS = 20.0
+AUTHORSHIP = "Warning: This notebook was not authored by Google"
+DRIVE_CONSENT = "Permit this notebook to access your Google Drive files?"
+GPU_LIMIT = "Cannot connect to GPU backend"
 
 # The notebook's job: says hello, tells which GPU its PATH offers, starts a grandchild, then waits.
 JOB = """
@@ -75,17 +79,39 @@ def connect_button(driver):
 
 
 def wait_connect_text(driver, wanted: str) -> None:
-    WebDriverWait(driver, WAIT_SECONDS).until(lambda d: wanted in connect_button(d).text)
+    waiting(driver).until(lambda d: wanted in connect_button(d).text)
 
 
-def open_dialog(driver, title: str):
-    """The open ``mwc-dialog`` in the light DOM whose text holds ``title`` (waits for it)."""
-    def find(d):
-        for dialog in d.find_elements(By.CSS_SELECTOR, "mwc-dialog[open]"):
-            if title in dialog.text:
-                return dialog
-        return None
-    return WebDriverWait(driver, WAIT_SECONDS).until(find)
+def waiting(driver) -> WebDriverWait:
+    """A wait that retries when the page re-renders under it (the simulator, like Colab, rebuilds dialogs)."""
+    return WebDriverWait(driver, WAIT_SECONDS, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def find_dialog(driver, title: str):
+    """The open ``mwc-dialog`` in the light DOM whose text holds ``title``, or None."""
+    for dialog in driver.find_elements(By.CSS_SELECTOR, "mwc-dialog[open]"):
+        if title in dialog.text:
+            return dialog
+    return None
+
+
+def wait_dialog(driver, title: str) -> dict:
+    """Wait for the dialog; return its text and its buttons (slot → label), read in one go."""
+    def read(d):
+        dialog = find_dialog(d, title)
+        if dialog is None:
+            return None
+        buttons = dialog.find_elements(By.CSS_SELECTOR, "mwc-button")
+        return {"text": dialog.text, "buttons": {b.get_attribute("slot"): label(b) for b in buttons}}
+    return waiting(driver).until(read)
+
+
+def wait_no_dialog(driver) -> None:
+    waiting(driver).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "mwc-dialog[open]"))
+
+
+def text_of(driver, css: str) -> str:
+    return driver.find_element(By.CSS_SELECTOR, css).text
 
 
 def label(button) -> str:
@@ -95,23 +121,21 @@ def label(button) -> str:
     return text
 
 
-def dialog_buttons(dialog) -> dict[str, str]:
-    """slot → label of the dialog's ``mwc-button`` elements."""
-    return {b.get_attribute("slot"): label(b) for b in dialog.find_elements(By.CSS_SELECTOR, "mwc-button")}
-
-
-def press(dialog, text: str) -> None:
-    """Click the dialog's ``mwc-button`` labelled ``text`` where its label shows, as a user does.
+def press(driver, title: str, text: str) -> None:
+    """In the dialog titled ``title``, click the ``mwc-button`` labelled ``text`` where its label shows.
 
     (A WebDriver click on the ``#button`` inside its shadow root is refused by chromedriver as
     "intercepted": the label is slotted light-DOM text, so the host is what lies at that point.)
     """
-    for button in dialog.find_elements(By.CSS_SELECTOR, "mwc-button"):
-        if label(button) == text:
-            assert button.shadow_root.find_element(By.CSS_SELECTOR, "#button")
-            button.click()
-            return
-    raise AssertionError(f"no button {text!r} in dialog")
+    def click(d):
+        dialog = find_dialog(d, title)
+        for button in dialog.find_elements(By.CSS_SELECTOR, "mwc-button") if dialog else ():
+            if label(button) == text:
+                assert button.shadow_root.find_element(By.CSS_SELECTOR, "#button")
+                button.click()
+                return True
+        return False
+    waiting(driver).until(click)
 
 
 def ctrl_f9(driver) -> None:
@@ -127,29 +151,29 @@ def run_anyway(driver, sim: ColabSimulator) -> None:
     """Ctrl+F9 on a fresh page, then "Run anyway": ends at the Drive consent dialog."""
     load(driver, sim)
     ctrl_f9(driver)
-    press(open_dialog(driver, "Warning: This notebook was not authored by Google"), "Run anyway")
-    open_dialog(driver, "Permit this notebook to access your Google Drive files?")
+    press(driver, AUTHORSHIP, "Run anyway")
+    wait_dialog(driver, DRIVE_CONSENT)
 
 
 def complete_popup(driver, select_all: bool = True) -> str:
     """Drive consent dialog → pop-up: account row, (Select all), Continue; returns the notebook's handle."""
     main = driver.current_window_handle
-    press(open_dialog(driver, "Permit this notebook to access your Google Drive files?"), "Connect to Google Drive")
-    popup = WebDriverWait(driver, WAIT_SECONDS).until(lambda d: [h for h in d.window_handles if h != main])[0]
+    press(driver, DRIVE_CONSENT, "Connect to Google Drive")
+    popup = waiting(driver).until(lambda d: [h for h in d.window_handles if h != main])[0]
     driver.switch_to.window(popup)
-    WebDriverWait(driver, WAIT_SECONDS).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-email]"))[0].click()
-    WebDriverWait(driver, WAIT_SECONDS).until(
-        lambda d: "Google Drive for desktop wants to access your Google Account" in d.find_element(By.TAG_NAME, "body").text)
+    waiting(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-email]"))[0].click()
+    waiting(driver).until(
+        lambda d: "Google Drive for desktop wants to access your Google Account" in text_of(d, "body"))
     if select_all:
         driver.find_element(By.XPATH, "//label[contains(., 'Select all')]//input[@type='checkbox']").click()
     driver.find_element(By.XPATH, "//button[normalize-space()='Continue']").click()
-    WebDriverWait(driver, WAIT_SECONDS).until(lambda d: d.window_handles == [main])
+    waiting(driver).until(lambda d: d.window_handles == [main])
     driver.switch_to.window(main)
     return main
 
 
 def job_output(driver) -> str:
-    return driver.find_element(By.CSS_SELECTOR, "#cell-job .output").text
+    return text_of(driver, "#cell-job .output")
 
 
 def api(url: str, body: dict | None = None) -> dict:
@@ -203,16 +227,16 @@ def test_ctrl_f9_connects_first_then_warns_about_authorship(chromium_driver, mak
     sim = make_sim()
     load(chromium_driver, sim)
     ctrl_f9(chromium_driver)
-    dialog = open_dialog(chromium_driver, "Warning: This notebook was not authored by Google")
-    assert dialog_buttons(dialog) == {"primaryAction": "Run anyway", "secondaryAction": "Cancel"}
+    assert wait_dialog(chromium_driver, AUTHORSHIP)["buttons"] == {"primaryAction": "Run anyway",
+                                                                  "secondaryAction": "Cancel"}
     state = sim.state()
     assert (state["run_all_count"], state["connect_count"], state["runtime"]) == (1, 1, "connected")
     button = connect_button(chromium_driver)
     assert "RAM" in button.text and "Disk" in button.text
     assert button.get_attribute("title") == "Connected to Python 3 Google Compute Engine backend (GPU)"
 
-    press(dialog, "Cancel")
-    WebDriverWait(chromium_driver, WAIT_SECONDS).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "mwc-dialog[open]"))
+    press(chromium_driver, AUTHORSHIP, "Cancel")
+    wait_no_dialog(chromium_driver)
     assert sim.state()["start_count"] == 0
 
 
@@ -222,7 +246,7 @@ def test_meta_f9_and_the_runtime_menu_also_run_all(chromium_driver, make_sim):
     load(chromium_driver, sim)
     ActionChains(chromium_driver).key_down(Keys.META).send_keys(Keys.F9).key_up(Keys.META).perform()
     wait_until(lambda: sim.state()["run_all_count"] == 1)
-    press(open_dialog(chromium_driver, "Permit this notebook to access your Google Drive files?"), "No thanks")
+    press(chromium_driver, DRIVE_CONSENT, "No thanks")
 
     chromium_driver.find_element(By.CSS_SELECTOR, "#runtime-menu-button").click()
     item = chromium_driver.find_element(By.XPATH, "//*[normalize-space()='Run all']")
@@ -231,7 +255,7 @@ def test_meta_f9_and_the_runtime_menu_also_run_all(chromium_driver, make_sim):
     wait_until(lambda: sim.state()["run_all_count"] == 2)
     assert not item.is_displayed()
     # authored by the user: no authorship warning, straight to Drive
-    open_dialog(chromium_driver, "Permit this notebook to access your Google Drive files?")
+    wait_dialog(chromium_driver, DRIVE_CONSENT)
 
 
 @pytest.mark.browser
@@ -242,9 +266,9 @@ def test_drive_consent_popup_with_select_all_starts_the_job_on_a_gpu_runtime(chr
 
     state = wait_until(lambda: (s := sim.state())["running"] and s)
     assert state["consent_granted"] and state["start_count"] == 1 and state["pid"]
-    WebDriverWait(chromium_driver, WAIT_SECONDS).until(lambda d: "gpu: Tesla T4" in job_output(d))
+    waiting(chromium_driver).until(lambda d: "gpu: Tesla T4" in job_output(d))
     assert "hi" in job_output(chromium_driver)
-    assert chromium_driver.find_element(By.CSS_SELECTOR, "#cell-mount .output").text == "Mounted at /content/drive"
+    assert text_of(chromium_driver, "#cell-mount .output") == "Mounted at /content/drive"
     job_cell = chromium_driver.find_element(By.CSS_SELECTOR, "#cell-job")
     assert "running" in job_cell.get_attribute("class").split()
     assert "executing" in job_cell.find_element(By.CSS_SELECTOR, "colab-run-button").get_attribute("title")
@@ -257,8 +281,8 @@ def test_continue_without_select_all_fails_the_mount_like_colab(chromium_driver,
     sim = make_sim()
     run_anyway(chromium_driver, sim)
     complete_popup(chromium_driver, select_all=False)
-    WebDriverWait(chromium_driver, WAIT_SECONDS).until(
-        lambda d: "credential propagation was unsuccessful" in d.find_element(By.CSS_SELECTOR, "#cell-mount .output").text)
+    waiting(chromium_driver).until(
+        lambda d: "credential propagation was unsuccessful" in text_of(d, "#cell-mount .output"))
     state = sim.state()
     assert not state["consent_granted"] and state["start_count"] == 0 and not state["running"]
 
@@ -268,22 +292,22 @@ def test_kill_takes_the_process_group_and_shows_runtime_disconnected(chromium_dr
     sim = make_sim()
     run_anyway(chromium_driver, sim)
     complete_popup(chromium_driver)
-    WebDriverWait(chromium_driver, WAIT_SECONDS).until(lambda d: "grandchild:" in job_output(d))
+    waiting(chromium_driver).until(lambda d: "grandchild:" in job_output(d))
     pid = sim.state()["pid"]
     grandchild = int(job_output(chromium_driver).split("grandchild:")[1].split()[0])
 
     sim.kill()
-    dialog = open_dialog(chromium_driver, "Runtime disconnected")
-    assert dialog_buttons(dialog) == {"primaryAction": "Reconnect", "secondaryAction": "Close"}
+    assert wait_dialog(chromium_driver, "Runtime disconnected")["buttons"] == {"primaryAction": "Reconnect",
+                                                                              "secondaryAction": "Close"}
     wait_connect_text(chromium_driver, "Reconnect")
     assert wait_until(lambda: process_gone(pid) and process_gone(grandchild))
     state = sim.state()
     assert (state["runtime"], state["running"], state["last_kill"]) == ("disconnected", False, "disconnect")
 
-    press(dialog, "Reconnect")
+    press(chromium_driver, "Runtime disconnected", "Reconnect")
     wait_connect_text(chromium_driver, "RAM")
     ctrl_f9(chromium_driver)  # a new runtime session: authorship and Drive consent are asked again
-    press(open_dialog(chromium_driver, "Warning: This notebook was not authored by Google"), "Run anyway")
+    press(chromium_driver, AUTHORSHIP, "Run anyway")
     complete_popup(chromium_driver)
     assert wait_until(lambda: (s := sim.state())["running"] and s["start_count"] == 2)
 
@@ -294,23 +318,23 @@ def test_gpu_refusal_dialog_and_what_connect_without_gpu_would_do(chromium_drive
     sim.refuse_gpu(600)
     load(chromium_driver, sim)
     connect_button(chromium_driver).click()
-    dialog = open_dialog(chromium_driver, "Cannot connect to GPU backend")
-    assert "You cannot currently connect to a GPU due to usage limits in Colab." in dialog.text
-    assert dialog_buttons(dialog) == {"primaryAction": "Connect without GPU", "secondaryAction": "Close"}
-    press(dialog, "Close")
-    WebDriverWait(chromium_driver, WAIT_SECONDS).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "mwc-dialog[open]"))
+    dialog = wait_dialog(chromium_driver, GPU_LIMIT)
+    assert "You cannot currently connect to a GPU due to usage limits in Colab." in dialog["text"]
+    assert dialog["buttons"] == {"primaryAction": "Connect without GPU", "secondaryAction": "Close"}
+    press(chromium_driver, GPU_LIMIT, "Close")
+    wait_no_dialog(chromium_driver)
     state = sim.state()
     assert state["without_gpu_pressed"] == 0 and state["runtime"] == "none" and state["gpu_refused_until"] > 0
 
     connect_button(chromium_driver).click()  # still refused; this time a careless user takes the CPU
-    press(open_dialog(chromium_driver, "Cannot connect to GPU backend"), "Connect without GPU")
+    press(chromium_driver, GPU_LIMIT, "Connect without GPU")
     wait_connect_text(chromium_driver, "RAM")
     assert "(GPU)" not in connect_button(chromium_driver).get_attribute("title")
     assert sim.state()["without_gpu_pressed"] == 1
     ctrl_f9(chromium_driver)
-    press(open_dialog(chromium_driver, "Warning: This notebook was not authored by Google"), "Run anyway")
+    press(chromium_driver, AUTHORSHIP, "Run anyway")
     complete_popup(chromium_driver)
-    WebDriverWait(chromium_driver, WAIT_SECONDS).until(lambda d: "gpu: none" in job_output(d))
+    waiting(chromium_driver).until(lambda d: "gpu: none" in job_output(d))
 
 
 @pytest.mark.browser
@@ -318,14 +342,14 @@ def test_idle_check_is_a_recaptcha_dialog_until_the_human_solves_it(chromium_dri
     sim = make_sim()
     load(chromium_driver, sim)
     sim.show_captcha()
-    captcha = WebDriverWait(chromium_driver, WAIT_SECONDS).until(
+    captcha = waiting(chromium_driver).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, "body > colab-recaptcha-dialog"))[0]
     inner = captcha.shadow_root.find_element(By.CSS_SELECTOR, "mwc-dialog")
     assert "Are you still there?" in inner.text
     assert inner.find_element(By.CSS_SELECTOR, "mwc-button").shadow_root.find_element(By.CSS_SELECTOR, "#button")
     assert sim.state()["captcha"]
     sim.solve_captcha()
-    WebDriverWait(chromium_driver, WAIT_SECONDS).until(
+    waiting(chromium_driver).until(
         lambda d: not d.find_elements(By.CSS_SELECTOR, "colab-recaptcha-dialog"))
 
 
@@ -335,7 +359,7 @@ def test_signed_out_notebook_lands_on_the_accounts_sign_in_page(chromium_driver,
     sim.sign_out()
     chromium_driver.get(sim.notebook_url)
     assert chromium_driver.current_url.startswith(f"{sim.accounts_origin}/ServiceLogin?continue=")
-    assert "Sign in" in chromium_driver.find_element(By.TAG_NAME, "body").text
+    assert "Sign in" in text_of(chromium_driver, "body")
     sim.sign_in()
     load(chromium_driver, sim)
     assert chromium_driver.current_url == sim.notebook_url
