@@ -420,7 +420,6 @@ def test_no_thanks_fails_the_mount_cell_and_starts_nothing(make_sim):
     assert state["start_count"] == 0 and not state["consent_granted"]
 
 
-@pytest.mark.xfail(strict=True, reason="the lifetime timer of a killed runtime is not cancelled: it kills the next one")
 def test_lifetime_limit_counts_from_each_runtime_start(make_sim):
     sim = make_sim(lifetime_seconds=3.0, authored_by_user=True)
     start_job_over_http(sim)
