@@ -110,3 +110,14 @@ def test_attach_refuses_anything_but_loopback():
 def test_simulator_listens_on_loopback_only(sleeper_sim):
     for server in sleeper_sim._servers:
         assert server.server_address[0] == "127.0.0.1"
+
+
+def test_simulator_refuses_posts_that_are_not_json(sleeper_sim):
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{sleeper_sim.origin}/_sim/sign_out", data=b"{}",
+                                     headers={"Content-Type": "text/plain"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 415 and not sleeper_sim.state()["signed_out"]

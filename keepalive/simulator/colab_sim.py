@@ -198,7 +198,8 @@ class ColabSimulator:
         s["start_count"] += 1
         self.runtime = Runtime(self.command, self.env, self.workdir / "content", gpu=s["runtime_gpu"])
         if self.lifetime_seconds:
-            timer = threading.Timer(self.lifetime_seconds, self._do, args=("lifetime_end", self.runtime))
+            timer = threading.Timer(self.lifetime_seconds, self._do, args=("lifetime_end",),
+                                    kwargs={"runtime": self.runtime})
             timer.daemon = True
             timer.start()
 
@@ -332,6 +333,11 @@ def _handler(sim: ColabSimulator, routes):
             url = urlparse(self.path)
             body = {}
             if method == "POST":
+                if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
+                    # only the simulator's own pages post, with JSON; a form or no-cors post from another
+                    # page on this machine must not drive it
+                    return self.send_json({"error": "POST needs Content-Type: application/json"},
+                                          HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
                 length = int(self.headers.get("Content-Length") or 0)
                 try:
                     body = json.loads(self.rfile.read(length) or b"{}")
@@ -351,7 +357,6 @@ def _handler(sim: ColabSimulator, routes):
             self.send_header("Content-Type", f"{kind}; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
-            self.send_header("Access-Control-Allow-Origin", "*")
             self.end_headers()
             self.wfile.write(data)
 

@@ -28,7 +28,7 @@ def fake_gpu_bin(folder, name: str = "Tesla T4") -> Path:
 class Runtime:
     """One run of the notebook's job command."""
 
-    def __init__(self, command: list[str], env: dict, workdir: Path, gpu: bool, on_exit=None):
+    def __init__(self, command: list[str], env: dict, workdir: Path, gpu: bool):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = dict(env)
@@ -38,7 +38,6 @@ class Runtime:
         self.tail: deque[str] = deque(maxlen=12)
         self.exit_code: int | None = None
         self.killed = False
-        self._on_exit = on_exit
         self._out = open(self.output_path, "a", encoding="utf-8")
         self.proc = subprocess.Popen(command, env=env, cwd=self.workdir, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, errors="replace",
@@ -53,8 +52,6 @@ class Runtime:
             self._out.flush()
         self.exit_code = self.proc.wait()
         self._out.close()
-        if self._on_exit and not self.killed:
-            self._on_exit(self)
 
     @property
     def alive(self) -> bool:
