@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tarfile
 import subprocess
 
 import pytest
@@ -160,3 +161,20 @@ def test_meshroom_batch_releases_run_the_same_way(job, tmp_path):
     assert "meshroom_batch" in proc.stdout and "--compute no" in proc.stdout
     assert json.loads((job.job_dir / "project.mg").read_text())["header"]["releaseVersion"] == "2023.3.0"
     assert final_beat(job).phase == hb.DONE
+
+
+def test_a_seed_style_cache_is_adopted_without_recomputing(job, tmp_path):
+    seed_cache = tmp_path / "seed-cache"
+    with tarfile.open(job.release) as tar:
+        tar.extractall(tmp_path / "seed-meshroom", filter="tar")
+    seed = subprocess.run([str(tmp_path / "seed-meshroom" / "Meshroom-2019.2.0" / "meshroom_photogrammetry"),
+                           "--input", str(job.images), "--output", str(tmp_path / "seed-result"),
+                           "--cache", str(seed_cache), "--forceStatus"], env=job.env, capture_output=True, text=True)
+    assert seed.returncode == 0, seed.stderr
+    proc = run(job, "--adopt-cache", str(seed_cache))
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    events = [json.loads(line) for line in (job.job_dir / "events.jsonl").read_text().splitlines()]
+    assert sum(e["event"] == "adopt" for e in events) == 11
+    assert not [e for e in events if e["event"] == "chunk_done"]  # nothing computed again
+    assert job.result_files() == {p.name: p.read_bytes() for p in sorted((tmp_path / "seed-result").iterdir())}
+    assert any(seed_cache.rglob("status"))  # the seed cache itself is left as it was
