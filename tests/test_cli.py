@@ -140,7 +140,8 @@ def test_asked_once_remembered_stopped_by_signals_and_never_two_at_once(tmp_path
     assert "grace_seconds = 2.0" in (home / "config" / "config.toml").read_text()
 
     status = json.loads(keepalive("status", "--json", home=home, origin=origin).stdout)
-    assert status["heartbeat"] == "missing" and status["restarts"] >= 1 and status["last_action"]
+    # the first start of a job that never ran is not a restart
+    assert status["heartbeat"] == "missing" and status["restarts"] == 0 and status["last_action"] == "run_all"
 
     again = Terminal("run", home=home, origin=origin)  # no URL given: the remembered one, no question
     assert wait_for(lambda: len([e for e in events(home) if e["event"] == "daemon_start"]) == 2)
