@@ -50,6 +50,10 @@ dead_after = 2
 recovery_timeout_seconds = 60.0
 retry_backoff_start = 2.0
 crash_loop_restarts = 100
+[page.popup]
+hosts = {accounts}
+[page.signin]
+hosts = {accounts}
 """
 
 
@@ -97,7 +101,8 @@ def main() -> None:
     home = root / "home"
     (home / "config").mkdir(parents=True)
     (home / "config" / "config.toml").write_text(CONFIG.format(
-        origin=sim.origin, drive=job.drive, poll=POLL, grace=GRACE, flags=json.dumps(browser_flags())))
+        origin=sim.origin, drive=job.drive, poll=POLL, grace=GRACE, flags=json.dumps(browser_flags()),
+        accounts=json.dumps(sim.page_overrides()["popup"]["hosts"])))
     env = dict(os.environ, KEEPALIVE_HOME=str(home))
     daemon = subprocess.Popen([sys.executable, "-m", "keepalive", "run", sim.notebook_url], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
