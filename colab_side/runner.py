@@ -247,12 +247,12 @@ class Session:
                                             self.local / "cache", self.local / "publish")
             self._execute(command)
             try:
-                load_graph(local)
+                saved = load_graph(local)
             except GraphError as exc:
                 raise Stop(hb.FAILED, hb.CODE_ERROR, f"Meshroom saved an unusable graph: {exc}",
                            "check the Meshroom version and the images") from None
             self.drive.copy_file(local, project)
-            self.journal.event("graph_saved", nodes=len(load_graph(local).nodes))
+            self.journal.event("graph_saved", nodes=len(saved.nodes))
         try:
             graph = load_graph(project)
         except GraphError as exc:
