@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from colab_side import heartbeat as hb  # noqa: E402
 from keepalive.demo import browser_flags  # noqa: E402
-from keepalive.simulator.colab_sim import ColabSimulator  # noqa: E402
-from keepalive.simulator.sample_job import SampleJob  # noqa: E402
+from keepalive_sim.colab_sim import ColabSimulator  # noqa: E402
+from keepalive_sim.sample_job import SampleJob  # noqa: E402
 
 POLL, GRACE = 0.5, 3.0
 CONFIG = """

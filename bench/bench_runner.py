@@ -6,7 +6,7 @@
 2. Time from `run` to the first chunk computing, on a warm Drive install cache (archive already there).
 3. Peak store bytes on Drive with and without pruning, on the stand-in's size model.
 
-The size model is `keepalive.simulator.meshroom_standin.SIZE_MODEL` (bytes per image or per node,
+The size model is `keepalive_sim.meshroom_standin.SIZE_MODEL` (bytes per image or per node,
 unscaled): about 7 GB of cache for 150 images, DepthMap and DepthMapFilter dominating, which is the
 order of magnitude the seed workflow reports (7 GB for a 3.5-4 h dataset).
 """
@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from colab_side.events import read_events  # noqa: E402
 from colab_side.meshroom import pruning  # noqa: E402
 from colab_side.meshroom.graph import parse  # noqa: E402
-from keepalive.simulator import meshroom_standin  # noqa: E402
-from keepalive.simulator.sample_job import SampleJob  # noqa: E402
+from keepalive_sim import meshroom_standin  # noqa: E402
+from keepalive_sim.sample_job import SampleJob  # noqa: E402
 
 
 def redone_per_kill(kills: int, images: int, seed: int) -> None:

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from keepalive import config
-from keepalive.browser import BrowserError
+from keepalive.hands.browser import BrowserError
 from keepalive.journal import AlreadyRunning
 
 
@@ -86,12 +86,12 @@ def cmd_run(args) -> int:
     try:
         folder = cfg.drive_folder or find_drive_folder()
         if cfg.mode == "keys":
-            from keepalive.keys import KeyHands
+            from keepalive.hands.keys import KeyHands
 
             cfg.supervisor = dataclasses.replace(cfg.supervisor, blind=True)
             hands = KeyHands(cfg)
         else:
-            from keepalive.hands import SeleniumHands
+            from keepalive.hands.selenium import SeleniumHands
 
             hands = SeleniumHands(cfg)
         hands.start()

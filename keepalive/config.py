@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import platformdirs
 
-from keepalive.browser import BrowserConfig
+from keepalive.hands.browser import BrowserConfig
 from keepalive.supervisor import SupervisorConfig
 
 APP = "colab-keepalive"

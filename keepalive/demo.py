@@ -17,14 +17,14 @@ from pathlib import Path
 
 from colab_side import heartbeat as hb
 from keepalive import config
-from keepalive.browser import BrowserConfig
+from keepalive.hands.browser import BrowserConfig
 from keepalive.daemon import Daemon
-from keepalive.hands import SeleniumHands
+from keepalive.hands.selenium import SeleniumHands
 from keepalive.heartbeat_watch import HeartbeatWatch
 from keepalive.journal import Journal
 from keepalive.notify import Notifier
-from keepalive.simulator.colab_sim import ColabSimulator
-from keepalive.simulator.sample_job import SampleJob
+from keepalive_sim.colab_sim import ColabSimulator
+from keepalive_sim.sample_job import SampleJob
 from keepalive.supervisor import SupervisorConfig
 from keepalive.view import LiveView
 
@@ -71,7 +71,7 @@ class Demo:
         self.cfg.page = self.sim.page_overrides()
         self.journal = Journal(self.cfg.dirs.state, self.cfg.job)
         if self.mode == "keys":
-            from keepalive.keys import KeyHands
+            from keepalive.hands.keys import KeyHands
 
             self.hands = KeyHands(self.cfg)
         else:

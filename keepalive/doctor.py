@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from keepalive.hands import SeleniumHands
+from keepalive.hands.selenium import SeleniumHands
 
 
 def run_doctor(cfg, out_dir, settle_seconds: float = 5.0) -> dict:

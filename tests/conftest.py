@@ -11,8 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from keepalive.browser import BrowserConfig, BrowserError, open_browser  # noqa: E402
-from keepalive.simulator.colab_sim import ColabSimulator  # noqa: E402
+from keepalive.hands.browser import BrowserConfig, BrowserError, open_browser  # noqa: E402
+from keepalive_sim.colab_sim import ColabSimulator  # noqa: E402
 
 
 def chromium_available() -> bool:

@@ -1,3 +1,3 @@
-"""Test helpers around the sample job (see keepalive.simulator.sample_job)."""
+"""Test helpers around the sample job (see keepalive_sim.sample_job)."""
 
-from keepalive.simulator.sample_job import SampleJob as Job, make_images  # noqa: F401
+from keepalive_sim.sample_job import SampleJob as Job, make_images  # noqa: F401

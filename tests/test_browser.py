@@ -16,8 +16,8 @@ import pytest
 
 from conftest import chromium_available, headless_config
 from keepalive import config, doctor
-from keepalive.browser import BrowserConfig, BrowserError, open_browser, open_notebook
-from keepalive.colab import PageModel
+from keepalive.hands.browser import BrowserConfig, BrowserError, open_browser, open_notebook
+from keepalive.hands.page import PageModel
 from keepalive.states import PageState
 
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from keepalive.browser import BrowserError, check_attach_address, open_notebook
-from keepalive.colab import PageModel, classify
+from keepalive.hands.browser import BrowserError, check_attach_address, open_notebook
+from keepalive.hands.page import PageModel, classify
 from keepalive.states import Action, PageState
 
 

@@ -151,7 +151,7 @@ def test_progress_command_reads_job_folder_and_plain_cache(job):
 
 
 def test_meshroom_batch_releases_run_the_same_way(job, tmp_path):
-    from keepalive.simulator.meshroom_release import build_release
+    from keepalive_sim.meshroom_release import build_release
 
     archive = build_release(tmp_path / "release-2023", "2023.3")
     command = job.command("--meshroom", "2023.3")

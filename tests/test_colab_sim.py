@@ -1,7 +1,7 @@
 """The Colab simulator itself: its page as Selenium sees it (real headless Chromium), its state
 machine over the page's JSON API, its runtime subprocess, and its fault injection.
 
-The page-model and daemon tests use the simulator through ``keepalive.colab``; these tests hold the
+The page-model and daemon tests use the simulator through ``keepalive.hands.page``; these tests hold the
 simulator to the DOM contract of INTERFACES.md section 4 directly, so that a break shows here first.
 """
 
@@ -23,7 +23,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from keepalive.simulator.colab_sim import ColabSimulator
+from keepalive_sim.colab_sim import ColabSimulator
 
 WAIT_SECONDS = 20.0
 AUTHORSHIP = "Warning: This notebook was not authored by Google"

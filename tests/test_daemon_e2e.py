@@ -10,7 +10,7 @@ import pytest
 
 from conftest import chromium_available, wait_for
 from keepalive.demo import Demo
-from keepalive.simulator.sample_job import SampleJob
+from keepalive_sim.sample_job import SampleJob
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not chromium_available(), reason="needs chromium and chromedriver")]

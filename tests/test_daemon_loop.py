@@ -16,7 +16,7 @@ import pytest
 
 from colab_side import heartbeat as hb
 from keepalive import config
-from keepalive.colab import Observation
+from keepalive.hands.page import Observation
 from keepalive.daemon import Daemon
 from keepalive.heartbeat_watch import HeartbeatWatch
 from keepalive.journal import Journal

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from keepalive.keys import KeyHands
+from keepalive.hands.keys import KeyHands
 from keepalive.states import Action
 
 

@@ -9,9 +9,10 @@ import time
 import pytest
 
 from conftest import wait_for
-from keepalive import config, keys
+from keepalive import config
+from keepalive.hands import keys
 from keepalive.demo import Demo, browser_flags
-from keepalive.keys import KeyHands
+from keepalive.hands.keys import KeyHands
 from keepalive.states import Action, PageState
 
 pytestmark = [pytest.mark.xvfb,

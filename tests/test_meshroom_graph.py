@@ -10,8 +10,8 @@ import pytest
 
 from colab_side.meshroom import cache, pruning
 from colab_side.meshroom.graph import load
-from keepalive.simulator.meshroom_release import build_release
-from keepalive.simulator.sample_job import make_images
+from keepalive_sim.meshroom_release import build_release
+from keepalive_sim.sample_job import make_images
 
 
 @pytest.fixture(scope="module")

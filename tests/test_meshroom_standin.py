@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from keepalive.simulator.meshroom_release import build_release
-from keepalive.simulator.sample_job import make_images
+from keepalive_sim.meshroom_release import build_release
+from keepalive_sim.sample_job import make_images
 
 STATUS_FIELDS = {"status", "execMode", "nodeName", "nodeType", "packageName", "packageVersion", "graph",
                  "commandLine", "env", "startDateTime", "endDateTime", "elapsedTime", "elapsedTimeStr",

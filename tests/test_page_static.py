@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from keepalive.colab import PageModel
+from keepalive.hands.page import PageModel
 from keepalive.states import Action, PageState
 
 ORIGIN = "file://"

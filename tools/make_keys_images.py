@@ -14,10 +14,10 @@ from pathlib import Path
 from PIL import Image, ImageChops
 from selenium.webdriver.common.by import By
 
-from keepalive.browser import BrowserConfig, open_browser, open_notebook
-from keepalive.simulator.colab_sim import ColabSimulator
+from keepalive.hands.browser import BrowserConfig, open_browser, open_notebook
+from keepalive_sim.colab_sim import ColabSimulator
 
-OUT = Path(__file__).resolve().parent.parent / "keepalive" / "keys_images"
+OUT = Path(__file__).resolve().parent.parent / "keepalive" / "hands" / "keys_images"
 
 
 def trim(path: Path, margin: int = 3) -> None:

@@ -27,14 +27,14 @@ import webbrowser
 from importlib import resources
 from pathlib import Path
 
-from keepalive.colab import Observation, merge_tables
+from keepalive.hands.page import Observation, merge_tables
 from keepalive.states import Action, PageState
 
 IMAGE_STATES = {"captcha": PageState.CAPTCHA, "signed_out": PageState.SIGNED_OUT, "gpu_limit": PageState.GPU_LIMIT}
 
 
 def load_sequences(overrides: dict | None = None) -> dict:
-    text = resources.files("keepalive").joinpath("keys_sequences.toml").read_text(encoding="utf-8")
+    text = resources.files("keepalive.hands").joinpath("keys_sequences.toml").read_text(encoding="utf-8")
     return merge_tables(tomllib.loads(text), overrides or {})
 
 
@@ -209,7 +209,7 @@ class KeyHands:
     def _on_screen(self, image: str | None, confidence: float) -> bool:
         if not image:
             return False
-        path = Path(image) if Path(image).is_absolute() else Path(str(resources.files("keepalive").joinpath("keys_images", image)))
+        path = Path(image) if Path(image).is_absolute() else Path(str(resources.files("keepalive.hands").joinpath("keys_images", image)))
         if not path.exists():
             return False
         fuzzy = {"confidence": confidence} if importlib.util.find_spec("cv2") else {}  # exact without OpenCV

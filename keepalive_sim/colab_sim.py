@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlparse
 
-from keepalive.simulator.runtime import Runtime
+from keepalive_sim.runtime import Runtime
 
 # Dialog texts, exactly as Colab shows them (facts/colab-ui.md).
 DIALOGS = {
@@ -278,7 +278,7 @@ class ColabSimulator:
 # --- HTTP --------------------------------------------------------------------------------------------
 
 def _static(name: str) -> str:
-    return resources.files("keepalive.simulator").joinpath("static", name).read_text(encoding="utf-8")
+    return resources.files("keepalive_sim").joinpath("static", name).read_text(encoding="utf-8")
 
 
 def _notebook_routes(sim: ColabSimulator, handler, method: str, path: str, query: dict, body: dict):

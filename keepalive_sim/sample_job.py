@@ -11,8 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from keepalive.simulator.meshroom_release import build_release
-from keepalive.simulator.runtime import fake_gpu_bin
+from keepalive_sim.meshroom_release import build_release
+from keepalive_sim.runtime import fake_gpu_bin
 
 
 def make_images(folder: Path, count: int) -> Path:

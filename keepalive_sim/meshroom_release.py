@@ -13,7 +13,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from keepalive.simulator import meshroom_standin
+from keepalive_sim import meshroom_standin
 
 # version → (archive name, top folder, batch executable); names after 2019.2 are unconfirmed.
 RELEASE_LAYOUT = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from selenium.common.exceptions import WebDriverException
 
-from keepalive.browser import open_browser, open_notebook
-from keepalive.colab import Observation, PageModel
+from keepalive.hands.browser import open_browser, open_notebook
+from keepalive.hands.page import Observation, PageModel
 from keepalive.states import Action, PageState
 
 

@@ -172,7 +172,7 @@ class PageModel:
 
     @classmethod
     def load(cls, origin: str, overrides: dict | None = None) -> "PageModel":
-        text = resources.files("keepalive").joinpath("colab_page.toml").read_text(encoding="utf-8")
+        text = resources.files("keepalive.hands").joinpath("colab_page.toml").read_text(encoding="utf-8")
         return cls(merge_tables(tomllib.loads(text), overrides or {}), origin)
 
     # --- seeing -------------------------------------------------------------------------------
