@@ -16,6 +16,7 @@ import dataclasses
 import datetime
 import json
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -31,28 +32,46 @@ def job_dir(drive_root, job: str) -> Path:
 def heartbeat_path(drive_root, job: str) -> Path:
     return job_dir(drive_root, job) / FILENAME
 
-# Phases, in the order a healthy session passes through them.
-STARTING = "starting"
-INSTALLING = "installing"
-PLANNING = "planning"
-COMPUTING = "computing"
-PRUNING = "pruning"
-PUBLISHING = "publishing"
-DONE = "done"
-FAILED = "failed"
-BLOCKED = "blocked"
-PHASES = (STARTING, INSTALLING, PLANNING, COMPUTING, PRUNING, PUBLISHING, DONE, FAILED, BLOCKED)
-# Phases after which the notebook stops by itself: the daemon must not restart it.
-FINAL_PHASES = (DONE, FAILED, BLOCKED)
+class _Named(str, Enum):
+    """A string enum: members compare, hash, print and serialise as their plain value."""
 
-# Named causes for ``failed`` and ``blocked``.
-CODE_ERROR = "CODE_ERROR"  # a Meshroom node ended in ERROR in several sessions
-NO_GPU = "NO_GPU"  # the runtime has no GPU
-DRIVE_ERROR = "DRIVE_ERROR"  # Drive kept failing after remounts
-DRIVE_FULL = "DRIVE_FULL"  # not enough free space on Drive
-DISK_FULL = "DISK_FULL"  # the runtime's local disk cannot hold the cache
-BAD_INPUT = "BAD_INPUT"  # images missing, empty, not images; a job folder of another job
-CAUSES = (CODE_ERROR, NO_GPU, DRIVE_ERROR, DRIVE_FULL, DISK_FULL, BAD_INPUT)
+    def __str__(self) -> str:
+        return self.value
+
+
+class Phase(_Named):
+    """Where the session is, in the order a healthy session passes through them."""
+
+    STARTING = "starting"
+    INSTALLING = "installing"
+    PLANNING = "planning"
+    COMPUTING = "computing"
+    PRUNING = "pruning"
+    PUBLISHING = "publishing"
+    DONE = "done"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+class Cause(_Named):
+    """Why a session ended other than ``done``: named for ``failed``, ``blocked`` and restartable ends."""
+
+    CODE_ERROR = "CODE_ERROR"  # a Meshroom node ended in ERROR in several sessions
+    NO_GPU = "NO_GPU"  # the runtime has no GPU
+    DRIVE_ERROR = "DRIVE_ERROR"  # Drive kept failing after remounts
+    DRIVE_FULL = "DRIVE_FULL"  # not enough free space on Drive
+    DISK_FULL = "DISK_FULL"  # the runtime's local disk cannot hold the cache
+    BAD_INPUT = "BAD_INPUT"  # images missing, empty, not images; a job folder of another job
+
+
+PHASES = tuple(Phase)
+# Phases after which the notebook stops by itself: the daemon must not restart it.
+FINAL_PHASES = (Phase.DONE, Phase.FAILED, Phase.BLOCKED)
+CAUSES = tuple(Cause)
+
+# The module-level names that code written before the enums uses (``hb.DONE``, ``hb.NO_GPU``).
+STARTING, INSTALLING, PLANNING, COMPUTING, PRUNING, PUBLISHING, DONE, FAILED, BLOCKED = PHASES
+CODE_ERROR, NO_GPU, DRIVE_ERROR, DRIVE_FULL, DISK_FULL, BAD_INPUT = CAUSES
 
 
 class HeartbeatError(ValueError):
