@@ -51,6 +51,7 @@ class Phase(_Named):
     DONE = "done"
     FAILED = "failed"
     BLOCKED = "blocked"
+    RESTARTABLE = "restartable"  # ended by itself for a cause a new session may not have: restart it
 
 
 class Cause(_Named):
@@ -62,6 +63,8 @@ class Cause(_Named):
     DRIVE_FULL = "DRIVE_FULL"  # not enough free space on Drive
     DISK_FULL = "DISK_FULL"  # the runtime's local disk cannot hold the cache
     BAD_INPUT = "BAD_INPUT"  # images missing, empty, not images; a job folder of another job
+    DRIVE_TIMEOUT = "DRIVE_TIMEOUT"  # a Drive remount did not come back within its time limit (restartable)
+    SUPERSEDED = "SUPERSEDED"  # a newer session took the job's lease (events only; it owns the heartbeat)
 
 
 PHASES = tuple(Phase)
@@ -70,8 +73,8 @@ FINAL_PHASES = (Phase.DONE, Phase.FAILED, Phase.BLOCKED)
 CAUSES = tuple(Cause)
 
 # The module-level names that code written before the enums uses (``hb.DONE``, ``hb.NO_GPU``).
-STARTING, INSTALLING, PLANNING, COMPUTING, PRUNING, PUBLISHING, DONE, FAILED, BLOCKED = PHASES
-CODE_ERROR, NO_GPU, DRIVE_ERROR, DRIVE_FULL, DISK_FULL, BAD_INPUT = CAUSES
+STARTING, INSTALLING, PLANNING, COMPUTING, PRUNING, PUBLISHING, DONE, FAILED, BLOCKED, RESTARTABLE = PHASES
+CODE_ERROR, NO_GPU, DRIVE_ERROR, DRIVE_FULL, DISK_FULL, BAD_INPUT, DRIVE_TIMEOUT, SUPERSEDED = CAUSES
 
 
 class HeartbeatError(ValueError):
