@@ -15,9 +15,11 @@ class PageState(str, Enum):
 
     RUNNING = "running"  # connected, a cell is executing
     IDLE = "idle"  # connected, nothing executing
+    BUSY = "busy"  # the connect button says "Busy": connected, the kernel is executing
     CONNECTING = "connecting"  # Connecting / Allocating / Initializing
     DISCONNECTED = "disconnected"  # Connect / Reconnect, or the "Runtime disconnected" dialog
     GPU_LIMIT = "gpu_limit"  # "Cannot connect to GPU backend" (usage limits)
+    BACKEND_UNAVAILABLE = "backend_unavailable"  # "Failed to assign a backend", "no backends available": as GPU_LIMIT
     DRIVE_CONSENT = "drive_consent"  # "Permit this notebook to access your Google Drive files?"
     DRIVE_POPUP = "drive_popup"  # the Google account / consent pop-up window is open
     AUTHORSHIP = "authorship"  # "Warning: This notebook was not authored by Google"
@@ -36,7 +38,7 @@ class Action(str, Enum):
     RUN_ANYWAY = "run_anyway"  # answer the authorship warning
     CONNECT_DRIVE = "connect_drive"  # answer the Drive consent dialog
     COMPLETE_DRIVE_POPUP = "complete_drive_popup"  # account, Select all, Continue/Allow
-    DISMISS_GPU_LIMIT = "dismiss_gpu_limit"  # Close, never "Connect without GPU"
+    DISMISS_GPU_LIMIT = "dismiss_gpu_limit"  # close the GPU-limit or backend dialog, never "without GPU"
     NOTIFY_HUMAN = "notify_human"  # CAPTCHA, sign-in: only a human may
     STOP = "stop"  # done, failed, or giving up
 
