@@ -86,7 +86,7 @@ def test_user_overrides_change_texts_without_a_release(page):
 def test_classify_is_pure_and_prefers_human_and_gpu_dialogs():
     model = PageModel.load("https://colab.research.google.com")
     base = {"url": "https://colab.research.google.com/drive/x", "connect": "Reconnect", "dialogs": [],
-            "running": False, "captcha": False, "body": ""}
+            "running": {}, "captcha": False, "body": ""}
     assert classify(base, model.page, model.origin).state is PageState.DISCONNECTED
     gpu = dict(base, dialogs=[{"text": "Cannot connect to GPU backend You cannot currently connect",
                                "buttons": ["Close", "Connect without GPU"]}])
@@ -94,7 +94,7 @@ def test_classify_is_pure_and_prefers_human_and_gpu_dialogs():
     assert classify(dict(gpu, captcha=True), model.page, model.origin).state is PageState.CAPTCHA
     signin = dict(base, url="https://accounts.google.com/ServiceLogin", connect=None, body="Sign in")
     assert classify(signin, model.page, model.origin).state is PageState.SIGNED_OUT
-    assert classify(dict(base, connect="RAM Disk", running=True), model.page, model.origin).state is PageState.RUNNING
+    assert classify(dict(base, connect="RAM Disk", running={"stop_symbol": True}), model.page, model.origin).state is PageState.RUNNING
     assert classify(dict(base, connect="Allocating"), model.page, model.origin).state is PageState.CONNECTING
     assert classify(None, model.page, model.origin).state is PageState.UNKNOWN
     assert classify(dict(base, connect=None), model.page, model.origin).state is PageState.UNKNOWN

@@ -96,7 +96,7 @@ def test_another_ui_language_through_page_overrides(show):
     assert english.observe(driver).state is PageState.UNKNOWN
     assert not english.act(driver, Action.RECONNECT, "unused")
     turkish = PageModel.load(ORIGIN, {
-        "connect": {"reconnect_texts": ["yeniden bağlan"]},
+        "connect": {"labels": {"disconnected": ["yeniden bağlan"]}},
         "dialogs": {"disconnected": {"texts": ["bağlantısı kesildi"], "buttons": ["YENIDEN BAĞLAN"]}},
     })
     observation = turkish.observe(driver)
@@ -133,7 +133,7 @@ def test_running_and_idle_when_connected(show):
     by_title = show(connected + '<div class="cell code"><colab-run-button title="Interrupt execution (currently'
                                 ' executing)"></colab-run-button></div>')
     observation = model.observe(by_title)
-    assert observation.state is PageState.RUNNING and observation.found["running_cell"]
+    assert observation.state is PageState.RUNNING and observation.found["running:title"]
 
 
 # --- defects found by these pages, fixed ------------------------------------------------------------------

@@ -1,16 +1,18 @@
 """The Colab page model: what the tab shows, and how to press its buttons.
 
-Knowledge of the page is data (``colab_page.toml``, overridable from the user's ``[page]``
-config table). Reading the page is split in two: one JavaScript call takes a *snapshot* of
-everything that matters (the connect button's text, every open dialog with its buttons, the idle
-check, running cells) by walking the light DOM and every open shadow root; then ``classify``, a
-pure function, turns the snapshot into a ``PageState``. Buttons are found by their visible text
-through all shadow roots, so a redesign that moves them usually changes nothing here.
+Knowledge of the page is data: ``colab_page.toml`` (overridable from the user's ``[page]`` config
+table) and the page-reading JavaScript ``page_reader.js``. Reading is split in two: one script call
+takes a *snapshot* of the page as rendered (the connect button's label, every open dialog with its
+text and buttons read through every shadow root, the run buttons' stop symbol, the idle check, the
+signed-in account); then ``classify``, a pure function, turns the snapshot into a ``PageState``.
+Buttons are found by their visible text through all shadow roots, so a redesign that moves them
+usually changes nothing here.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import sys
 import time
 import tomllib
@@ -28,79 +30,7 @@ try:  # what a vanished browser raises: WebDriver errors, or urllib3's when chro
 except ImportError:  # pragma: no cover - selenium is a dependency
     BROWSER_GONE = (ConnectionError,)
 
-_WALK = """
-const all = [];
-(function walk(root) {
-  for (const el of root.querySelectorAll('*')) { all.push(el); if (el.shadowRoot) walk(el.shadowRoot); }
-})(document);
-const shadowText = el => [...el.shadowRoot.children].filter(c => c.localName !== 'style')
-                          .map(c => c.innerText || c.textContent || '').join(' ');
-// What an element shows: its text, else what its own shadow root shows, else its label.
-const text = el => {
-  let t = ((el.innerText || el.textContent || '') + '').trim();
-  if (!t && el.shadowRoot) t = shadowText(el).trim();
-  if (!t && el.getAttribute) t = (el.getAttribute('label') || el.getAttribute('aria-label') || '').trim();
-  return t;
-};
-const shown = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
-// Is el inside outer, across shadow boundaries?
-const within = (outer, el) => { for (let n = el; n; n = n.parentNode || n.host) { if (n === outer) return true; } return false; };
-"""
-
-_SNAPSHOT = _WALK + """
-const page = arguments[0];
-let connect = null;
-for (const sel of page.connect.hosts) {
-  let node = document.querySelector(sel);
-  if (!node) continue;
-  let label = text(node);
-  for (const step of page.connect.shadow_path) {
-    const next = node.shadowRoot && node.shadowRoot.querySelector(step);
-    if (!next) break;
-    node = next;
-    if (text(node)) label = text(node);  // a label slotted from an outer step reads '' inside
-  }
-  connect = {label: label, title: node.title || ''}; break;
-}
-if (!connect) for (const sel of page.connect.legacy) {
-  const node = document.querySelector(sel);
-  if (node) { connect = {label: text(node), title: node.title || ''}; break; }
-}
-const tags = page.dialogs.tags;
-const dialogs = all.filter(el => tags.includes(el.localName) && shown(el)).map(el => ({
-  text: text(el).slice(0, 600),
-  buttons: [...el.querySelectorAll(page.dialogs.clickable)].map(text).filter(t => t),
-}));
-const words = page.running.title_words;
-const running = all.some(el => el.localName === page.running.run_button_tag &&
-                                words.some(w => (el.title || '').toLowerCase().includes(w)))
-                || !!document.querySelector(page.running.running_cell);
-return {
-  url: location.href, title: document.title,
-  connect: connect ? connect.label : null, connect_title: connect ? connect.title : null,
-  dialogs: dialogs, running: running,
-  captcha: page.captcha.selectors.some(s => !!document.querySelector(s)),
-  body: text(document.body || document.documentElement).slice(0, 4000),
-};
-"""
-
-_FIND = _WALK + """
-const [texts, selector, scopeTexts, scopeTags] = arguments;
-const wanted = texts.map(t => t.toLowerCase());
-let scopes = [document];
-if (scopeTexts.length) {
-  scopes = all.filter(el => scopeTags.includes(el.localName) && shown(el) &&
-                            scopeTexts.some(t => text(el).toLowerCase().includes(t.toLowerCase())));
-}
-for (const scope of scopes) {
-  const hits = all.filter(el => (scope === document || within(scope, el)) && el.matches(selector) && shown(el) &&
-                                wanted.includes(text(el).toLowerCase()));
-  // the deepest match: not <html> or a wrapper that only shows the same text as the button inside it
-  const hit = hits.find(h => !hits.some(o => o !== h && within(h, o)));
-  if (hit) return hit;
-}
-return null;
-"""
+_READER = resources.files("keepalive.hands").joinpath("page_reader.js").read_text(encoding="utf-8")
 
 
 def merge_tables(base: dict, override: dict) -> dict:
@@ -113,9 +43,35 @@ def merge_tables(base: dict, override: dict) -> dict:
     return merged
 
 
+def _squash(text) -> str:
+    return " ".join((text or "").split()).lower()
+
+
 def _has(haystack: str, needles) -> bool:
-    haystack = (haystack or "").lower()
-    return any(needle.lower() in haystack for needle in needles)
+    """Does ``haystack`` show one of ``needles`` (case and spacing ignored)?"""
+    haystack = _squash(haystack)
+    return any(_squash(needle) in haystack for needle in needles)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", (text or "").lower())
+
+
+def says(label: str, phrases) -> bool:
+    """Does ``label`` hold one of ``phrases`` as whole words in sequence? ("Reconnect T4" says "Reconnect".)"""
+    have = _words(label)
+    for phrase in phrases:
+        want = _words(phrase)
+        if want and any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1)):
+            return True
+    return False
+
+
+def label_says(label: str | None, connect: dict) -> str | None:
+    """Which kind of connect-button label this is (``busy``, ``connecting``, ...), in ``label_order``."""
+    if label is None:
+        return None
+    return next((kind for kind in connect["label_order"] if says(label, connect["labels"].get(kind, []))), None)
 
 
 @dataclass
@@ -125,49 +81,82 @@ class Observation:
     detail: str = ""
 
 
+RUNNING_SIGNALS = ("stop_symbol", "title", "selector")  # the stop symbol first; the older signals as fallbacks
+REFUSALS = (PageState.GPU_LIMIT, PageState.BACKEND_UNAVAILABLE)  # closed, never "without GPU", backed off
+
+
+def seen(snapshot: dict, page: dict, popup_open: bool = False) -> dict[str, bool]:
+    """Which known elements and texts the snapshot shows (what ``keepalive doctor`` lists)."""
+    dialog_text = " | ".join(d["text"] for d in snapshot.get("dialogs") or [])
+    running = snapshot.get("running") or {}
+    found = {"connect_button": snapshot.get("connect") is not None,
+             "connect_label": label_says(snapshot.get("connect"), page["connect"]) is not None,
+             "connect_usage": bool(snapshot.get("connect_usage")),
+             "captcha": bool(snapshot.get("captcha")) or _has(dialog_text, page["captcha"]["texts"]),
+             "drive_popup": popup_open, "signed_in_account": bool(snapshot.get("account"))}
+    found.update({f"running:{signal}": bool(running.get(signal)) for signal in RUNNING_SIGNALS})
+    found.update({f"dialog:{name}": _has(dialog_text, page["dialogs"][name]["texts"])
+                  for name in page["dialogs"]["order"]})
+    return found
+
+
 def classify(snapshot: dict | None, page: dict, origin: str, popup_open: bool = False) -> Observation:
     """Pure: turn a page snapshot into a PageState, and say which known elements were seen."""
     if not snapshot:
         return Observation(PageState.UNKNOWN, {}, "no page")
-    dialogs = snapshot.get("dialogs") or []
-    dialog_text = " | ".join(d["text"] for d in dialogs)
-    found = {"connect_button": snapshot.get("connect") is not None, "captcha": bool(snapshot.get("captcha")),
-             "running_cell": bool(snapshot.get("running")), "drive_popup": popup_open}
-    for name, spec in page["dialogs"].items():
-        if isinstance(spec, dict):
-            found[f"dialog:{name}"] = _has(dialog_text, spec["texts"])
+    found = seen(snapshot, page, popup_open)
     url = snapshot.get("url") or ""
     host = urlparse(url).netloc
-    on_notebook = url.startswith(origin)
-    if (not on_notebook and (host in page["signin"]["hosts"] or _has(snapshot.get("body"), page["signin"]["texts"]))):
+    if not url.startswith(origin) and (host in page["signin"]["hosts"] or _has(snapshot.get("body"),
+                                                                               page["signin"]["texts"])):
         return Observation(PageState.SIGNED_OUT, found, f"on {host}, not on the notebook")
-    if found["captcha"] or _has(dialog_text, page["captcha"]["texts"]):
-        found["captcha"] = True
+    if found["captcha"]:
         return Observation(PageState.CAPTCHA, found, "idle check shown")
-    for name, state in (("gpu_limit", PageState.GPU_LIMIT), ("drive_consent", PageState.DRIVE_CONSENT),
-                        ("authorship", PageState.AUTHORSHIP), ("disconnected", PageState.DISCONNECTED)):
-        if found.get(f"dialog:{name}"):
-            return Observation(state, found, f"dialog: {name}")
+    for name in page["dialogs"]["order"]:
+        if found[f"dialog:{name}"]:
+            return Observation(PageState(page["dialogs"][name]["state"]), found, f"dialog: {name}")
     if popup_open:
         return Observation(PageState.DRIVE_POPUP, found, "the Google pop-up is open")
     label = snapshot.get("connect")
-    connect = page["connect"]
     if label is None:
         return Observation(PageState.UNKNOWN, found, "no connect button")
-    if _has(label, connect["connecting_texts"]):
+    connect = page["connect"]
+    kind = label_says(label, connect)
+    connected = kind == "connected" or found["connect_usage"] or _has(snapshot.get("connect_title"),
+                                                                      connect["connected_titles"])
+    if kind == "busy":
+        return Observation(PageState.BUSY, found, label)
+    if kind == "connecting":
         return Observation(PageState.CONNECTING, found, label)
-    if _has(label, connect["connected_texts"]) or "connected to" in (snapshot.get("connect_title") or "").lower():
-        return Observation(PageState.RUNNING if snapshot.get("running") else PageState.IDLE, found, label)
-    if label.strip().lower() in [t.lower() for t in connect["reconnect_texts"] + connect["connect_texts"]]:
+    if connected:
+        signals = [s for s in RUNNING_SIGNALS if found[f"running:{s}"]]
+        if signals:
+            return Observation(PageState.RUNNING, found, f"{label} (running: {', '.join(signals)})")
+        return Observation(PageState.IDLE, found, label)
+    if kind == "disconnected":
         return Observation(PageState.DISCONNECTED, found, label)
     return Observation(PageState.UNKNOWN, found, f"connect button says {label!r}")
+
+
+class PageConfigError(ValueError):
+    """The [page] config names something the page model does not know; the message says what."""
+
+
+def check_page(page: dict) -> dict:
+    states = {s.value for s in PageState}
+    for name in page["dialogs"]["order"]:
+        spec = page["dialogs"].get(name)
+        if not isinstance(spec, dict) or spec.get("state") not in states or not spec.get("texts"):
+            raise PageConfigError(f"[page.dialogs.{name}] needs texts = [...] and a state, one of: "
+                                  f"{', '.join(sorted(states))}")
+    return page
 
 
 class PageModel:
     """The page's knowledge plus the hands that use it on a Selenium driver."""
 
     def __init__(self, page: dict, origin: str):
-        self.page = page
+        self.page = check_page(page)
         self.origin = origin.rstrip("/")
 
     @classmethod
@@ -176,6 +165,30 @@ class PageModel:
         return cls(merge_tables(tomllib.loads(text), overrides or {}), origin)
 
     # --- seeing -------------------------------------------------------------------------------
+
+    def read(self, driver) -> dict:
+        """The snapshot of the current tab (see page_reader.js)."""
+        from selenium.common.exceptions import UnexpectedAlertPresentException
+
+        try:
+            return driver.execute_script(_READER, self.page, "snapshot")
+        except UnexpectedAlertPresentException:  # an alert came up just now: answer it, read again
+            self.accept_alert(driver)
+            return driver.execute_script(_READER, self.page, "snapshot")
+
+    def accept_alert(self, driver) -> str | None:
+        """Accept a native dialog ("Leave site?") if one is open; return its text."""
+        from selenium.common.exceptions import NoAlertPresentException
+
+        if not self.page["alerts"]["accept"]:
+            return None
+        try:
+            alert = driver.switch_to.alert
+            text = alert.text
+            alert.accept()
+            return text
+        except NoAlertPresentException:
+            return None
 
     def popup_handle(self, driver, main_handle: str | None) -> str | None:
         """The window of Google's Drive pop-up (on an accounts host), if one is open."""
@@ -197,8 +210,9 @@ class PageModel:
             handles = driver.window_handles
             if main_handle and main_handle in handles and driver.current_window_handle != main_handle:
                 driver.switch_to.window(main_handle)
+            self.accept_alert(driver)
             popup = len(handles) > 1 and self.popup_handle(driver, main_handle) is not None
-            snapshot = driver.execute_script(_SNAPSHOT, self.page)
+            snapshot = self.read(driver)
         except BROWSER_GONE:
             return Observation(PageState.UNKNOWN, {}, "browser not reachable")
         return classify(snapshot, self.page, self.origin, popup_open=popup)
@@ -207,8 +221,8 @@ class PageModel:
 
     def find_by_text(self, driver, texts, scope_texts=(), selector: str | None = None):
         """The first visible clickable element whose text is one of ``texts``, through shadow roots."""
-        return driver.execute_script(_FIND, list(texts), selector or self.page["dialogs"]["clickable"],
-                                     list(scope_texts), self.page["dialogs"]["tags"])
+        return driver.execute_script(_READER, self.page, "find", list(texts),
+                                     selector or self.page["dialogs"]["clickable"], list(scope_texts))
 
     def click(self, driver, element) -> bool:
         from selenium.common.exceptions import WebDriverException
@@ -224,40 +238,51 @@ class PageModel:
     def click_text(self, driver, texts, scope_texts=(), selector=None) -> bool:
         return self.click(driver, self.find_by_text(driver, texts, scope_texts, selector))
 
+    def answer(self, driver, name: str) -> bool:
+        """Press one of dialog ``name``'s buttons (never one of its ``never``) in that dialog."""
+        spec = self.page["dialogs"][name]
+        never = {_squash(b) for b in spec.get("never", [])}
+        return self.click_text(driver, [b for b in spec["buttons"] if _squash(b) not in never], spec["texts"])
+
     def act(self, driver, action: Action, url: str, main_handle: str | None = None) -> bool:
         """Do ``action`` on the notebook's tab; True if something was done."""
         from selenium.common.exceptions import WebDriverException
 
         try:
+            self.accept_alert(driver)
             return self._act(driver, action, url, main_handle)
         except WebDriverException as exc:
             print(f"keepalive: {action.value} failed: {exc.msg if hasattr(exc, 'msg') else exc}", file=sys.stderr)
             return False
 
+    def _dialogs_for(self, states) -> list[str]:
+        return [name for name in self.page["dialogs"]["order"] if self.page["dialogs"][name]["state"] in states]
+
     def _act(self, driver, action: Action, url: str, main_handle: str | None) -> bool:
-        dialogs = self.page["dialogs"]
         if action is Action.RELOAD:
             driver.get(url)
             return True
         if action is Action.RECONNECT:
-            spec = dialogs["disconnected"]
-            if self.click_text(driver, spec["buttons"], spec["texts"]):
+            if any(self.answer(driver, name) for name in self._dialogs_for({PageState.DISCONNECTED.value})):
                 return True
-            return self.click_text(driver, self.page["connect"]["reconnect_texts"] + self.page["connect"]["connect_texts"],
-                                   selector="*")
+            return self.press_connect(driver)
         if action is Action.RUN_ALL:
             return self.run_all(driver, main_handle)
         if action is Action.RUN_ANYWAY:
-            return self.click_text(driver, dialogs["authorship"]["buttons"], dialogs["authorship"]["texts"])
+            return any(self.answer(driver, name) for name in self._dialogs_for({PageState.AUTHORSHIP.value}))
         if action is Action.CONNECT_DRIVE:
-            return self.click_text(driver, dialogs["drive_consent"]["buttons"], dialogs["drive_consent"]["texts"])
+            return any(self.answer(driver, name) for name in self._dialogs_for({PageState.DRIVE_CONSENT.value}))
         if action is Action.DISMISS_GPU_LIMIT:
-            spec = dialogs["gpu_limit"]
-            buttons = [b for b in spec["buttons"] if b.lower() not in {n.lower() for n in spec["never"]}]
-            return self.click_text(driver, buttons, spec["texts"])
+            return any(self.answer(driver, name) for name in self._dialogs_for({s.value for s in REFUSALS}))
         if action is Action.COMPLETE_DRIVE_POPUP:
             return self.complete_drive_popup(driver, main_handle)
         return False
+
+    def press_connect(self, driver) -> bool:
+        """Press the toolbar's connect button, if its label says it is disconnected."""
+        if label_says(self.read(driver).get("connect"), self.page["connect"]) != "disconnected":
+            return False
+        return self.click(driver, driver.execute_script(_READER, self.page, "connect"))
 
     def run_all(self, driver, main_handle=None) -> bool:
         """Ctrl+F9 (Cmd+F9 on macOS) on the notebook; the Runtime menu if nothing happens."""
@@ -286,12 +311,32 @@ class PageModel:
             time.sleep(0.2)
         return False
 
+    def _account_rows(self, driver, wanted: str | None) -> list:
+        """The pop-up's rows for the ``wanted`` account; without one, the only row (never a guess among several)."""
+        from selenium.webdriver.common.by import By
+
+        popup = self.page["popup"]
+        rows = []
+        for selector in popup["account_selectors"]:
+            rows += [r for r in driver.find_elements(By.CSS_SELECTOR, selector) if r not in rows]
+        if not wanted:
+            return rows if len(rows) == 1 else []
+        wanted = wanted.lower()
+        return [r for r in rows if any(wanted == (r.get_attribute(a) or "").strip().lower()
+                                       for a in popup["account_attributes"]) or wanted in (r.text or "").lower()]
+
     def complete_drive_popup(self, driver, main_handle: str | None) -> bool:
-        """In Google's pop-up: the account, Select all, Continue; then back to the notebook."""
+        """In Google's pop-up: the notebook's account, Select all, Continue; then back to the notebook.
+
+        The account is ``[page.popup] account_email``, else the one the notebook page shows as signed in:
+        Drive mounted by another account fails ("credential propagation was unsuccessful").
+        """
         from selenium.webdriver.common.by import By
 
         popup = self.page["popup"]
         main = main_handle or driver.current_window_handle
+        driver.switch_to.window(main)
+        wanted = popup.get("account_email") or self.read(driver).get("account")
         window = self.popup_handle(driver, main)
         if window is None:
             return False
@@ -300,10 +345,9 @@ class PageModel:
             deadline = time.monotonic() + float(popup["step_seconds"])
             done_account = done_select = False
             while time.monotonic() < deadline and driver.current_window_handle in driver.window_handles:
+                self.accept_alert(driver)
                 if not done_account:
-                    rows = [r for sel in popup["account_selectors"] for r in driver.find_elements(By.CSS_SELECTOR, sel)]
-                    email = popup.get("account_email") or ""
-                    rows = [r for r in rows if not email or email.lower() in (r.text or "").lower()] or rows
+                    rows = self._account_rows(driver, wanted)
                     if rows:
                         self.click(driver, rows[0])
                         done_account = True
@@ -319,6 +363,9 @@ class PageModel:
                     return True
                 done_account = done_account or bool(box)
                 time.sleep(0.3)
+            if not done_account:
+                print("keepalive: the Drive pop-up does not offer the notebook's account; set [page.popup] "
+                      "account_email, or choose it by hand", file=sys.stderr)
             return False
         finally:
             driver.switch_to.window(main)
