@@ -5,9 +5,9 @@ The notebook rewrites ``heartbeat.json`` in its job folder on Drive, whole and a
 user's PC reads the same file through Google Drive for desktop. Both halves import this
 module and nothing else of each other, so a field added here is added for both.
 
-Reading is forgiving: a file cut short by a sync, or written by a newer schema that added
-fields, must never crash the reader. ``parse`` raises ``HeartbeatError`` (one line, what is
-wrong) for what cannot be read at all and ignores fields it does not know.
+Reading is typed and never crashes: a file cut short by a sync, binary, nested too deeply, or
+written by a newer schema raises ``HeartbeatError`` (one line, what is wrong); an optional field
+of the wrong type (``progress: "50%"``) is dropped; fields it does not know are ignored.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -124,26 +125,103 @@ class Heartbeat:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Heartbeat)}
+MAX_BYTES = 1 << 20  # a heartbeat is about 1 KB; anything far bigger is not one
+
+
+def _text(value) -> bool:
+    """A string that can be written out again (no lone surrogates from a ``\\ud800`` escape)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _seconds(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def _fraction(value) -> bool:
+    return _seconds(value) and value <= 1
+
+
+def _optional(check):
+    return lambda value: value is None or check(value)
+
+
+def _one_of(choices):
+    return lambda value: isinstance(value, str) and value in choices
+
+
+# Every field's check. Required fields that fail make the file unreadable; optional ones are dropped.
+_CHECKS = {
+    "job": _text, "session": _text, "seq": _count, "time": _text, "phase": _one_of(PHASES), "schema": _count,
+    "session_started": _text, "node": _optional(_text), "chunk": _optional(_count),
+    "nodes_done": _count, "nodes_total": _count, "chunks_done": _count, "chunks_total": _count,
+    "progress": _fraction, "eta_seconds": _optional(_seconds), "gpu": _optional(_text),
+    "local_free_bytes": _optional(_count), "drive_free_bytes": _optional(_count), "cache_bytes": _optional(_count),
+    "durable_chunks": _count, "pruned_bytes": _count, "last_log_line": _text,
+    "cause": _optional(_one_of(CAUSES)), "reason": _optional(_text), "action": _optional(_text),
+    "warnings": lambda value: isinstance(value, list) and all(_text(item) for item in value),
+}
 _REQUIRED = ("job", "session", "seq", "time", "phase")
 
 
-def parse(text: str) -> Heartbeat:
-    """Read a heartbeat from JSON text; unknown fields are ignored."""
+def _reject_constant(name: str):
+    raise HeartbeatError(f"heartbeat holds {name}, which is not JSON")
+
+
+def _decode(data: str | bytes) -> object:
+    if isinstance(data, bytes):
+        if len(data) > MAX_BYTES:
+            raise HeartbeatError(f"heartbeat is {len(data)} bytes, far too big to be one")
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HeartbeatError("heartbeat is not UTF-8 text; it may be half-synced") from None
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise HeartbeatError(f"heartbeat is not valid JSON ({exc.msg}); it may be half-synced") from None
+        return json.loads(data, parse_constant=_reject_constant)
+    except RecursionError:
+        raise HeartbeatError("heartbeat is nested too deeply to be one") from None
+    except HeartbeatError:
+        raise
+    except ValueError as exc:  # JSONDecodeError, or an integer with too many digits
+        raise HeartbeatError(f"heartbeat is not valid JSON ({getattr(exc, 'msg', exc)}); "
+                             "it may be half-synced") from None
+
+
+def parse(data: str | bytes) -> Heartbeat:
+    """Read a heartbeat from JSON text or bytes, field by field.
+
+    ``HeartbeatError`` if it cannot be read: not UTF-8 or not JSON (half-synced), not an object, a required
+    field missing or of the wrong type, or a newer schema. An optional field of the wrong type is dropped
+    (its default is used); unknown fields are ignored.
+    """
+    data = _decode(data)
     if not isinstance(data, dict):
         raise HeartbeatError("heartbeat is not a JSON object")
+    schema = data.get("schema", SCHEMA_VERSION)
+    if not _count(schema):
+        raise HeartbeatError(f"heartbeat has a schema of the wrong type ({type(schema).__name__})")
+    if schema > SCHEMA_VERSION:
+        raise HeartbeatError(f"heartbeat is of schema {schema}, newer than this reader's {SCHEMA_VERSION}: "
+                             "update colab-keepalive")
     missing = [name for name in _REQUIRED if name not in data]
     if missing:
         raise HeartbeatError(f"heartbeat lacks {', '.join(missing)}")
-    if not isinstance(data["seq"], int) or not isinstance(data["session"], str):
-        raise HeartbeatError("heartbeat has a seq or session of the wrong type")
-    if data["phase"] not in PHASES:
-        raise HeartbeatError(f"heartbeat has an unknown phase {data['phase']!r}")
-    known = {key: value for key, value in data.items() if key in _FIELDS}
+    wrong = [name for name in _REQUIRED if not _CHECKS[name](data[name])]
+    if wrong:
+        raise HeartbeatError(f"heartbeat has {', '.join(wrong)} of the wrong type or value")
+    known = {name: value for name, value in data.items() if name in _CHECKS and _CHECKS[name](value)}
+    for name, choices in (("phase", PHASES), ("cause", CAUSES)):
+        if known.get(name) is not None:
+            known[name] = choices[choices.index(known[name])]  # the constant itself
     return Heartbeat(**known)
 
 
@@ -159,6 +237,6 @@ def timestamp(text: str) -> float | None:
 
 
 def read(path) -> Heartbeat:
-    """Read the heartbeat file at ``path``; OSError if it is not there."""
-    with open(path, encoding="utf-8") as handle:
-        return parse(handle.read())
+    """Read the heartbeat file at ``path``: OSError if it cannot be opened, HeartbeatError if it is no heartbeat."""
+    with open(path, "rb") as handle:
+        return parse(handle.read(MAX_BYTES + 1))

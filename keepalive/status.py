@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+import unicodedata
 
 from colab_side import heartbeat as hb
 from keepalive.heartbeat_watch import HeartbeatWatch, find_drive_folder
@@ -10,36 +12,65 @@ from keepalive.journal import Journal
 from keepalive.supervisor import CORRUPT, FRESH, MISSING, STALE
 
 
-def _seconds_since(text: str, wall: float) -> float | None:
-    written = hb.timestamp(text)
+def number(value) -> float | None:
+    """A finite real number, or None: what a view may do arithmetic on, whatever a file held."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def text(value, limit: int = 240) -> str:
+    """One printable line of at most ``limit`` characters: no control characters, nothing unprintable."""
+    if value is None:
+        return ""
+    value = value if isinstance(value, str) else str(value)
+    value = value[:limit].encode("utf-8", "replace").decode("utf-8")
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in value)
+
+
+def _seconds_since(stamp: str, wall: float) -> float | None:
+    written = hb.timestamp(stamp)
     return None if written is None else max(0.0, wall - written)
 
 
 def describe(beat: hb.Heartbeat | None, verdict: str, age: float | None, sync_lag: float | None,
              state: dict, wall: float | None = None) -> dict:
-    """The fields every view of the job shows (live view, plain lines, ``status``)."""
+    """The fields every view of the job shows (live view, plain lines, ``status``).
+
+    ``beat`` comes from the typed reader; ``state`` is the daemon's saved state, which may hold anything.
+    """
     wall = time.time() if wall is None else wall
-    info = {
-        "heartbeat": verdict, "heartbeat_age_seconds": None if age is None else round(age, 1),
-        "sync_lag_seconds": None if sync_lag is None else round(sync_lag, 1),
-        "job": beat.job if beat else state.get("job"), "phase": beat.phase if beat else None,
-        "node": beat.node if beat else None, "chunk": beat.chunk if beat else None,
+    state = state if isinstance(state, dict) else {}
+    final = beat is not None and beat.final
+
+    def rounded(value):
+        value = number(value)
+        return None if value is None else round(value, 1)
+
+    return {
+        "heartbeat": text(verdict), "heartbeat_age_seconds": rounded(age), "sync_lag_seconds": rounded(sync_lag),
+        "job": text(beat.job if beat else state.get("job")), "phase": text(beat.phase) if beat else None,
+        "node": text(beat.node) if beat and beat.node else None, "chunk": beat.chunk if beat else None,
         "progress": beat.progress if beat else None,
         "chunks_done": beat.chunks_done if beat else None, "chunks_total": beat.chunks_total if beat else None,
         "eta_seconds": beat.eta_seconds if beat else None,
-        "session": beat.session if beat else None,
+        "session": text(beat.session) if beat else None,
         "session_uptime_seconds": _seconds_since(beat.session_started, wall) if beat else None,
         "drive_free_bytes": beat.drive_free_bytes if beat else None,
-        "last_log_line": beat.last_log_line if beat else "",
-        "cause": (beat.cause if beat and beat.final else None) or state.get("cause"),
-        "reason": beat.reason if beat and beat.final else None,
-        "what_to_do": beat.action if beat and beat.final else None,
-        "warnings": list(beat.warnings) if beat else [],
-        "restarts": state.get("restarts", 0),
-        "last_action": state.get("last_action"), "last_action_reason": state.get("last_reason"),
-        "last_action_time": state.get("last_action_time"),
+        "last_log_line": text(beat.last_log_line) if beat else "",
+        "cause": text((final and beat.cause) or state.get("cause")) or None,
+        "reason": text(beat.reason) if final and beat.reason else None,
+        "what_to_do": text(beat.action) if final and beat.action else None,
+        "warnings": [text(w) for w in beat.warnings] if beat else [],
+        "restarts": int(number(state.get("restarts")) or 0),
+        "last_action": text(state.get("last_action")) or None,
+        "last_action_reason": text(state.get("last_reason")) or None,
+        "last_action_time": text(state.get("last_action_time")) or None,
     }
-    return info
 
 
 def collect(cfg, wall: float | None = None) -> dict:
@@ -62,23 +93,31 @@ def collect(cfg, wall: float | None = None) -> dict:
 
 
 def clock_text(seconds) -> str:
+    seconds = number(seconds)
     if seconds is None:
         return "-"
-    seconds = int(seconds)
+    seconds = int(max(0.0, min(seconds, 1e9)))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def render_text(info: dict) -> str:
-    progress = "-" if info.get("progress") is None else f"{info['progress'] * 100:.1f}%"
+    progress = number(info.get("progress"))
+    chunk = number(info.get("chunk"))
     lines = [
-        f"job {info.get('job')}: phase {info.get('phase') or '-'}, node {info.get('node') or '-'}"
-        f" chunk {info.get('chunk') if info.get('chunk') is not None else '-'}",
-        f"progress {progress} ({info.get('chunks_done') or 0}/{info.get('chunks_total') or 0} chunks),"
+        f"job {text(info.get('job'))}: phase {text(info.get('phase')) or '-'}, node {text(info.get('node')) or '-'}"
+        f" chunk {'-' if chunk is None else int(chunk)}",
+        f"progress {'-' if progress is None else f'{progress * 100:.1f}%'}"
+        f" ({count(info.get('chunks_done'))}/{count(info.get('chunks_total'))} chunks),"
         f" ETA {clock_text(info.get('eta_seconds'))}",
-        f"heartbeat {info.get('heartbeat')} (age {clock_text(info.get('heartbeat_age_seconds'))}),"
-        f" restarts {info.get('restarts', 0)}",
-        f"last action: {info.get('last_action') or '-'} ({info.get('last_action_reason') or '-'})",
+        f"heartbeat {text(info.get('heartbeat'))} (age {clock_text(info.get('heartbeat_age_seconds'))}),"
+        f" restarts {count(info.get('restarts'))}",
+        f"last action: {text(info.get('last_action')) or '-'} ({text(info.get('last_action_reason')) or '-'})",
     ]
     if info.get("reason"):
-        lines.append(f"{info.get('cause')}: {info['reason']} — {info.get('what_to_do') or ''}")
+        lines.append(f"{text(info.get('cause'))}: {text(info['reason'])} — {text(info.get('what_to_do'))}")
     return "\n".join(lines)
+
+
+def count(value) -> int:
+    value = number(value)
+    return 0 if value is None else int(max(0.0, min(value, 1e15)))

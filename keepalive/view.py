@@ -16,53 +16,69 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from keepalive.status import clock_text
+from keepalive.status import clock_text, count, number, text
 
 
-def _age_style(verdict: str, age, grace: float) -> str:
+def _age_style(verdict, age, grace: float) -> str:
     if verdict != "fresh":
         return "bold red"
+    age = number(age)
     return "green" if age is None or age < grace / 2 else "yellow"
 
 
 def _bytes(value) -> str:
+    value = number(value)
     return "-" if value is None else f"{value / 2**30:.1f} GB"
 
 
+def _progress(info: dict) -> float | None:
+    value = number(info.get("progress"))
+    return None if value is None else min(1.0, max(0.0, value))
+
+
 def render(info: dict, grace: float = 300.0) -> Panel:
+    """The live panel; every value is shown through ``text``/``number``, so any dict renders."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", justify="right")
     table.add_column()
-    progress = info.get("progress") or 0.0
+    progress = _progress(info) or 0.0
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=1.0, completed=progress, width=40),
-                Text(f"{progress * 100:5.1f}%  {info.get('chunks_done') or 0}/{info.get('chunks_total') or 0} chunks"
-                     f"  ETA {clock_text(info.get('eta_seconds'))}"))
-    chunk = info.get("chunk")
-    table.add_row("phase", Text(str(info.get("phase") or "-"), style="bold"))
-    table.add_row("node", f"{info.get('node') or '-'}" + (f"  chunk {chunk}" if chunk is not None else ""))
-    table.add_row("progress", bar)
-    table.add_row("heartbeat", Text(f"{info.get('heartbeat')}  age {clock_text(info.get('heartbeat_age_seconds'))}"
-                                    f"  sync lag {clock_text(info.get('sync_lag_seconds'))}",
-                                    style=_age_style(info.get("heartbeat"), info.get("heartbeat_age_seconds"), grace)))
-    table.add_row("session", f"up {clock_text(info.get('session_uptime_seconds'))}  restarts {info.get('restarts', 0)}")
-    table.add_row("last action", f"{info.get('last_action') or '-'}: {info.get('last_action_reason') or ''}")
-    table.add_row("drive free", _bytes(info.get("drive_free_bytes")))
-    table.add_row("log", Text(info.get("last_log_line") or "", overflow="ellipsis", no_wrap=True))
+                Text(f"{progress * 100:5.1f}%  {count(info.get('chunks_done'))}/{count(info.get('chunks_total'))}"
+                     f" chunks  ETA {clock_text(info.get('eta_seconds'))}"))
+    chunk = number(info.get("chunk"))
+    rows = [
+        ("phase", Text(text(info.get("phase")) or "-", style="bold")),
+        ("node", Text((text(info.get("node")) or "-") + ("" if chunk is None else f"  chunk {int(chunk)}"))),
+        ("progress", bar),
+        ("heartbeat", Text(f"{text(info.get('heartbeat'))}  age {clock_text(info.get('heartbeat_age_seconds'))}"
+                           f"  sync lag {clock_text(info.get('sync_lag_seconds'))}",
+                           style=_age_style(info.get("heartbeat"), info.get("heartbeat_age_seconds"), grace))),
+        ("session", Text(f"up {clock_text(info.get('session_uptime_seconds'))}  restarts {count(info.get('restarts'))}")),
+        ("last action", Text(f"{text(info.get('last_action')) or '-'}: {text(info.get('last_action_reason'))}")),
+        ("drive free", Text(_bytes(info.get("drive_free_bytes")))),
+        ("log", Text(text(info.get("last_log_line")), overflow="ellipsis", no_wrap=True)),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
     parts = [table]
     if info.get("reason"):
-        parts.append(Text(f"{info.get('cause')}: {info['reason']} — {info.get('what_to_do') or ''}", style="bold red"))
-    for warning in info.get("warnings") or []:
-        parts.append(Text(f"warning: {warning}", style="yellow"))
-    return Panel(Group(*parts), title=f"colab-keepalive — {info.get('job')}", border_style="blue")
+        parts.append(Text(f"{text(info.get('cause'))}: {text(info['reason'])} — {text(info.get('what_to_do'))}",
+                          style="bold red"))
+    warnings = info.get("warnings")
+    for warning in warnings if isinstance(warnings, list) else []:
+        parts.append(Text(f"warning: {text(warning)}", style="yellow"))
+    return Panel(Group(*parts), title=Text(f"colab-keepalive — {text(info.get('job'))}"), border_style="blue")
 
 
 def plain_line(info: dict) -> str:
-    progress = info.get("progress")
-    return (f"[{info.get('job')}] phase={info.get('phase')} node={info.get('node')} chunk={info.get('chunk')}"
+    progress = _progress(info)
+    chunk = number(info.get("chunk"))
+    return (f"[{text(info.get('job'))}] phase={text(info.get('phase')) or None} node={text(info.get('node')) or None}"
+            f" chunk={None if chunk is None else int(chunk)}"
             f" progress={'-' if progress is None else f'{progress * 100:.1f}%'}"
-            f" heartbeat={info.get('heartbeat')} restarts={info.get('restarts', 0)}"
-            f" action={info.get('last_action')}")
+            f" heartbeat={text(info.get('heartbeat'))} restarts={count(info.get('restarts'))}"
+            f" action={text(info.get('last_action')) or None}")
 
 
 class LiveView:
