@@ -1,0 +1,254 @@
+"""The CLI hands: what the browser hands do, done with google-colab-cli instead of a page.
+
+What the CLI says is mapped onto the page states the supervisor already knows, so the same rules
+decide:
+
+====================================================  ===================  ==========================
+CLI fact                                              page state           recovery step (act)
+====================================================  ===================  ==========================
+our session is not in ``colab sessions``              DISCONNECTED         RECONNECT: ``colab new``
+``colab new`` refused (412) or accelerator rejected   GPU_LIMIT            DISMISS_GPU_LIMIT, back off
+the interactive sign-in started ("Aborted.")          SIGNED_OUT           a human signs in
+a session, Drive not mounted on the VM                DRIVE_CONSENT        CONNECT_DRIVE: drivemount
+a session, Drive mounted, no job                      IDLE                 RUN_ALL: upload + launch
+the attached ``exec`` waits on the job                RUNNING              (nothing)
+``new``/``drivemount`` under way                      CONNECTING           (nothing)
+the CLI answered nothing usable (transport, timeout)  UNKNOWN              RELOAD: look again
+====================================================  ===================  ==========================
+
+Long calls (``new``, ``drivemount``) run in a thread of their own, so the loop keeps polling.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+from keepalive import notebook
+from keepalive.cli_mode import vm_code
+from keepalive.cli_mode.drivemount import drivemount
+from keepalive.cli_mode.runner import Answer, ColabCli, Outcome, load_answers, parse_sessions, parse_version, scrub, \
+    stop_group, switch_off_update_check, version_problem
+from keepalive.cli_mode.settings import CliSettingsError, check
+from keepalive.cli_mode.watch import CliHeartbeatWatch
+from keepalive.hands.page import Observation
+from keepalive.states import Action, PageState
+
+LOGIN_HINT = "the colab CLI is signed out: run 'colab sessions' in a terminal and sign in"
+
+
+class Waiter:
+    """The attached ``colab exec`` that waits on the job (keeping the kernel busy) and streams its log."""
+
+    def __init__(self, cli: ColabCli, session: str, script: Path, log_path: Path):
+        self.proc = cli.start("exec", "-s", session, "-f", str(script), stdout=subprocess.PIPE)
+        self.cli = cli
+        self.log_path = log_path
+        self.attached: dict | None = None
+        self.ended: dict | None = None
+        self.outcome: Outcome | None = None
+        self._text: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            for line in self.proc.stdout:
+                found = vm_code.markers(line)
+                if found and found[0][0] == "ATTACHED":
+                    self.attached = found[0][1]
+                elif found and found[0][0] == "END":
+                    self.ended = found[0][1]
+                else:
+                    self._text = (self._text + [line])[-20:]
+                    log.write(scrub(line))
+                    log.flush()
+        code = self.proc.wait()
+        self.outcome = self.cli.outcome(Answer("exec", code, "".join(self._text)))
+
+    @property
+    def running(self) -> bool:
+        return self.outcome is None
+
+    def stop(self) -> None:
+        """End the local call; the cell on the VM goes on until the job ends (it keeps the runtime busy)."""
+        if self.proc.poll() is None:
+            stop_group(self.proc)
+        self._thread.join(timeout=5)
+
+
+class CliHands:
+    def __init__(self, cfg, notify=None, home: Path | None = None):
+        try:
+            self.settings = check(cfg.cli, cfg.job)
+        except CliSettingsError as exc:
+            from keepalive.config import ConfigError
+
+            raise ConfigError(str(exc)) from None
+        self.home = Path.home() if home is None else Path(home)
+        self.cli = ColabCli(self.settings.path, self.settings.call_seconds, load_answers(self.settings.answers))
+        self.session = self.settings.session_name(cfg.job)
+        self.job = cfg.job
+        self.notify = notify or (lambda kind, message: None)
+        self.folder = Path(cfg.dirs.state) / cfg.job / "cli"
+        self.vm_log = self.folder / "vm.log"
+        self.job_args = vm_code.job_args(self.settings.images, cfg.job, self.settings.meshroom,
+                                         list(self.settings.job_args))
+        self.waiter: Waiter | None = None
+        self.task: threading.Thread | None = None
+        self.task_name = ""
+        self.refusal: str | None = None  # what `colab new` said when it was refused
+        self.endpoint: str | None = None
+        self.mounted = False
+        self.attach_needed = True  # a job may already run on a runtime we find (daemon restarted)
+        self.stopped = False
+
+    # --- start and stop -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Check the CLI (installed, supported version), switch its update check off, write the VM code."""
+        from keepalive.config import ConfigError
+
+        if self.cli.resolved() is None:
+            raise ConfigError(f"the colab CLI ({self.settings.path}) is not found: install it with "
+                              "'pipx install google-colab-cli' (or 'uv tool install google-colab-cli'), "
+                              "or set cli.path in the config")
+        switch_off_update_check(self.home)
+        problem = version_problem(parse_version(self.cli.call("version").out), self.cli.answers)
+        if problem:
+            raise ConfigError(problem)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "launch.py").write_text(vm_code.launch(self.job_args), encoding="utf-8")
+        (self.folder / "wait.py").write_text(vm_code.wait(self.settings.waiter_poll_seconds), encoding="utf-8")
+        (self.folder / "mount.py").write_text(vm_code.mount_check(), encoding="utf-8")
+        (self.folder / "colab_side.zip").write_bytes(notebook.colab_side_zip())
+
+    def close(self) -> None:
+        self.stopped = True
+        if self.waiter is not None:
+            self.waiter.stop()
+        self.cli.stop_all()
+
+    def release_runtime(self) -> bool:
+        """Give the runtime back (at done), so no quota is burnt."""
+        if self.waiter is not None:
+            self.waiter.stop()
+        return self.cli.outcome(self.cli.call("stop", "-s", self.session)) is Outcome.OK
+
+    def heartbeat_watch(self, grace_seconds: float) -> CliHeartbeatWatch:
+        """The heartbeat of this job, fetched from this runtime each poll."""
+        return CliHeartbeatWatch(self.cli, self.session, self.folder / "drive", self.job, grace_seconds)
+
+    def reopen(self) -> None:
+        """Nothing to reload without a page: the next observe looks at the CLI afresh."""
+
+    # --- eyes ---------------------------------------------------------------------------------------
+
+    def observe(self) -> Observation:
+        if self.task is not None and self.task.is_alive():
+            return Observation(PageState.CONNECTING, {}, self.task_name)
+        if self.refusal:
+            return Observation(PageState.GPU_LIMIT, {}, self.refusal)
+        answer = self.cli.call("sessions")
+        outcome = self.cli.outcome(answer)
+        if outcome is Outcome.LOGIN_REQUIRED:
+            return Observation(PageState.SIGNED_OUT, {}, LOGIN_HINT)
+        if outcome is not Outcome.OK:
+            return Observation(PageState.UNKNOWN, {}, f"colab sessions: {outcome.value}")
+        ours = parse_sessions(answer.out).get(self.session)
+        found = {"session": ours is not None, "job_waiter": self.waiter is not None and self.waiter.running,
+                 "drive": self.mounted}
+        if ours is None:
+            self._forget_runtime()
+            return Observation(PageState.DISCONNECTED, found, "no runtime")
+        if ours["endpoint"] != self.endpoint:
+            self.endpoint, self.mounted = ours["endpoint"], False
+        if self.waiter is not None and self.waiter.outcome is Outcome.GONE:
+            self._forget_runtime()
+            return Observation(PageState.DISCONNECTED, found, "the runtime is lost")
+        if self.waiter is None and self.attach_needed or self.waiter is not None and self.waiter.running is False \
+                and self.waiter.ended is None:
+            self._attach()
+        if self.waiter is not None and self.waiter.running:
+            return Observation(PageState.RUNNING, found, "the job runs")
+        if not self.mounted:
+            self.mounted = self._mount_confirmed()
+            found["drive"] = self.mounted
+        if not self.mounted:
+            return Observation(PageState.DRIVE_CONSENT, found, "Drive is not mounted on the runtime")
+        return Observation(PageState.IDLE, found, "runtime ready, no job")
+
+    def _forget_runtime(self) -> None:
+        if self.waiter is not None:
+            self.waiter.stop()
+        self.waiter, self.endpoint, self.mounted, self.attach_needed = None, None, False, False
+
+    def _mount_confirmed(self) -> bool:
+        answer = self.cli.call("exec", "-s", self.session, "-f", str(self.folder / "mount.py"))
+        found = vm_code.marker(answer.out, "MOUNT")
+        return bool(found and found.get("mounted"))
+
+    def _attach(self) -> None:
+        if self.waiter is not None:
+            self.waiter.stop()
+        self.waiter = Waiter(self.cli, self.session, self.folder / "wait.py", self.vm_log)
+        self.attach_needed = False
+
+    # --- hands --------------------------------------------------------------------------------------
+
+    def act(self, action: Action) -> bool:
+        if action is Action.RECONNECT:
+            return self._in_background("allocating a runtime", self._allocate)
+        if action is Action.CONNECT_DRIVE:
+            return self._in_background("mounting Drive", self._mount)
+        if action is Action.RUN_ALL:
+            return self._launch()
+        if action is Action.DISMISS_GPU_LIMIT:
+            self.refusal = None
+            return True
+        if action is Action.RELOAD:
+            self._forget_runtime()
+            self.attach_needed = True
+            return True
+        return False  # a page-only step (authorship warning, Drive pop-up): nothing to do here
+
+    def _in_background(self, name: str, work) -> bool:
+        if self.task is not None and self.task.is_alive():
+            return False
+        self.task_name = name
+        self.task = threading.Thread(target=work, daemon=True)
+        self.task.start()
+        return True
+
+    def _allocate(self) -> None:
+        listed = parse_sessions(self.cli.call("sessions").out)
+        if self.session in listed:  # `colab new` would overwrite it and leave a billable orphan
+            self.cli.call("stop", "-s", self.session)
+        args = ["new", "-s", self.session] + (["--gpu", self.settings.gpu] if self.settings.gpu else [])
+        answer = self.cli.call(*args, timeout=self.settings.allocate_seconds)
+        outcome = self.cli.outcome(answer)
+        if outcome in (Outcome.REFUSED, Outcome.REJECTED):
+            self.refusal = scrub(answer.err.strip().splitlines()[-1] if answer.err.strip() else outcome.value)
+        self.endpoint, self.mounted, self.attach_needed = None, False, False
+
+    def _mount(self) -> None:
+        def tell(url: str) -> None:
+            self.notify("needs_human", f"Google Drive needs your consent once: open {url} (same Google account); "
+                        f"keepalive presses Enter for the colab CLI in {self.settings.consent_wait_seconds:.0f} s")
+
+        drivemount(self.cli.resolved() or self.settings.path, self.session, self.cli.env,
+                   self.settings.drivemount_seconds, self.settings.consent_wait_seconds, tell, self.cli.answers)
+        self.mounted = self._mount_confirmed()
+
+    def _launch(self) -> bool:
+        upload = self.cli.call("upload", "-s", self.session, str(self.folder / "colab_side.zip"), vm_code.ZIP)
+        if self.cli.outcome(upload) is not Outcome.OK:
+            return False
+        answer = self.cli.call("exec", "-s", self.session, "-f", str(self.folder / "launch.py"))
+        with open(self.vm_log, "a", encoding="utf-8") as log:
+            log.write(scrub(answer.text))
+        if vm_code.marker(answer.out, "JOB") is None:
+            return False
+        self._attach()
+        return True

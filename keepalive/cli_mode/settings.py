@@ -1,0 +1,46 @@
+"""The ``[cli]`` section of the config: where ``colab`` is, which runtime to ask for, the job, time limits."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# `colab new --gpu` takes these; anything else is silently turned into an A100 by the CLI, so it is refused here.
+GPUS = ("T4", "L4", "G4", "H100", "A100")
+_SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class CliSettingsError(ValueError):
+    """A [cli] setting cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class CliConfig:
+    path: str = "colab"  # the program: on PATH, or a full path (pipx/uv put it in ~/.local/bin)
+    session: str = ""  # the CLI's session name; empty: keepalive-<job>
+    gpu: str = "T4"  # one of GPUS; "" asks for a CPU runtime (then the job must not need a GPU)
+    images: str = ""  # the images folder as the VM sees it, under /content/drive/
+    meshroom: str = "2019.2"
+    job_args: list = field(default_factory=list)  # more `python -m colab_side run` arguments
+    call_seconds: float = 120.0  # our time limit on a short call (sessions, download, upload, exec of a snippet)
+    allocate_seconds: float = 900.0  # on `colab new` (it retries 502/503/504 by itself, 10 s doubling)
+    drivemount_seconds: float = 900.0  # on `colab drivemount`, consent included
+    consent_wait_seconds: float = 180.0  # after "Please visit:", before pressing Enter for the human
+    waiter_poll_seconds: float = 2.0  # how often the attached exec looks at the job and its log
+    answers: dict = field(default_factory=dict)  # corrections of colab_cli.toml [answers]
+
+    def session_name(self, job: str) -> str:
+        return self.session or f"keepalive-{job}"
+
+
+def check(cli: CliConfig, job: str) -> CliConfig:
+    """``cli`` if it can be used for ``job``, else CliSettingsError with one line saying what to set."""
+    if not _SESSION.match(cli.session_name(job)):
+        raise CliSettingsError(f"cli session name {cli.session_name(job)!r} is not usable: letters, digits, "
+                               "'.', '_' or '-' (at most 64)")
+    if cli.gpu and cli.gpu not in GPUS:
+        raise CliSettingsError(f"--gpu {cli.gpu!r} is not one the colab CLI knows: use one of {', '.join(GPUS)}")
+    if not cli.images.startswith("/content/drive/"):
+        raise CliSettingsError("cli mode needs the images folder as Colab sees it: "
+                               "--images /content/drive/MyDrive/<folder>")
+    return cli

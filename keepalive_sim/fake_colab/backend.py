@@ -1,0 +1,145 @@
+"""The fake Colab backend behind the fake ``colab`` program: assignments, VMs, Drive, faults.
+
+Everything lives under one root folder, so that every call of the short-lived fake CLI sees the
+same "server": ``server.json`` (assignments and faults, under a file lock), ``vms/<endpoint>/`` (a VM's
+``/``; its ``content/`` is ``/content``), and the local Drive folder the VMs mount. A VM's processes
+carry ``FAKE_COLAB_VM=<endpoint>`` in their environment: reclaiming a VM kills every one of them,
+including jobs that left its process group with ``start_new_session`` (Linux: found through /proc).
+
+:class:`FakeColab` is the test's side: it installs the ``colab`` wrapper and injects faults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import filelock
+
+ROOT_ENV = "FAKE_COLAB_ROOT"
+VM_ENV = "FAKE_COLAB_VM"
+VERSION = "0.7.5"
+
+
+class Server:
+    def __init__(self, root):
+        self.root = Path(root)
+        self.path = self.root / "server.json"
+        self._lock = filelock.FileLock(str(self.root / "server.lock"))
+
+    @contextmanager
+    def state(self):
+        """The server's state, read and written back under the lock."""
+        with self._lock:
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}
+            data.setdefault("assignments", {})
+            data.setdefault("faults", {})
+            yield data
+            temp = self.path.with_name("server.json.tmp")
+            temp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            os.replace(temp, self.path)
+
+    def read(self) -> dict:
+        with self.state() as data:
+            return json.loads(json.dumps(data))
+
+    def take_fault(self, name: str) -> bool:
+        """Use up one injected fault of this kind, if any is left."""
+        with self.state() as data:
+            left = data["faults"].get(name, 0)
+            if left:
+                data["faults"][name] = left - 1
+            return bool(left)
+
+    def vm_root(self, endpoint: str) -> Path:
+        return self.root / "vms" / endpoint
+
+    def allocate(self, accelerator: str) -> str:
+        kind = f"gpu-{accelerator.lower()}" if accelerator != "NONE" else "cpu"
+        endpoint = f"{kind}-s-{secrets.token_hex(4)}"
+        (self.vm_root(endpoint) / "content").mkdir(parents=True)
+        with self.state() as data:
+            data["assignments"][endpoint] = {"accelerator": accelerator}
+            data["allocations"] = data.get("allocations", 0) + 1
+        return endpoint
+
+    def release(self, endpoint: str) -> bool:
+        with self.state() as data:
+            known = data["assignments"].pop(endpoint, None) is not None
+        kill_vm(endpoint)
+        root = self.vm_root(endpoint)
+        drive = root / "content" / "drive" / "MyDrive"
+        if drive.is_symlink():
+            drive.unlink()  # the user's Drive outlives the VM
+        shutil.rmtree(root, ignore_errors=True)
+        return known
+
+
+def vm_pids(endpoint: str) -> list[int]:
+    marker = f"{VM_ENV}={endpoint}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def kill_vm(endpoint: str) -> None:
+    for pid in vm_pids(endpoint):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class FakeColab:
+    """The test's handle on the fake: install it on PATH, look at it, break it."""
+
+    def __init__(self, root, drive):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.server = Server(self.root)
+        with self.server.state() as data:
+            data["drive"] = str(Path(drive).resolve())
+
+    def install(self, bin_dir) -> Path:
+        """A ``colab`` program in ``bin_dir`` that runs this fake (put ``bin_dir`` first on PATH)."""
+        bin_dir = Path(bin_dir)
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        program = bin_dir / "colab"
+        program.write_text(f"#!/bin/sh\n{ROOT_ENV}='{self.root}' exec '{sys.executable}' -m keepalive_sim.fake_colab "
+                           '"$@"\n', encoding="utf-8")
+        program.chmod(0o755)
+        return program
+
+    def fault(self, name: str, value) -> None:
+        """refuse_new / transport_errors: how many calls fail; login_expired, drive_consent: on or off."""
+        with self.server.state() as data:
+            data["faults"][name] = value
+
+    def assignments(self) -> dict:
+        return self.server.read()["assignments"]
+
+    def allocations(self) -> int:
+        return self.server.read().get("allocations", 0)
+
+    def reclaim(self, endpoint: str) -> None:
+        """Colab takes the VM back: its processes die, its disk is gone, the CLI is not told."""
+        self.server.release(endpoint)
+
+    def content(self, endpoint: str) -> Path:
+        return self.server.vm_root(endpoint) / "content"
