@@ -66,6 +66,7 @@ class Cause(_Named):
     BAD_INPUT = "BAD_INPUT"  # images missing, empty, not images; a job folder of another job
     DRIVE_TIMEOUT = "DRIVE_TIMEOUT"  # a Drive remount did not come back within its time limit (restartable)
     SUPERSEDED = "SUPERSEDED"  # a newer session took the job's lease (events only; it owns the heartbeat)
+    NOTHING_TO_PUBLISH = "NOTHING_TO_PUBLISH"  # the finished graph yields no result file (failed, never done)
 
 
 PHASES = tuple(Phase)
@@ -75,7 +76,8 @@ CAUSES = tuple(Cause)
 
 # The module-level names that code written before the enums uses (``hb.DONE``, ``hb.NO_GPU``).
 STARTING, INSTALLING, PLANNING, COMPUTING, PRUNING, PUBLISHING, DONE, FAILED, BLOCKED, RESTARTABLE = PHASES
-CODE_ERROR, NO_GPU, DRIVE_ERROR, DRIVE_FULL, DISK_FULL, BAD_INPUT, DRIVE_TIMEOUT, SUPERSEDED = CAUSES
+CODE_ERROR, NO_GPU, DRIVE_ERROR, DRIVE_FULL, DISK_FULL, BAD_INPUT, DRIVE_TIMEOUT, SUPERSEDED, \
+    NOTHING_TO_PUBLISH = CAUSES
 
 
 class HeartbeatError(ValueError):
