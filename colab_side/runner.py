@@ -12,7 +12,6 @@ human), or by being killed — the normal case on Colab — after which the next
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
@@ -22,12 +21,14 @@ from pathlib import Path
 
 from colab_side import heartbeat as hb
 from colab_side.beat import HeartbeatWriter
-from colab_side.drive import Drive, DriveError, mount_colab, sha256_file
-from colab_side.events import Journal, read_events
-from colab_side.layout import job_layout
+from colab_side import identity
+from colab_side.drive import FULL, Drive, DriveError, mount_colab
+from colab_side.events import Journal, parse_events
+from colab_side.layout import NotOurs, job_layout, work_dir
+from colab_side.lease import Lease, Superseded
 from colab_side.meshroom import cache as meshroom_cache
-from colab_side.meshroom import commands, install, pruning, versions
-from colab_side.meshroom.graph import Graph, GraphError, Node, load as load_graph
+from colab_side.meshroom import chunk_log, commands, install, pruning, versions
+from colab_side.meshroom.graph import Graph, GraphError, Node, load as load_graph, parse as parse_graph
 from colab_side.store import Store
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".heic", ".dng", ".cr2", ".nef", ".arw")
@@ -51,6 +52,7 @@ class Settings:
     adopt_cache: Path | None = None
     gpu_required: bool = True
     drive_backoff_seconds: float = 2.0  # first wait before retrying a failed Drive write (doubles)
+    replan: bool = False  # the job's image set changed on purpose: set the old records aside, start over
 
 
 class Stop(Exception):
@@ -89,9 +91,16 @@ def find_images(folder: Path) -> list[Path]:
     return images
 
 
+RESTARTABLE_EXIT = 75  # EX_TEMPFAIL: this session ended by itself, a new one resumes
+SUPERSEDED_EXIT = 3
+
+
 class Session:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, drive: Drive | None = None):
+        """``drive``: tests pass one with injected faults; by default it is built from the settings."""
         self.s = settings
+        self.drive = drive
+        self._proc = None
         self.durations: list[float] = []
         self.node_durations: dict[str, list[float]] = {}
 
@@ -107,41 +116,82 @@ class Session:
         if self.s.drive_root is None:
             mount_colab()
             remount = lambda: mount_colab(force=True)  # noqa: E731
-        self.local = Path(self.s.local_dir or (
+        local = Path(self.s.local_dir or (
             "/content/keepalive-work" if Path("/content").is_dir() else tempfile.mkdtemp(prefix="keepalive-")))
-        self.local.mkdir(parents=True, exist_ok=True)
-        self.drive = Drive(self.layout.drive_root, remount, backoff=self.s.drive_backoff_seconds, log=print)
+        try:
+            self.local = work_dir(local)
+        except NotOurs as exc:
+            print(f"colab_side: {exc}")
+            return 2
+        if self.drive is None:
+            self.drive = Drive(self.layout.drive_root, remount, backoff=self.s.drive_backoff_seconds, log=print)
         self.beat = HeartbeatWriter(self.drive, self.layout.heartbeat, self.s.job, self.s.heartbeat_seconds)
         session = self.beat.session
         self.journal = Journal(self.drive, self.layout.events, self.layout.logs / f"{session}.log",
                                self.local / "logs" / f"{session}.log", session)
         self.drive.log = self.beat.log = self.journal.log
-        self.beat.start()
-        self.journal.event("session_start", job=self.s.job, meshroom=self.s.meshroom)
+        self.lease = Lease(self.drive, self.layout.lease, session, ttl=max(60.0, 4 * self.s.heartbeat_seconds))
+        self.beat.guard = lambda: self.lease.check(renew=True)
+        self.beat.on_superseded = self._superseded
         code, end = 1, "killed"
         try:
+            previous = self.lease.take()
+            if previous:
+                self.journal.log(f"taking the job over from session {previous} (the newest session writes)")
+            self.beat.start()
+            self.journal.event("session_start", job=self.s.job, meshroom=self.s.meshroom)
             self._run()
         except Stop as stop:
-            code, end = (0 if stop.phase == hb.DONE else 1), stop.phase
-            self.beat.update(phase=stop.phase, cause=stop.cause, reason=stop.reason, action=stop.action,
-                             node=None, chunk=None)
-            if stop.phase != hb.DONE:
-                self.journal.event(stop.phase, cause=stop.cause, reason=stop.reason, action=stop.action)
-                self.journal.log(f"{stop.phase.upper()} ({stop.cause}): {stop.reason}. What to do: {stop.action}")
+            code, end = self._end(stop)
+        except Superseded as lost:
+            code, end = SUPERSEDED_EXIT, "superseded"
+            self.journal.log(f"superseded by session {lost.owner}: this session stops writing to the job and exits")
+            self.journal.event("superseded", by=lost.owner)
         except Interrupted as exc:
             end = "interrupted"
             self.journal.log(f"session ends: {exc}; the next session resumes from the store")
         except DriveError as exc:
-            cause = hb.DRIVE_FULL if exc.full else hb.DRIVE_ERROR
-            end = hb.BLOCKED
-            self.beat.update(phase=hb.BLOCKED, cause=cause, reason=str(exc),
-                             action="free space on Drive" if exc.full else "check Google Drive, then restart")
-            self.journal.event("error", cause=cause, reason=str(exc))
+            code, end = self._end(self._drive_stop(exc))
+        except OSError as exc:
+            if exc.errno not in FULL:
+                raise
+            code, end = self._end(Stop(hb.BLOCKED, hb.DISK_FULL, f"the runtime's local disk is full: {exc}",
+                                       "use a runtime with a larger disk, or fewer or smaller images"))
         finally:
-            self.journal.event("session_end", end=end)
-            self.journal.sync_log()
-            self.beat.stop()
+            if end == "superseded":
+                self.beat.stop(final_write=False)
+            else:
+                self.journal.event("session_end", end=end)
+                self.journal.sync_log()
+                self.beat.stop()
         return code
+
+    def _end(self, stop: Stop) -> tuple[int, str]:
+        """Say how the session ends (heartbeat, events, log); return (exit code, end)."""
+        self.beat.update(phase=stop.phase, cause=stop.cause, reason=stop.reason, action=stop.action,
+                         node=None, chunk=None)
+        if stop.phase != hb.DONE:
+            self.journal.event(str(stop.phase), cause=stop.cause, reason=stop.reason, action=stop.action)
+            self.journal.log(f"{stop.phase.upper()} ({stop.cause}): {stop.reason}. What to do: {stop.action}")
+        code = {hb.DONE: 0, hb.RESTARTABLE: RESTARTABLE_EXIT}.get(stop.phase, 1)
+        return code, str(stop.phase)
+
+    @staticmethod
+    def _drive_stop(exc: DriveError) -> Stop:
+        """Only a full Drive needs the human; an outage, a timeout or a failed remount is restartable."""
+        if exc.full:
+            return Stop(hb.BLOCKED, hb.DRIVE_FULL, str(exc), "free space on Drive (empty its Trash too), then Run all")
+        if exc.timeout:
+            return Stop(hb.RESTARTABLE, hb.DRIVE_TIMEOUT, str(exc),
+                        "nothing if it passes; if it repeats, open the notebook and answer Drive's consent prompt")
+        return Stop(hb.RESTARTABLE, hb.DRIVE_ERROR, str(exc), "nothing: the next session retries Drive")
+
+    def _superseded(self, owner: str) -> None:
+        """Called by the heartbeat thread when a newer session took the lease: stop Meshroom at once."""
+        self.journal.log(f"superseded by session {owner}: stopping")
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
 
     def _run(self) -> None:
         try:
@@ -150,7 +200,7 @@ class Session:
             raise Stop(hb.FAILED, hb.BAD_INPUT, str(exc), "pass meshroom= one of the known versions") from None
         self.images = sorted(find_images(Path(self.s.images)))
         self._check_identity()
-        self.store = Store(self.layout.store, self.drive, self.s.job, log=self.journal.log)
+        self.store = Store(self.layout.store, self.drive, self.s.job, log=self.journal.log, guard=self.lease.check)
         if self._published_result_intact():
             raise Stop(hb.DONE, reason="the result was already published and verified")
         self._check_errors()
@@ -169,10 +219,10 @@ class Session:
         self.cache.mkdir(parents=True)
         if self.s.adopt_cache:
             self._adopt(Path(self.s.adopt_cache))
-        restored, dropped = self.store.restore(self.graph, self.cache)
+        restored, dropped, unpruned = self.store.restore(self.graph, self.cache)
         for node in self.graph.nodes.values():
             meshroom_cache.reset_interrupted(node, self.cache)
-        self.journal.event("restored", chunks=restored, dropped=dropped)
+        self.journal.event("restored", chunks=restored, dropped=dropped, recompute_pruned=unpruned)
         self._check_disk()
         self._load_history()
         self._update_progress(hb.COMPUTING)
@@ -183,21 +233,42 @@ class Session:
     # --- checks -------------------------------------------------------------------------------------
 
     def _check_identity(self) -> None:
-        identity = {"job": self.s.job, "images": str(Path(self.s.images)), "meshroom": self.s.meshroom}
+        """The job is the image set it was started with: refuse another one unless ``replan``."""
         path = self.layout.identity
-        if path.exists():
-            try:
-                known = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                known = None
-            if isinstance(known, dict) and known != identity:
-                raise Stop(hb.FAILED, hb.BAD_INPUT,
-                           f"job folder {self.layout.job_dir} belongs to another job "
-                           f"(images {known.get('images')}, Meshroom {known.get('meshroom')})",
-                           "use another job name, or the same images and Meshroom version")
-            if known == identity:
+        try:
+            known = self.drive.read_json(path)
+        except (ValueError, UnicodeDecodeError):
+            raise Stop(hb.FAILED, hb.BAD_INPUT, f"{path} is not readable JSON",
+                       f"use a new job name, or pass --replan to start job {self.s.job} over with these images") from None
+        images = []
+        for image in self.images:
+            stat = image.stat()
+            digest = identity.known_digest(known, image.name, stat.st_size, stat.st_mtime_ns) or self.drive.sha256(image)
+            images.append({"name": image.name, "size": stat.st_size, "sha256": digest, "mtime_ns": stat.st_mtime_ns})
+        current = identity.identity(self.s.job, self.s.meshroom, str(Path(self.s.images)), images)
+        if known is not None:
+            differs = identity.difference(known, current)
+            if differs and not self.s.replan:
+                raise Stop(hb.FAILED, hb.BAD_INPUT, f"job folder {self.layout.job_dir} holds another job: {differs}",
+                           f"use a new job name for these images, or pass --replan to start job {self.s.job} over "
+                           "with them (its old records are kept aside)")
+            if differs:
+                self._set_old_job_aside()
+            elif known == current:
                 return
-        self.drive.write_json(path, identity)
+        self.lease.check()
+        self.drive.write_json(path, current)
+
+    def _set_old_job_aside(self) -> None:
+        """``--replan``: move the old job's records into ``replaced-<time>/`` (renamed, nothing deleted)."""
+        self.lease.check()
+        aside = self.layout.replaced()
+        for path in (self.layout.identity, self.layout.project, self.layout.store, self.layout.result):
+            if path.exists():
+                aside.mkdir(parents=True, exist_ok=True)
+                self.drive.rename(path, aside / path.name)
+        self.journal.event("replan", kept_in=aside.name)
+        self.journal.log(f"--replan: the old job's records are kept in {aside}; delete that folder to free its space")
 
     def _check_errors(self) -> None:
         for node, sessions in self.store.manifest["errors"].items():
@@ -220,11 +291,7 @@ class Session:
         published = self.store.manifest.get("published")
         if not published:
             return False
-        for rel, digest in published.items():
-            path = self.layout.result / rel
-            if not path.is_file() or sha256_file(path) != digest:
-                return False
-        return True
+        return all(self.drive.sha256(self.layout.result / rel) == digest for rel, digest in published.items())
 
     # --- install and plan ----------------------------------------------------------------------------
 
@@ -241,7 +308,8 @@ class Session:
 
     def _plan(self) -> Graph:
         project = self.layout.project
-        if not project.exists():
+        text = self.drive.read_bytes(project)
+        if text is None:
             local = self.local / "project.mg"
             command = commands.save_command(self.version, self.exe_dir, self.s.images, local,
                                             self.local / "cache", self.local / "publish")
@@ -251,16 +319,17 @@ class Session:
             except GraphError as exc:
                 raise Stop(hb.FAILED, hb.CODE_ERROR, f"Meshroom saved an unusable graph: {exc}",
                            "check the Meshroom version and the images") from None
+            self.lease.check()
             self.drive.copy_file(local, project)
             self.journal.event("graph_saved", nodes=len(saved.nodes))
+            text = local.read_bytes()
         try:
-            graph = load_graph(project)
-        except GraphError as exc:
-            raise Stop(hb.FAILED, hb.BAD_INPUT, str(exc),
+            graph = parse_graph(text.decode("utf-8"), str(project))
+        except (GraphError, UnicodeDecodeError) as exc:
+            raise Stop(hb.FAILED, hb.BAD_INPUT, str(exc).splitlines()[0],
                        f"delete {project} (the store is kept) so that the next session saves the graph again") from None
         self.project = self.local / "project.mg"
-        if project != self.project:
-            shutil.copyfile(project, self.project)
+        self.project.write_bytes(text)
         return graph
 
     def _adopt(self, seed_cache: Path) -> None:
@@ -286,16 +355,16 @@ class Session:
 
     # --- computing ---------------------------------------------------------------------------------
 
-    def _execute(self, command: list[str], on_line=None) -> int:
+    def _execute(self, command: list[str]) -> int:
         self.journal.log("$ " + " ".join(command))
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", cwd=self.local)
+        proc = self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                             errors="replace", cwd=self.local)
         for line in proc.stdout:
             self.journal.log(line.rstrip())
             self.beat.update(last_log_line=line.strip()[:200])
-            if on_line:
-                on_line()
-        return proc.wait()
+        code = proc.wait()
+        self._proc = None
+        return code
 
     def _compute_node(self, node: Node) -> None:
         if self.store.node_durable(node):
@@ -321,7 +390,12 @@ class Session:
         started = time.monotonic()
         iteration = chunk if node.block_size else None
         command = commands.compute_command(self.version, self.exe_dir, self.project, self.cache, node.name, iteration)
-        code = self._execute(command, on_line=lambda: self._warn_long_chunk(node, started))
+        # meshroom_compute is silent while the chunk runs: watch the clock and the chunk's own log file
+        watch = chunk_log.ChunkWatch(chunk_log.log_file(node, self.cache, chunk), self.s.heartbeat_seconds,
+                                     lambda elapsed, line: self._chunk_tick(node, elapsed, line))
+        with watch:
+            code = self._execute(command)
+        self.lease.check()  # a session that lost the lease (its Meshroom was stopped) writes nothing more
         status = meshroom_cache.read_status(node.status_file(self.cache, chunk))
         if code == 0 and status == meshroom_cache.DONE:
             seconds = time.monotonic() - started
@@ -335,6 +409,11 @@ class Session:
             self.journal.sync_log()
             self._update_progress(hb.COMPUTING)
             return
+        if status == meshroom_cache.ERROR and self.graph.dependencies(node.name) & set(self.store.manifest["pruned"]):
+            needed = self.store.producers_to_recompute(self.graph)  # never counted: not the node's own fault
+            self.store.unprune(needed)
+            raise Interrupted(f"{node.name} lacked the files of pruned {', '.join(sorted(needed))}; "
+                              "the next session computes them again")
         if status == meshroom_cache.ERROR:
             tail = self._log_tail(node, chunk)
             count = self.store.record_error(node.name, self.beat.session)
@@ -347,18 +426,17 @@ class Session:
         raise Interrupted(f"{node.name} chunk {chunk} stopped with exit code {code} and status {status}")
 
     def _log_tail(self, node: Node, chunk: int, lines: int = 10) -> list[str]:
-        log = node.status_file(self.cache, chunk).with_name(node.status_file(self.cache, chunk).name.replace("status", "log"))
         try:
-            return log.read_text(errors="replace").splitlines()[-lines:]
+            return chunk_log.log_file(node, self.cache, chunk).read_text(errors="replace").splitlines()[-lines:]
         except OSError:
             return []
 
-    def _warn_long_chunk(self, node: Node, started: float) -> None:
-        elapsed = time.monotonic() - started
-        lifetime = self.s.lifetime_hours * 3600
-        if elapsed > 0.75 * lifetime:
-            self._add_warning(f"{node.name} has run {elapsed / 3600:.1f} h of the runtime's {self.s.lifetime_hours:g} h "
-                              "lifetime in one chunk: it may never finish on this plan")
+    def _chunk_tick(self, node: Node, elapsed: float, line: str | None) -> None:
+        if line:
+            self.beat.update(last_log_line=line)
+        warning = chunk_log.long_chunk_warning(node.name, elapsed, self.s.lifetime_hours)
+        if warning:
+            self._add_warning(warning)
 
     def _add_warning(self, text: str) -> None:
         if text not in self.beat.beat.warnings:
@@ -376,7 +454,7 @@ class Session:
 
     def _load_history(self) -> None:
         """Chunk durations measured by earlier sessions, for the ETA and the 12-hour risk."""
-        for event in read_events(self.layout.events):
+        for event in parse_events((self.drive.read_bytes(self.layout.events) or b"").decode("utf-8", "replace")):
             if event.get("event") == "chunk_done" and isinstance(event.get("seconds"), (int, float)):
                 self.durations.append(float(event["seconds"]))
                 self.node_durations.setdefault(str(event.get("node")), []).append(float(event["seconds"]))
@@ -406,14 +484,16 @@ class Session:
 
     def _publish(self) -> None:
         self._update_progress(hb.PUBLISHING)
-        published = {}
-        for name in self.graph.final_nodes():
-            folder = self.graph.nodes[name].internal_folder(self.cache)
-            for rel in sorted(meshroom_cache.snapshot(folder)):
-                if not meshroom_cache.is_meta(rel):
-                    published[rel] = self.drive.copy_file(folder / rel, self.layout.result / rel)
+        self.lease.check()
+        files = meshroom_cache.publish_files(self.graph, self.cache)
+        if not files:
+            wanted = ", ".join(f"{node}.{attr}" for node, attr in self.graph.published_outputs()) or "no output at all"
+            raise Stop(hb.FAILED, hb.NOTHING_TO_PUBLISH,
+                       f"the graph finished but its result ({wanted}) matched no file in the cache",
+                       "check the pipeline's final nodes (Publish inputs) and the logs of the node that should write them")
+        published = {rel: self.drive.copy_file(path, self.layout.result / rel) for rel, path in files.items()}
         for rel, digest in published.items():
-            if sha256_file(self.layout.result / rel) != digest:
+            if self.drive.sha256(self.layout.result / rel) != digest:
                 raise DriveError(f"result file {rel} does not match after copying")
         self.store.mark_published(published)
         self.journal.event("published", files=len(published),
