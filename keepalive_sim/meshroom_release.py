@@ -4,6 +4,8 @@ The archive has the real release's name and shape (``Meshroom-2019.2.0-linux.tar
 ``Meshroom-2019.2.0/meshroom_photogrammetry``, ``meshroom_compute``, ``aliceVision/``), so that
 ``colab_side`` downloads, verifies, caches and extracts it exactly as it would the real one.
 The executables are Python scripts that carry a copy of ``meshroom_standin`` in ``lib/``.
+Names and top folders are those of docs/meshroom.md ("Release archives"); the 2023.3 and 2025.1
+top folders are not confirmed.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from pathlib import Path
 
 from keepalive_sim import meshroom_standin
 
-# version → (archive name, top folder, batch executable); names after 2019.2 are unconfirmed.
+# version → (archive name, top folder, batch executable)
 RELEASE_LAYOUT = {
     "2019.2": ("Meshroom-2019.2.0-linux.tar.gz", "Meshroom-2019.2.0", "meshroom_photogrammetry"),
-    "2021.1": ("Meshroom-2021.1.0-linux-cuda10.tar.gz", "Meshroom-2021.1.0", "meshroom_batch"),
+    "2021.1": ("Meshroom-2021.1.0-linux-cuda10.tar.gz", "Meshroom-2021.1.0-av2.4.0-centos7-cuda10.2", "meshroom_batch"),
     "2023.3": ("Meshroom-2023.3.0-linux.tar.gz", "Meshroom-2023.3.0", "meshroom_batch"),
-    "2025.1": ("Meshroom-2025.1.0-linux.tar.gz", "Meshroom-2025.1.0", "meshroom_batch"),
+    "2025.1": ("Meshroom-2025.1.0-Linux.tar.gz", "Meshroom-2025.1.0", "meshroom_batch"),
 }
 
 _SHIM = """#!{python}
@@ -36,7 +38,7 @@ def build_release(dest_dir, version: str = "2019.2") -> Path:
     if version not in RELEASE_LAYOUT:
         raise ValueError(f"no stand-in for Meshroom {version}; known: {', '.join(RELEASE_LAYOUT)}")
     archive_name, top, batch_exe = RELEASE_LAYOUT[version]
-    release = meshroom_standin.RELEASES[version]
+    release = meshroom_standin.RELEASES[version]["version"]
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     members = {

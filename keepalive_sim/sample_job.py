@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
-from keepalive_sim.meshroom_release import build_release
+from keepalive_sim.meshroom_release import RELEASE_LAYOUT, build_release
 from keepalive_sim.runtime import fake_gpu_bin
 
 
@@ -23,14 +25,35 @@ def make_images(folder: Path, count: int) -> Path:
     return folder
 
 
+def extracted_release(root, version: str = "2019.2") -> Path:
+    """The stand-in release of ``version`` built and unpacked under ``root``: the folder of its executables."""
+    root = Path(root)
+    with tarfile.open(build_release(root, version)) as tar:
+        tar.extractall(root, filter="tar")
+    return root / RELEASE_LAYOUT[version][1]
+
+
+def save_project(exe_dir: Path, version: str, images: Path, project: Path, output: Path | None = None) -> Path:
+    """``--save`` the release's photogrammetry graph for ``images`` (with a Publish node when ``output``)."""
+    batch = RELEASE_LAYOUT[version][2]
+    command = [str(exe_dir / batch), "--input", str(images), "--save", str(project)]
+    if output is not None:
+        command += ["--output", str(output)]
+    if batch == "meshroom_batch":
+        command += ["--compute", "no"]
+    subprocess.run(command, check=True, capture_output=True)
+    return project
+
+
 class SampleJob:
     def __init__(self, root, name: str = "job", images: int = 7, chunk_seconds: float = 0.02,
-                 heartbeat_seconds: float = 0.2, gpu: bool = True):
+                 heartbeat_seconds: float = 0.2, gpu: bool = True, meshroom: str = "2019.2"):
         self.root = Path(root)
         self.name = name
+        self.meshroom = meshroom
         self.drive = self.root / "drive"
         self.images = make_images(self.drive / "images", images)
-        self.release = build_release(self.root / "release")
+        self.release = build_release(self.root / "release", meshroom)
         self.local = self.root / "local"
         self.heartbeat_seconds = heartbeat_seconds
         self.env = dict(os.environ)
@@ -44,7 +67,7 @@ class SampleJob:
 
     def command(self, *extra: str) -> list[str]:
         return [sys.executable, "-m", "colab_side", "run", "--images", str(self.images), "--job", self.name,
-                "--drive-root", str(self.drive), "--meshroom-url", str(self.release),
+                "--drive-root", str(self.drive), "--meshroom", self.meshroom, "--meshroom-url", str(self.release),
                 "--local-dir", str(self.local), "--heartbeat-seconds", str(self.heartbeat_seconds), *extra]
 
     def result_files(self) -> dict[str, bytes]:

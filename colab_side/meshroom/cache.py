@@ -7,13 +7,14 @@ A process killed in between leaves that temp file behind: garbage, ignored every
 from __future__ import annotations
 
 import datetime
+import glob
 import json
 import os
 import socket
 import uuid
 from pathlib import Path
 
-from colab_side.meshroom.graph import Node
+from colab_side.meshroom.graph import Graph, Node
 
 DONE = "SUCCESS"
 ERROR = "ERROR"
@@ -101,4 +102,21 @@ def snapshot(folder) -> dict[str, tuple[int, int]]:
             except OSError:
                 continue
             found[path.relative_to(folder).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def publish_files(graph: Graph, cache) -> dict[str, Path]:
+    """result name → file in ``cache``: what the graph's Publish node copies to its output folder.
+
+    As ``Publish.processChunk``: each published output is a glob pattern; a file lands under its own
+    name, a folder's files under their paths inside it (status, log and statistics excluded).
+    """
+    found: dict[str, Path] = {}
+    for name, attr in graph.published_outputs():
+        for match in sorted(glob.glob(graph.nodes[name].output_path(attr, cache))):
+            path = Path(match)
+            if path.is_file() and not is_garbage(path):
+                found[path.name] = path
+            elif path.is_dir():
+                found.update({rel: path / rel for rel in sorted(snapshot(path)) if not is_meta(Path(rel).name)})
     return found

@@ -1,15 +1,22 @@
-"""Read a Meshroom project (``.mg``) and answer: which nodes, which chunks, who needs whom.
+"""Read a Meshroom project (``.mg``) and answer: which nodes, which chunks, who needs whom, what is published.
 
 A ``.mg`` is JSON: ``header`` and ``graph``, a map from node name to ``{nodeType, parallelization,
-uids, internalFolder, inputs, outputs}``. An input that is a link is a string ``"{Node_1.attr}"``
+uids | uid, internalFolder, inputs, outputs}`` (``Node.toDict``; docs/meshroom.md has each release's
+fields: ``uids: {"0": ...}`` and ``{cache}/{nodeType}/{uid0}/`` up to 2023.3, ``uid`` and
+``{cache}/{nodeType}/{uid}`` from 2025.1). An input that is a link is a string ``"{Node_1.attr}"``
 (lists may hold links). A link may name another node's *input*, itself a link: it is followed until
 it reaches the node that owns an output, because that node is the one whose files are read.
+
+Chunks come from each node's ``parallelization`` as saved, never from a table of block sizes.
+A node without output attributes (``Publish``: it copies files to a folder outside the cache) is
+seen through: the outputs it links to are what the job publishes, and their nodes are final.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,16 +25,20 @@ class GraphError(ValueError):
     """The project file cannot be used (missing, half-written, not a Meshroom graph)."""
 
 
+DEFAULT_FOLDER = "{cache}/{nodeType}/{uid}"
+
+
 @dataclass
 class Node:
     name: str
     node_type: str
-    uid0: str
+    uid0: str  # the node's uid: ``uids["0"]`` up to 2023.3, ``uid`` from 2025.1
     block_size: int
     size: int
     split: int
     inputs: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
+    folder: str = DEFAULT_FOLDER  # ``internalFolder`` as saved
 
     @property
     def chunk_count(self) -> int:
@@ -38,7 +49,18 @@ class Node:
         return max(1, math.ceil(self.size / self.block_size))
 
     def internal_folder(self, cache) -> Path:
-        return Path(cache) / self.node_type / self.uid0
+        return Path(self._expand(self.folder, cache, {}))
+
+    def output_path(self, attr: str, cache) -> str:
+        """The path (or glob pattern, e.g. ``texture_*.png``) an output attribute names in ``cache``."""
+        node_folder = str(self.internal_folder(cache))
+        values = {f"{key}Value": str(value) for key, value in self.inputs.items() if not isinstance(value, (dict, list))}
+        return self._expand(self.outputs[attr], cache, {"nodeCacheFolder": node_folder, **values})
+
+    def _expand(self, template: str, cache, extra: dict) -> str:
+        """Meshroom's command variables ({cache}, {nodeType}, {uid0}/{uid}, {xValue}); others stay as they are."""
+        names = {"cache": str(cache), "nodeType": self.node_type, "uid0": self.uid0, "uid": self.uid0, **extra}
+        return re.sub(r"\{(\w+)\}", lambda m: names.get(m.group(1), m.group(0)), str(template)).rstrip("/")
 
     def status_file(self, cache, chunk: int = 0) -> Path:
         """``status`` for nodes without blocks, ``N.status`` per chunk otherwise (even with one chunk)."""
@@ -95,6 +117,33 @@ class Graph:
     def final_nodes(self) -> list[str]:
         return [name for name in self.nodes if not self.consumers(name)]
 
+    def published_outputs(self) -> list[tuple[str, str]]:
+        """``(node, output attribute)`` pairs whose files are the job's result.
+
+        A final node without outputs (Publish) is seen through: the outputs its inputs link to, links
+        followed through other nodes' inputs. A final node with outputs publishes all of them.
+        """
+        found: list[tuple[str, str]] = []
+        for name in self.final_nodes():
+            node = self.nodes[name]
+            if node.outputs:
+                found += [(name, attr) for attr in node.outputs]
+                continue
+            for value in node.inputs.values():
+                found += [pair for pair in self._output_links(value) if pair not in found]
+        return found
+
+    def _output_links(self, value) -> list[tuple[str, str]]:
+        found = []
+        for owner, attr in links(value):
+            target = self.nodes[owner]
+            found += [(owner, attr)] if attr in target.outputs else self._output_links(target.inputs.get(attr))
+        return found
+
+    def publish_nodes(self) -> set[str]:
+        """Nodes whose files are published: final for pruning until the result is verified on Drive."""
+        return {name for name, _attr in self.published_outputs()}
+
     def order(self) -> list[str]:
         """Dependencies first; file order breaks ties."""
         done: list[str] = []
@@ -113,13 +162,19 @@ class Graph:
 
 
 def _uid0(name: str, raw: dict) -> str:
-    uid = (raw.get("uids") or {}).get("0")
+    uid = raw.get("uid") or (raw.get("uids") or {}).get("0")
     if uid:
         return str(uid)
     folder = str(raw.get("internalFolder", "")).rstrip("/").split("/")
     if folder and folder[-1] and "{" not in folder[-1]:
         return folder[-1]
     raise GraphError(f"node {name} has no uid")
+
+
+def _folder(raw: dict) -> str:
+    """The saved ``internalFolder`` template; a concrete path (no ``{cache}``) cannot follow the cache."""
+    folder = str(raw.get("internalFolder") or "")
+    return folder if "{cache}" in folder else DEFAULT_FOLDER
 
 
 def parse(text: str, source: str = "project") -> Graph:
@@ -143,6 +198,7 @@ def parse(text: str, source: str = "project") -> Graph:
             split=int(par.get("split") or 0),
             inputs=raw.get("inputs") or {},
             outputs=raw.get("outputs") or {},
+            folder=_folder(raw),
         )
     graph = Graph(nodes, doc.get("header") or {})
     graph.order()  # a cycle is an error now, not later

@@ -69,18 +69,32 @@ def ensure_archive(install_dir, version: MeshroomVersion, url: str | None, drive
     return archive
 
 
+def executables_dir(files: list[str], version: MeshroomVersion) -> str | None:
+    """The folder (relative, "" for the top) holding the release's own executables, or None.
+
+    A release keeps them at the top of its folder (``Meshroom-2019.2.0/meshroom_compute``); a script
+    of the same name deeper in the tree (the engine's ``bin/``, a plugin) is never chosen. So: the
+    shallowest folder holding both executables, the first in name order if several are as shallow.
+    """
+    present = set(files)
+    folders = {name.rpartition("/")[0] for name in files if name.rpartition("/")[2] == version.batch_exe}
+    candidates = [f for f in folders if (f"{f}/{version.compute_exe}" if f else version.compute_exe) in present]
+    return min(candidates, key=lambda f: (f.count("/") + bool(f), f)) if candidates else None
+
+
 def extract(archive, local_dir, version: MeshroomVersion) -> Path:
-    """Extract to local disk and return the folder that holds the executables."""
+    """Extract to local disk and return the folder that holds the release's top-level executables."""
     target = Path(local_dir) / "meshroom"
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     with tarfile.open(archive) as tar:
+        files = [member.name.strip("/").removeprefix("./") for member in tar.getmembers() if not member.isdir()]
         if hasattr(tarfile, "data_filter"):
             tar.extractall(target, filter="tar")
         else:
             tar.extractall(target)
-    for found in sorted(target.rglob(version.batch_exe)):
-        if (found.parent / version.compute_exe).exists():
-            return found.parent
-    raise InstallError(f"{Path(archive).name} holds no {version.batch_exe} next to {version.compute_exe}")
+    folder = executables_dir(files, version)
+    if folder is None:
+        raise InstallError(f"{Path(archive).name} holds no {version.batch_exe} next to {version.compute_exe}")
+    return target / folder if folder else target
