@@ -1,0 +1,119 @@
+"""Figures used before anything is measured: the pipeline's shape, bytes and seconds per image, Colab's limits.
+
+These are ESTIMATES, each with where it came from. ``python -m colab_side plan`` prints what they
+predict; a user who knows better passes ``--model FILE.json`` holding any of the top-level keys
+of ``DEFAULTS`` (``bytes``, ``seconds``, ``colab``, ``install_bytes``, ``pipelines``) with their own
+figures. Once a job runs, measured chunk times replace ``seconds`` and stored archive sizes
+replace ``bytes``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from colab_side.settings import GB
+
+SOURCES = {
+    "bytes": "keepalive_sim/meshroom_standin.py SIZE_MODEL (this repository), set so that 150 images give about "
+             "7 GB of cache, DepthMap and DepthMapFilter dominating, as the seed workflow reported",
+    "seconds.FeatureMatching": "alicevision/Meshroom issues #859 and #815: 1:30 and 1:48 per 20-image chunk",
+    "seconds.PrepareDenseScene": "alicevision/Meshroom issue #1603: 37 s and 46 s per 40-image chunk",
+    "seconds.DepthMap": "alicevision/Meshroom issue #806: about 24 h for 1,021 images on a GTX 960M",
+    "seconds.DepthMapFilter": "alicevision/Meshroom issue #806: half done after about 2 h for 1,021 images",
+    "seconds.other": "a guess, no source found: only their ratio to the others matters to the budget",
+    "colab.local_free_bytes": "googlecolab/colabtools #919, #1377: a ~69 GB root disk with ~32 GB used "
+                              "(#5448 saw 108 GB); measure yours with shutil.disk_usage('/content')",
+    "colab.drive_bytes": "Google Drive's free plan: 15 GB",
+    "install_bytes": "alicevision/meshroom releases: about 1.3 GB packed for 2019.2; unpacked size a guess (x2.5)",
+    "pipelines": "Meshroom's photogrammetry graph (alicevision/meshroom, tags v2019.2.0 to v2025.1.0): nodes, "
+                 "links and blockSize; 2023.3 DepthMap 12 and DepthMapFilter 24; 2025.1 assumed as 2023.3",
+}
+
+_PIPELINE_2019 = [
+    # name, nodeType, blockSize, nodes whose output files it reads
+    ("CameraInit_1", "CameraInit", 0, []),
+    ("FeatureExtraction_1", "FeatureExtraction", 40, ["CameraInit_1"]),
+    ("ImageMatching_1", "ImageMatching", 0, ["CameraInit_1", "FeatureExtraction_1"]),
+    ("FeatureMatching_1", "FeatureMatching", 20, ["CameraInit_1", "FeatureExtraction_1", "ImageMatching_1"]),
+    ("StructureFromMotion_1", "StructureFromMotion", 0, ["CameraInit_1", "FeatureExtraction_1", "FeatureMatching_1"]),
+    ("PrepareDenseScene_1", "PrepareDenseScene", 40, ["StructureFromMotion_1"]),
+    ("DepthMap_1", "DepthMap", 3, ["PrepareDenseScene_1", "StructureFromMotion_1"]),
+    ("DepthMapFilter_1", "DepthMapFilter", 10, ["DepthMap_1", "StructureFromMotion_1"]),
+    ("Meshing_1", "Meshing", 0, ["DepthMapFilter_1", "DepthMap_1", "StructureFromMotion_1"]),
+    ("MeshFiltering_1", "MeshFiltering", 0, ["Meshing_1"]),
+    ("Texturing_1", "Texturing", 0, ["MeshFiltering_1", "Meshing_1", "PrepareDenseScene_1"]),
+    ("Publish_1", "Publish", 0, ["Texturing_1"]),
+]
+_PIPELINE_2023 = [(name, kind, {"DepthMap": 12, "DepthMapFilter": 24}.get(kind, block), reads)
+                  for name, kind, block, reads in _PIPELINE_2019]
+
+DEFAULTS = {
+    "bytes": {  # output bytes per image, and per node ("fixed")
+        "CameraInit": {"per_image": 1_000, "fixed": 2_000},
+        "FeatureExtraction": {"per_image": 2_000_000},
+        "ImageMatching": {"per_image": 2_000},
+        "FeatureMatching": {"per_image": 500_000},
+        "StructureFromMotion": {"per_image": 300_000},
+        "PrepareDenseScene": {"per_image": 10_000_000},
+        "DepthMap": {"per_image": 20_000_000},
+        "DepthMapFilter": {"per_image": 12_000_000},
+        "Meshing": {"per_image": 500_000, "fixed": 200_000_000},
+        "MeshFiltering": {"fixed": 100_000_000},
+        "Texturing": {"fixed": 150_000_000},
+        "Publish": {},
+    },
+    "seconds": {  # compute seconds per image, and per node ("fixed")
+        "CameraInit": {"per_image": 0.01, "fixed": 5},
+        "FeatureExtraction": {"per_image": 2.0},
+        "ImageMatching": {"per_image": 0.1},
+        "FeatureMatching": {"per_image": 5.0},
+        "StructureFromMotion": {"per_image": 2.0},
+        "PrepareDenseScene": {"per_image": 1.0},
+        "DepthMap": {"per_image": 85.0},
+        "DepthMapFilter": {"per_image": 14.0},
+        "Meshing": {"per_image": 5.0, "fixed": 600},
+        "MeshFiltering": {"fixed": 300},
+        "Texturing": {"per_image": 3.0, "fixed": 300},
+        "Publish": {"fixed": 10},
+    },
+    "colab": {"local_free_bytes": 37 * GB, "drive_bytes": 15 * GB},
+    "install_bytes": int(1.3 * 2.5 * GB),
+    "pipelines": {"2019.2": _PIPELINE_2019, "2021.1": _PIPELINE_2019, "2023.3": _PIPELINE_2023,
+                  "2025.1": _PIPELINE_2023},
+}
+
+
+class ModelError(ValueError):
+    """A user's model file cannot be used: one line naming what is wrong."""
+
+
+def load(path=None) -> dict:
+    """The defaults, with the top-level keys of a user's JSON file (``path``) put over them."""
+    model = copy.deepcopy(DEFAULTS)
+    if path is None:
+        return model
+    try:
+        user = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"model file {path} cannot be read: {exc}") from None
+    except ValueError as exc:
+        raise ModelError(f"model file {path} is not valid JSON ({exc})") from None
+    if not isinstance(user, dict) or set(user) - set(DEFAULTS):
+        raise ModelError(f"model file {path} must be a JSON object with keys among {', '.join(DEFAULTS)}")
+    for key, value in user.items():
+        if isinstance(model[key], dict) and isinstance(value, dict):
+            model[key].update(value)
+        else:
+            model[key] = value
+    return model
+
+
+def figure(table: dict, node_type: str, images: int) -> float:
+    """``per_image * images + fixed`` for a node type; a type missing from the table counts 0."""
+    row = table.get(node_type) or {}
+    try:
+        return float(row.get("per_image", 0)) * images + float(row.get("fixed", 0))
+    except (TypeError, ValueError, AttributeError):
+        raise ModelError(f"the model's figures for {node_type} must be numbers, not {row!r}") from None

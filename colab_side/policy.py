@@ -1,0 +1,181 @@
+"""What a session decides, from facts alone (pure): how it ends, what it warns of, what it computes next, the ETA.
+
+The runner gathers the facts (a node's error history, a Drive error, free space, the GPU, measured
+chunk times) and does what these functions say; nothing here reads a file or a clock.
+
+How a session ends: ``done``; ``failed`` or ``blocked`` (a restart cannot fix it: the daemon stops
+and tells the human); ``restartable`` (a new session may not have the cause: the daemon restarts
+it). ``Verdict`` carries the phase, the named cause and the two lines the human reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from colab_side.heartbeat import Cause, Phase
+from colab_side.settings import GB
+
+LONG_CHUNK_SHARE = 0.75  # a chunk running this share of the runtime's lifetime gets a warning
+
+
+@dataclass(frozen=True)
+class Verdict:
+    phase: Phase
+    cause: Cause
+    reason: str
+    action: str
+
+    @property
+    def final(self) -> bool:
+        return self.phase in (Phase.DONE, Phase.FAILED, Phase.BLOCKED)
+
+
+# --- how a session ends ----------------------------------------------------------------------------
+
+def repeated_errors(errors: Mapping[str, Sequence[str]], max_node_errors: int) -> Verdict | None:
+    """The K-sessions rule at the start of a session: a node that ended in ERROR in K sessions fails the job.
+
+    ``errors`` maps a node to the sessions in which it ended in ERROR; the store records only
+    errors of the node itself, never a missing input caused by pruning.
+    """
+    for node, sessions in errors.items():
+        if len(sessions) >= max_node_errors:
+            return Verdict(Phase.FAILED, Cause.CODE_ERROR,
+                           f"{node} ended in ERROR in {len(sessions)} sessions; see logs/ and events.jsonl",
+                           f"fix the cause (images, parameters), then remove \"{node}\" from the store's "
+                           "manifest errors or start a new job")
+    return None
+
+
+def node_error(node: str, chunk: int, sessions: int, max_node_errors: int, last_line: str = "") -> Verdict:
+    """A chunk ended in ERROR; it has now done so in ``sessions`` sessions (this one counted)."""
+    if sessions >= max_node_errors:
+        return Verdict(Phase.FAILED, Cause.CODE_ERROR,
+                       f"{node} chunk {chunk} ended in ERROR in {sessions} sessions: {last_line}".rstrip(": "),
+                       f"read logs/ for {node}; fix the images or parameters and start a new job")
+    return Verdict(Phase.RESTARTABLE, Cause.CODE_ERROR,
+                   f"{node} ended in ERROR (session {sessions} of {max_node_errors})",
+                   "nothing: the next session tries it again")
+
+
+def drive_error(message: str, full: bool) -> Verdict:
+    """Drive kept failing after retries and remounts: only a full Drive needs the human."""
+    if full:
+        return Verdict(Phase.BLOCKED, Cause.DRIVE_FULL, message, "free space on Drive (empty its Trash too), then Run all")
+    return Verdict(Phase.RESTARTABLE, Cause.DRIVE_ERROR, message, "nothing: the next session retries Drive")
+
+
+def remount_timeout(seconds: float) -> Verdict:
+    return Verdict(Phase.RESTARTABLE, Cause.DRIVE_TIMEOUT,
+                   f"remounting Drive did not come back within {seconds:g} s",
+                   "if it repeats, open the notebook and answer Drive's consent prompt")
+
+
+def no_gpu(gpu: str | None, required: bool) -> Verdict | None:
+    if gpu is None and required:
+        return Verdict(Phase.BLOCKED, Cause.NO_GPU, "this runtime has no GPU",
+                       "choose a GPU runtime (Runtime > Change runtime type > GPU), then Run all")
+    return None
+
+
+def drive_space(free: int | None, margin: int, node: str) -> Verdict | None:
+    """Before a node: Drive must keep ``margin`` bytes free (None: Drive does not say, go on)."""
+    if free is None or free >= margin:
+        return None
+    return Verdict(Phase.BLOCKED, Cause.DRIVE_FULL,
+                   f"Drive has {free / GB:.2f} GB free, {margin / GB:.2f} GB needed before {node}",
+                   f"free at least {(margin - free) / GB:.2f} GB on Drive (empty its Trash too), then Run all")
+
+
+def disk_full(free: int, what: str) -> Verdict:
+    """The runtime's local disk filled up: a new runtime has the same disk, so the human must choose."""
+    return Verdict(Phase.BLOCKED, Cause.DISK_FULL,
+                   f"the runtime's local disk is full ({free / GB:.2f} GB free) while {what}",
+                   "use a runtime with a larger disk, or fewer or smaller images (see `python -m colab_side plan`)")
+
+
+# --- warnings --------------------------------------------------------------------------------------
+
+def disk_warning(free: int, need: int) -> str | None:
+    """Say before it fails when the local cache may not fit."""
+    if need <= free:
+        return None
+    return f"local disk has {free / GB:.1f} GB free; the cache may need {need / GB:.1f} GB (DISK_FULL risk)"
+
+
+def long_chunk_warning(node: str, elapsed: float, lifetime_hours: float) -> str | None:
+    """A chunk still running after most of the runtime's lifetime may never finish on this plan."""
+    if elapsed <= LONG_CHUNK_SHARE * lifetime_hours * 3600:
+        return None
+    return (f"{node} has run {elapsed / 3600:.1f} h of the runtime's {lifetime_hours:g} h "
+            "lifetime in one chunk: it may never finish on this plan")
+
+
+def history_warnings(durations: Mapping[str, Sequence[float]], unfinished: Iterable[str],
+                     lifetime_hours: float) -> list[str]:
+    """Unfinished nodes whose chunks, measured in earlier sessions, took longer than a runtime lives."""
+    warnings = []
+    for node in unfinished:
+        times = durations.get(node)
+        if times and max(times) > lifetime_hours * 3600:
+            warnings.append(f"a chunk of {node} took {max(times) / 3600:.1f} h, more than the runtime's "
+                            f"{lifetime_hours:g} h lifetime: it may never finish")
+    return warnings
+
+
+# --- what to compute, and when it ends -------------------------------------------------------------
+
+def compute_order(order: Sequence[str], producers: Mapping[str, set[str]], done: set[str]) -> list[str]:
+    """The nodes still to compute, each as late as its first consumer allows.
+
+    Like Meshroom, a node is computed only when a node still to compute reads it (or when nothing
+    reads it: a result); ``done`` nodes stop the walk. A node that was pruned or dropped and is
+    needed again only at the end (PrepareDenseScene for Texturing) is computed just before that
+    consumer, so a kill meanwhile does not redo it twice.
+    """
+    consumers: dict[str, set[str]] = {name: set() for name in order}
+    for name in order:
+        for producer in producers.get(name, ()):
+            consumers[producer].add(name)
+    needed: set[str] = set()
+    for name in reversed(order):
+        if name not in done and (not consumers[name] or consumers[name] & needed):
+            needed.add(name)
+    position = {name: index for index, name in enumerate(order)}
+    placed: list[str] = []
+    waiting = set(needed)
+    while waiting:
+        ready = [n for n in waiting if not (consumers[n] & waiting)]
+        latest = min(ready, key=lambda n: position[n])  # placed from the end: the earliest goes last
+        placed.append(latest)
+        waiting.remove(latest)
+    return placed[::-1]
+
+
+def eta_seconds(remaining: Mapping[str, int], durations: Mapping[str, Sequence[float]],
+                estimates: Mapping[str, float] | None = None) -> float | None:
+    """Seconds left: remaining chunks per node times that node's mean measured chunk time.
+
+    A node not measured yet uses ``estimates`` (seconds per chunk) scaled by how measured nodes
+    compared with their estimates, else the mean of all measured chunks; None before any measure.
+    """
+    measured = [t for times in durations.values() for t in times]
+    if not measured:
+        return None
+    overall = sum(measured) / len(measured)
+    estimates = estimates or {}
+    known = [node for node in durations if durations[node] and estimates.get(node)]
+    scale = (sum(sum(durations[n]) for n in known) / sum(estimates[n] * len(durations[n]) for n in known)
+             if known else None)
+    total = 0.0
+    for node, chunks in remaining.items():
+        times = durations.get(node)
+        if times:
+            per_chunk = sum(times) / len(times)
+        elif scale is not None and estimates.get(node):
+            per_chunk = estimates[node] * scale
+        else:
+            per_chunk = overall
+        total += chunks * per_chunk
+    return total

@@ -1,0 +1,128 @@
+"""The session's settings, described once: the command line, the notebook and ``Settings`` are built from ``FIELDS``.
+
+Each row names a setting, its type, default, one line of help and, for numbers, the range it must
+lie in. ``python -m colab_side run`` turns the rows into options (``drive_margin_gb`` becomes
+``--drive-margin-gb``; a true-by-default flag gets its own ``--no-…``-style name), the notebook
+writes them as keyword arguments of ``colab_side.run``, and ``make`` checks values from either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+GB = 1 << 30
+
+
+class SettingsError(ValueError):
+    """A setting has a value it cannot have: one line that names it and what it accepts."""
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: type  # str, int, float, bool or Path
+    default: object
+    help: str
+    low: float | None = None  # numbers: the smallest value accepted
+    high: float | None = None  # numbers: the largest value accepted
+    flag: str | None = None  # the option when it is not --<name>, e.g. "--no-prune" for a true default
+    required: bool = False
+
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+REQUIRED = object()  # the default of a field the user must give
+
+FIELDS = (
+    Field("images", Path, REQUIRED, "folder of input images (on Drive)", required=True),
+    Field("job", str, "meshroom", "job name: its folder is <drive>/keepalive/<job>"),
+    Field("drive_root", Path, None, "a plain folder instead of mounting Colab's Drive"),
+    Field("meshroom", str, "2019.2", "Meshroom version (2019.2, 2021.1, 2023.3, 2025.1)"),
+    Field("meshroom_url", str, None, "where to fetch the release archive (URL or path)"),
+    Field("local_dir", Path, None, "the runtime's fast local disk (default /content/keepalive-work)"),
+    Field("heartbeat_seconds", float, 30.0, "seconds between heartbeats", 0.05, 3600),
+    Field("max_node_errors", int, 2, "sessions in which a node may end in ERROR before the job fails", 1, 100),
+    Field("prune", bool, True, "keep every archive on Drive", flag="--no-prune"),
+    Field("drive_margin_gb", float, 2.0, "free Drive space (GB) kept free, and needed before a node", 0, 100_000),
+    Field("drive_budget_gb", float, None, "most GB the store may hold on Drive (default: what is free, "
+          "less the margin); over it, the archives cheapest to recompute are dropped", 0.001, 1_000_000,
+          flag="--drive-budget"),
+    Field("keep_store", bool, True, "remove the store once the result is published and verified",
+          flag="--remove-store"),
+    Field("lifetime_hours", float, 12.0, "the runtime's longest life, for the long-chunk warning", 0.01, 10_000),
+    Field("adopt_cache", Path, None, "a seed-style Meshroom cache folder to take over"),
+    Field("gpu_required", bool, True, "run without a GPU (tests, CPU-only pipelines)", flag="--no-gpu-required"),
+    Field("drive_backoff_seconds", float, 2.0, "first wait before retrying Drive (doubles)", 0, 600),
+)
+BY_NAME = {f.name: f for f in FIELDS}
+
+
+def _dataclass_field(row: Field):
+    if row.required:
+        return row.name, row.type
+    return row.name, row.type | None, dataclasses.field(default=row.default)
+
+
+Settings = dataclasses.make_dataclass("Settings", [_dataclass_field(row) for row in FIELDS], frozen=True)
+Settings.__module__ = __name__
+Settings.__doc__ = "The settings of one session; build it with ``make`` (values checked), not directly."
+Settings.drive_margin_bytes = property(lambda self: int(self.drive_margin_gb * GB))
+Settings.drive_budget_bytes = property(
+    lambda self: None if self.drive_budget_gb is None else int(self.drive_budget_gb * GB))
+
+
+def _convert(row: Field, value):
+    if value is None:
+        if row.required:
+            raise SettingsError(f"{row.name} is required: {row.help}")
+        return None
+    if row.type is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(f"{row.name} must be True or False, not {value!r}")
+        return value
+    if row.type in (int, float):
+        if isinstance(value, bool):
+            raise SettingsError(f"{row.name} must be a number, not {value!r}")
+        try:
+            number = row.type(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{row.name} must be a{'n integer' if row.type is int else ' number'}, "
+                                f"not {value!r}") from None
+        if row.type is int and number != float(value):
+            raise SettingsError(f"{row.name} must be a whole number, not {value!r}")
+        if number != number or (row.low is not None and number < row.low) or (row.high is not None and number > row.high):
+            raise SettingsError(f"{row.name} must be between {row.low:g} and {row.high:g}, not {value!r}")
+        return number
+    if not isinstance(value, (str, Path)) or not str(value):
+        raise SettingsError(f"{row.name} must be a non-empty {'path' if row.type is Path else 'text'}, not {value!r}")
+    return Path(value) if row.type is Path else str(value)
+
+
+def make(**values) -> Settings:
+    """Settings from keyword values (the notebook's ``colab_side.run`` or the parsed command line)."""
+    unknown = sorted(set(values) - set(BY_NAME))
+    if unknown:
+        raise SettingsError(f"unknown setting {unknown[0]!r}; known: {', '.join(BY_NAME)}")
+    converted = {}
+    for row in FIELDS:
+        value = values.get(row.name, None if row.required else row.default)
+        converted[row.name] = _convert(row, value)
+    return Settings(**converted)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per field; parsed values are the fields' (``vars(args)`` goes to ``make``)."""
+    for row in FIELDS:
+        if row.type is bool:
+            parser.add_argument(row.option, dest=row.name, action="store_false" if row.default else "store_true",
+                                help=row.help)
+            continue
+        kind = str if row.type is Path else row.type
+        text = row.help if row.required or row.default is None else f"{row.help} (default {row.default})"
+        parser.add_argument(row.option, dest=row.name, type=kind, default=None if row.required else row.default,
+                            required=row.required, help=text)
