@@ -1,8 +1,12 @@
 """A Colab stand-in on 127.0.0.1: the notebook page, its runtime, Google's pop-up, and faults.
 
-To Selenium the page looks like Colab (the elements, shadow roots, texts and dialogs of
-``shared/facts/colab-ui.md``); behind it, Run all really runs the notebook's job in a subprocess
-on a local "Drive" folder. Two servers, two origins: the notebook's, and an "accounts" origin for
+To Selenium the page looks like Colab (the elements, shadow roots, texts and dialogs described in
+``docs/colab-page.md``), in one of several builds (``variant``): ``legacy`` (light-DOM dialogs, plain
+labels, a running cell told by its run button's title and class), ``mwc-2023`` (MWC dialogs: an
+inline host whose surface is fixed inside its shadow root, the title an ``<h2>`` there; "Connect T4"
+labels; the run button's stop symbol) and ``m3-2025`` (Material 3 ``md-dialog`` with
+``:host{display:contents}``, ``md-text-button``, RAM/Disk bars without text, a tooltip trigger).
+Behind the page, Run all really runs the notebook's job in a subprocess on a local "Drive" folder. Two servers, two origins: the notebook's, and an "accounts" origin for
 the Drive consent pop-up and the sign-in page, as Google's are separate.
 
 Every change of the simulated Colab goes through ``ColabSimulator._do`` (one place for
@@ -38,7 +42,30 @@ DIALOGS = {
                   "You cannot currently connect to a GPU due to usage limits in Colab.",
                   "Connect without GPU", "Close"),
 }
-ACCOUNT_EMAIL = "user@example.com"
+# "Failed to assign a backend" and its relatives (dated texts in docs/colab-page.md). The primary label of the
+# no-GPU variant is not documented; "Connect" (a runtime without accelerator) is this simulator's guess.
+BACKEND_FAILURES = {
+    "no_gpu": ("Failed to assign a backend",
+               "No backend with GPU available. Would you like to use a runtime with no accelerator?",
+               "Connect", "Cancel"),
+    "no_backends": ("Failed to assign a backend", "Sorry, no backends available. Please try again later.",
+                    "Close", ""),
+    "location": ("Unable to connect to the runtime",
+                 "Sorry, we were unable to connect to your backend. This may be due to a restriction in your location.",
+                 "Close", ""),
+}
+ACCOUNT_EMAIL = "user@example.com"  # the notebook's own account, shown signed in on the notebook page
+OTHER_ACCOUNTS = ("work@example.org", "family@example.net")
+
+# What each simulated Colab build shows (see the module docstring).
+VARIANTS = {
+    "legacy": {"dialogs": "light", "accelerator_label": False, "running": ["title", "class"],
+               "connecting": ["Connecting"], "usage": "text", "chevron": False},
+    "mwc-2023": {"dialogs": "mwc", "accelerator_label": True, "running": ["stop_symbol"],
+                 "connecting": ["Allocating", "Connecting"], "usage": "text", "chevron": True},
+    "m3-2025": {"dialogs": "m3", "accelerator_label": True, "running": ["stop_symbol", "tooltip"],
+                "connecting": ["Allocating", "Initializing"], "usage": "bars", "chevron": True},
+}
 
 
 class _Server(ThreadingHTTPServer):
@@ -49,10 +76,22 @@ class _Server(ThreadingHTTPServer):
 class ColabSimulator:
     def __init__(self, command: list[str], env: dict | None = None, workdir=None, notebook_id: str = "demo",
                  gpu: bool = True, authored_by_user: bool = False, connect_seconds: float = 0.8,
-                 lifetime_seconds: float | None = None):
+                 lifetime_seconds: float | None = None, variant: str = "m3-2025", accounts=None,
+                 leave_alert: bool = False, idle_timeout_seconds: float | None = None, accelerator: str = "T4"):
+        """``accounts``: the pop-up's account rows in order (the notebook's own is not first by default);
+        ``leave_alert``: a native "Leave site?" confirm on the notebook when the pop-up closes;
+        ``idle_timeout_seconds``: the runtime is disconnected after this long without a click or key in the page.
+        """
         import os
         import tempfile
 
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown simulator variant {variant!r}: one of {', '.join(VARIANTS)}")
+        self.variant = variant
+        self.accounts = list(accounts or (OTHER_ACCOUNTS[0], ACCOUNT_EMAIL, OTHER_ACCOUNTS[1]))
+        self.leave_alert = leave_alert
+        self.idle_timeout_seconds = idle_timeout_seconds
+        self.accelerator = accelerator
         self.command = list(command)
         self.env = dict(os.environ if env is None else env)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="colab-sim-"))
@@ -73,7 +112,14 @@ class ColabSimulator:
             "pending_run": False,
             "cell_error": "",
             "gpu_refused_until": 0.0,
+            "backend_refused_until": 0.0,
+            "backend_failure": "no_gpu",  # one of BACKEND_FAILURES
             "without_gpu_pressed": 0,
+            "connect_started": 0.0,
+            "last_interaction": time.time(),
+            "grant_email": "",
+            "alerts_accepted": 0,
+            "alerts_dismissed": 0,
             "run_all_count": 0,
             "connect_count": 0,
             "start_count": 0,
@@ -139,8 +185,16 @@ class ColabSimulator:
 
     def page_state(self) -> dict:
         state = self.state()
-        state["dialog_texts"] = DIALOGS.get(state["dialog"]) if state["dialog"] else None
+        texts = dict(DIALOGS, backend_unavailable=BACKEND_FAILURES[state["backend_failure"]])
+        state["dialog_texts"] = texts.get(state["dialog"]) if state["dialog"] else None
         state["accounts_origin"] = self.accounts_origin
+        traits = VARIANTS[self.variant]
+        phases = traits["connecting"]
+        elapsed = time.time() - state["connect_started"]
+        state["connecting_label"] = phases[min(len(phases) - 1, int(elapsed / self.connect_seconds * len(phases)))]
+        gpu_label = f" {self.accelerator}" if traits["accelerator_label"] and self.gpu else ""
+        state["connect_suffix"] = gpu_label
+        state["leave_alert"] = self.leave_alert
         return state
 
     # --- transitions (the one place) --------------------------------------------------------------
@@ -154,14 +208,16 @@ class ColabSimulator:
         if s["runtime"] in ("connecting", "connected"):
             return
         s["connect_count"] += 1
-        if time.time() < s["gpu_refused_until"]:
-            s["dialog"] = "gpu_limit"
-            s["pending_run"] = False
-            return
+        for until, dialog in (("gpu_refused_until", "gpu_limit"), ("backend_refused_until", "backend_unavailable")):
+            if time.time() < s[until]:
+                s["dialog"] = dialog
+                s["pending_run"] = False
+                return
         self._begin_connecting(gpu=self.gpu)
 
     def _begin_connecting(self, gpu: bool):
-        self.s.update(runtime="connecting", dialog=None, runtime_gpu=gpu, consent_granted=False)
+        self.s.update(runtime="connecting", dialog=None, runtime_gpu=gpu, consent_granted=False,
+                      connect_started=time.time())
         timer = threading.Timer(self.connect_seconds, self._do, args=("connected",))
         timer.daemon = True
         timer.start()
@@ -220,14 +276,15 @@ class ColabSimulator:
                 s["popup_open"] = True
             else:
                 s["cell_error"] = "MessageError: Error: credential propagation was unsuccessful"
-        elif name == "gpu_limit" and primary:
+        elif (name == "gpu_limit" or name == "backend_unavailable" and s["backend_failure"] == "no_gpu") and primary:
             s["without_gpu_pressed"] += 1
             self._begin_connecting(gpu=False)
 
-    def _on_grant(self, select_all: bool):
+    def _on_grant(self, select_all: bool, email: str):
         s = self.s
         s["popup_open"] = False
-        if not select_all:
+        s["grant_email"] = email
+        if not select_all or email != ACCOUNT_EMAIL:  # Drive must be mounted by the notebook's own account
             s["cell_error"] = "MessageError: Error: credential propagation was unsuccessful"
             return
         s["consent_granted"] = True
@@ -240,6 +297,22 @@ class ColabSimulator:
 
     def _on_popup_closed(self):
         self.s["popup_open"] = False
+
+    def _on_alert(self, accepted: bool):
+        self.s["alerts_accepted" if accepted else "alerts_dismissed"] += 1
+
+    def _on_interaction(self):
+        """A click or key in the page: the idle clock starts again."""
+        stamp = self.s["last_interaction"] = time.time()
+        if self.idle_timeout_seconds:
+            timer = threading.Timer(self.idle_timeout_seconds, self._do, args=("idle_timeout",),
+                                    kwargs={"stamp": stamp})
+            timer.daemon = True
+            timer.start()
+
+    def _on_idle_timeout(self, stamp: float):
+        if stamp == self.s["last_interaction"] and self.s["runtime"] == "connected":
+            self._on_kill(reason="idle")
 
     def _on_kill(self, reason: str):
         s = self.s
@@ -257,6 +330,13 @@ class ColabSimulator:
     def refuse_gpu(self, seconds: float) -> None:
         with self._lock:
             self.s["gpu_refused_until"] = time.time() + float(seconds)
+
+    def fail_backend(self, seconds: float, kind: str = "no_gpu") -> None:
+        """Connecting shows "Failed to assign a backend" (``kind``: one of BACKEND_FAILURES) for ``seconds``."""
+        if kind not in BACKEND_FAILURES:
+            raise ValueError(f"unknown backend failure {kind!r}: one of {', '.join(BACKEND_FAILURES)}")
+        with self._lock:
+            self.s.update(backend_refused_until=time.time() + float(seconds), backend_failure=kind)
 
     def show_captcha(self) -> None:
         with self._lock:
@@ -286,7 +366,8 @@ def _notebook_routes(sim: ColabSimulator, handler, method: str, path: str, query
         if sim.state()["signed_out"]:
             target = f"{sim.accounts_origin}/ServiceLogin?continue={quote(sim.notebook_url, safe='')}"
             return handler.redirect(target)
-        return handler.send(_static("notebook.html"), "text/html")
+        page = _static("notebook.html").replace("__VARIANT__", json.dumps(VARIANTS[sim.variant]))
+        return handler.send(page.replace("__EMAIL__", ACCOUNT_EMAIL), "text/html")
     if method == "GET" and path == "/api/state":
         return handler.send_json(sim.page_state())
     if method == "GET" and path == "/_sim/state":
@@ -295,15 +376,20 @@ def _notebook_routes(sim: ColabSimulator, handler, method: str, path: str, query
         action = path[len("/api/"):]
         if action == "dialog":
             sim._do("dialog", name=body.get("name", ""), button=body.get("button", ""))
+        elif action == "alert":
+            sim._do("alert", accepted=bool(body.get("accepted")))
         elif action in ("connect", "run_all", "popup_closed"):
             sim._do(action)
         else:
             return handler.send_json({"error": f"unknown action {action}"}, HTTPStatus.NOT_FOUND)
+        if action != "popup_closed":
+            sim._do("interaction")
         return handler.send_json(sim.page_state())
     if method == "POST" and path.startswith("/_sim/"):
         name = path[len("/_sim/"):]
         faults = {"kill": lambda: sim.kill(body.get("reason", "disconnect")),
                   "refuse_gpu": lambda: sim.refuse_gpu(body.get("seconds", 60)),
+                  "fail_backend": lambda: sim.fail_backend(body.get("seconds", 60), body.get("kind", "no_gpu")),
                   "show_captcha": sim.show_captcha, "solve_captcha": sim.solve_captcha,
                   "sign_out": sim.sign_out, "sign_in": sim.sign_in}
         if name not in faults:
@@ -317,11 +403,19 @@ def _accounts_routes(sim: ColabSimulator, handler, method: str, path: str, query
     pages = {"/o/oauth2/auth": "accounts_chooser.html", "/signin/oauth/consent": "accounts_consent.html",
              "/ServiceLogin": "accounts_signin.html"}
     if method == "GET" and path in pages:
-        return handler.send(_static(pages[path]).replace("__EMAIL__", ACCOUNT_EMAIL), "text/html")
+        email = (query.get("email") or [ACCOUNT_EMAIL])[0]
+        rows = "\n".join(_ACCOUNT_ROW.format(email=quote(a, safe="@."), name=a.split("@")[0].title())
+                         for a in sim.accounts)
+        page = _static(pages[path]).replace("__ACCOUNTS__", rows).replace("__NOTEBOOK_EMAIL__", ACCOUNT_EMAIL)
+        return handler.send(page.replace("__EMAIL__", quote(email, safe="@.")), "text/html")
     if method == "POST" and path == "/grant":
-        sim._do("grant", select_all=bool(body.get("select_all")))
+        sim._do("grant", select_all=bool(body.get("select_all")), email=str(body.get("email", "")))
         return handler.send_json({"ok": True})
     return handler.send_json({"error": "not found"}, HTTPStatus.NOT_FOUND)
+
+
+_ACCOUNT_ROW = ('<div class="account" role="link" tabindex="0" data-email="{email}" data-identifier="{email}">'
+                '<div class="name">{name}</div><div class="email">{email}</div></div>')
 
 
 def _handler(sim: ColabSimulator, routes):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
 
+from conftest import wait_for
 from keepalive.hands.browser import BrowserError, check_attach_address, open_notebook
 from keepalive.hands.page import PageModel, classify
 from keepalive.states import Action, PageState
+from keepalive_sim.colab_sim import ACCOUNT_EMAIL, VARIANTS, ColabSimulator
 
 
 def settle(model, driver, main, want: PageState, timeout=10.0) -> PageState:
@@ -20,10 +23,19 @@ def settle(model, driver, main, want: PageState, timeout=10.0) -> PageState:
     return state
 
 
+@pytest.fixture(params=list(VARIANTS))
+def variant_sim(request, tmp_path):
+    """A simulator of each Colab build, with every hard trait on: several accounts, a "Leave site?" alert."""
+    command = [sys.executable, "-c", "import time; print('job started', flush=True); time.sleep(60)"]
+    with ColabSimulator(command, workdir=tmp_path / "sim", connect_seconds=0.3, variant=request.param,
+                        leave_alert=True) as sim:
+        yield sim
+
+
 @pytest.fixture
-def page(chromium_driver, sleeper_sim):
-    main = open_notebook(chromium_driver, sleeper_sim.notebook_url)
-    return PageModel.load(sleeper_sim.origin, sleeper_sim.page_overrides()), chromium_driver, main, sleeper_sim
+def page(chromium_driver, variant_sim):
+    main = open_notebook(chromium_driver, variant_sim.notebook_url)
+    return PageModel.load(variant_sim.origin, variant_sim.page_overrides()), chromium_driver, main, variant_sim
 
 
 @pytest.mark.browser
@@ -40,7 +52,12 @@ def test_every_state_and_action_on_the_simulated_page(page):
     assert model.act(driver, Action.COMPLETE_DRIVE_POPUP, url, main)
     assert settle(model, driver, main, PageState.RUNNING) is PageState.RUNNING
     assert driver.current_window_handle == main and driver.window_handles == [main]
-    assert sim.state()["consent_granted"] and sim.state()["start_count"] == 1
+    state = sim.state()
+    assert state["consent_granted"] and state["start_count"] == 1 and state["grant_email"] == ACCOUNT_EMAIL
+    assert sim.accounts.index(ACCOUNT_EMAIL) > 0  # the notebook's account was not simply the first row
+    # the "Leave site?" left by the pop-up is accepted by the next look at the page
+    assert wait_for(lambda: model.observe(driver, main) and sim.state()["alerts_accepted"] == 1, timeout=20)
+    assert sim.state()["alerts_dismissed"] == 0
 
     sim.show_captcha()
     assert settle(model, driver, main, PageState.CAPTCHA) is PageState.CAPTCHA
