@@ -30,6 +30,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--adopt-cache", default=None, help="a seed-style Meshroom cache folder to take over")
     r.add_argument("--no-gpu-required", dest="gpu_required", action="store_false")
     r.add_argument("--drive-backoff-seconds", type=float, default=2.0, help="first wait before retrying Drive")
+    r.add_argument("--replan", action="store_true",
+                   help="the job's image set changed on purpose: keep the old records aside and start over")
+    r.add_argument("--pipeline", default=None, help="your own Meshroom pipeline (.mg), as Meshroom's --pipeline")
+    r.add_argument("--param", dest="params", action="append", default=[], metavar="NODE.ATTR=VALUE",
+                   help="set one parameter of the saved graph, e.g. DepthMap_1.downscale=4 (repeatable)")
+    r.add_argument("--overrides", default=None, help='a JSON file {"Node_1": {"attribute": value}}, as Meshroom\'s')
     p = sub.add_parser("progress", help="how far a job or a Meshroom cache is")
     p.add_argument("job_dir", nargs="?", help="the job folder (<drive>/keepalive/<job>)")
     p.add_argument("--graph", help="a .mg file, with --cache")

@@ -1,7 +1,14 @@
 """The heartbeat writer: a thread that rewrites ``heartbeat.json`` every few seconds.
 
 Nothing the Drive does may stop the job: each write runs in its own short-lived thread with a
-time limit, and an error or a hang only skips that beat.
+time limit, and an error or a hang only skips that beat. The beat thread and a change of phase
+never write at the same time: one lock serialises the writes, and the beat's ``seq`` is taken
+under it, so a later write always carries a higher ``seq``. The file is rewritten in place (no
+Trash copy per beat); the reader is forgiving of a cut file.
+
+Before each write ``guard`` runs (the lease check and renewal): when it raises ``Superseded``,
+this session writes no heartbeat again (the newer session owns the file) and ``on_superseded``
+is called once.
 """
 
 from __future__ import annotations
@@ -13,20 +20,26 @@ import uuid
 from colab_side import heartbeat
 from colab_side.drive import Drive
 from colab_side.events import utc_now
+from colab_side.lease import Superseded
 
 
 class HeartbeatWriter:
-    def __init__(self, drive: Drive, path, job: str, every: float = 30.0, limit: float = 20.0, log=print):
+    def __init__(self, drive: Drive, path, job: str, every: float = 30.0, limit: float = 20.0, log=print,
+                 session: str | None = None):
         self.drive = drive
         self.path = path
         self.every = every
         self.limit = limit
         self.log = log
+        self.guard = lambda: None
+        self.on_superseded = lambda owner: None
+        self.superseded: str | None = None
         self.beat = heartbeat.Heartbeat(
-            job=job, session=uuid.uuid4().hex[:12], seq=0, time=utc_now(), phase=heartbeat.STARTING,
+            job=job, session=session or uuid.uuid4().hex[:12], seq=0, time=utc_now(), phase=heartbeat.STARTING,
             session_started=utc_now(),
         )
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards ``beat``
+        self._write_lock = threading.Lock()  # one write at a time
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
 
@@ -47,27 +60,41 @@ class HeartbeatWriter:
             self.write()
 
     def write(self) -> bool:
-        with self._lock:
-            self.beat = dataclasses.replace(self.beat, seq=self.beat.seq + 1, time=utc_now())
-            data = self.beat.to_json().encode()
+        """Write the current beat within ``limit`` seconds; False if skipped, failed or too slow."""
         outcome = []
-        writer = threading.Thread(target=lambda: outcome.append(self._write(data)), daemon=True)
+        writer = threading.Thread(target=lambda: outcome.append(self._write()), name="heartbeat-write", daemon=True)
         writer.start()
         writer.join(self.limit)
         return bool(outcome and outcome[0])
 
-    def _write(self, data: bytes) -> bool:
+    def _write(self) -> bool:
+        if not self._write_lock.acquire(timeout=self.limit):
+            return False  # an earlier write still hangs on Drive: skip this beat
         try:
-            self.drive.write_bytes(self.path, data)
+            if self.superseded:
+                return False
+            self.guard()
+            with self._lock:
+                self.beat = dataclasses.replace(self.beat, seq=self.beat.seq + 1, time=utc_now())
+                data = self.beat.to_json().encode()
+            self.drive.rewrite_bytes(self.path, data)
             return True
+        except Superseded as lost:
+            self.superseded = lost.owner
+            self._stop.set()
+            self.on_superseded(lost.owner)
+            return False
         except Exception as exc:  # the heartbeat must never take the job down
             self.log(f"heartbeat not written: {exc}")
             return False
+        finally:
+            self._write_lock.release()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
             self.write()
 
-    def stop(self) -> None:
+    def stop(self, final_write: bool = True) -> None:
         self._stop.set()
-        self.write()
+        if final_write:
+            self.write()

@@ -1,13 +1,19 @@
-"""Google Drive as Colab mounts it: slow, lazily uploaded, and failing hours into a run.
+"""Google Drive as Colab mounts it: slow, lazily uploaded, failing hours into a run, and billed for its Trash.
 
-Every write to Drive goes through ``Drive``: small files are written whole (temp file in the same
-folder, fsync, replace, read back), big files are copied the same way and checked by size and
-SHA-256. A write that fails with Errno 107 (``Transport endpoint is not connected``) or Errno 5
-is retried with backoff after a forced remount; the last error's message is kept verbatim, since
-DriveFS puts the reason (``QUOTA_EXCEEDED``) there.
+Every read and every write of the job's Drive files goes through ``Drive``. A call that fails with a
+transient error (Errno 107 ``Transport endpoint is not connected``, Errno 5 without a quota message,
+ETIMEDOUT, ESTALE, ENOENT from a racing replace) is retried with doubling back-off after a forced
+remount; the remount itself has a time limit, since with ephemeral credentials ``drive.mount`` waits
+for the page's consent without one. When the retries are spent the call raises ``DriveError`` (the
+session then ends restartable); a full Drive raises it with ``full`` set (the session is blocked).
 
-Faults can be injected for tests with ``COLAB_SIDE_FAULTS``: comma-separated ``N:ERRNO`` pairs,
-"fail the N-th Drive write of this process with ERRNO" (e.g. ``3:107,8:5``).
+Reads tell "missing" (``None``: the file is not there and its folder can be listed) from
+"unreadable" (``DriveError``). Deleting or overwriting a file through the mount puts it in Drive's
+Trash, which counts against the quota for 30 days, so a file is truncated to zero before it is
+removed, and files rewritten often (heartbeat, manifest, lease, session log) are rewritten in place.
+Archives are streamed to Drive and hashed while written, never staged whole on local disk.
+
+Faults are injected for tests by a ``FaultPlan`` (or ``COLAB_SIDE_FAULTS``, see ``FaultPlan.parse``).
 """
 
 from __future__ import annotations
@@ -17,24 +23,31 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 COLAB_MOUNT = "/content/drive"
 COLAB_MY_DRIVE = "/content/drive/MyDrive"
-RETRYABLE = (errno.ENOTCONN, errno.EIO)
+RETRYABLE = (errno.ENOTCONN, errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.ENOENT)
 FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", 122))
+REMOUNT_LIMIT_SECONDS = 150.0  # drive.mount itself gives up after about 2 min on current builds (colabtools #5028)
+BLOCK = 1 << 20
 
 
 class DriveError(OSError):
-    """Drive kept failing after remounts and retries; ``full`` when it is out of space."""
+    """Drive kept failing after remounts and retries; ``full`` when it is out of space,
+    ``timeout`` when a remount did not come back in time."""
 
-    def __init__(self, message: str, full: bool = False):
+    def __init__(self, message: str, full: bool = False, timeout: bool = False):
         super().__init__(message)
         self.full = full
+        self.timeout = timeout
 
 
-def sha256_file(path, block: int = 1 << 20) -> str:
+def sha256_file(path, block: int = BLOCK) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for data in iter(lambda: handle.read(block), b""):
@@ -50,68 +63,258 @@ def mount_colab(force: bool = False) -> Path:
     return Path(COLAB_MY_DRIVE)
 
 
-def _fault_plan(text: str) -> dict[int, int]:
-    plan = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        nth, _, code = item.partition(":")
-        plan[int(nth)] = int(code)
-    return plan
+def _is_quota(exc: OSError) -> bool:
+    return exc.errno in FULL or "QUOTA" in str(exc).upper()
+
+
+@dataclass
+class Outage:
+    """Every call of ``kind`` fails with ``code`` for ``seconds``, from the ``start``-th such call on."""
+
+    start: int
+    seconds: float
+    code: int = errno.ENOTCONN
+    kind: str = "any"
+    began: float | None = None
+
+
+class FaultPlan:
+    """Drive faults for tests: single failures by call number, and outage windows.
+
+    ``single`` maps ``(kind, n)`` to an errno: fail the n-th call of that kind ("read", "write" or
+    "any", counted from 1). An outage lasts ``seconds`` by ``clock``: a test passes a fake clock
+    that the Drive's back-off sleeps advance, so an outage of minutes takes no time.
+    """
+
+    def __init__(self, single=None, outages=(), clock=time.monotonic):
+        self.single = dict(single or {})
+        self.outages = list(outages)
+        self.clock = clock
+        self.calls = {"any": 0, "read": 0, "write": 0}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def parse(cls, text: str) -> "FaultPlan":
+        """``[r|w]N:ERRNO`` fails the N-th read, write or any call; ``[r|w]N+S:ERRNO`` starts an
+        outage of S seconds at that call. Comma-separated, e.g. ``3:107,r2:5,w10+30:107``."""
+        single, outages = {}, []
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            kind = {"r": "read", "w": "write"}.get(item[0], "any")
+            where, _, code = item.lstrip("rw").partition(":")
+            start, _, seconds = where.partition("+")
+            if seconds:
+                outages.append(Outage(int(start), float(seconds), int(code), kind))
+            else:
+                single[(kind, int(start))] = int(code)
+        return cls(single, outages)
+
+    def check(self, kind: str) -> None:
+        """Count one call of ``kind`` and raise the OSError planned for it, if any."""
+        with self._lock:
+            self.calls["any"] += 1
+            self.calls[kind] += 1
+            now = self.clock()
+            code = self.single.get(("any", self.calls["any"])) or self.single.get((kind, self.calls[kind]))
+            for outage in self.outages:
+                if outage.kind not in ("any", kind):
+                    continue
+                if outage.began is None and self.calls[outage.kind] >= outage.start:
+                    outage.began = now
+                if outage.began is not None and now - outage.began < outage.seconds:
+                    code = code or outage.code
+        if code:
+            raise OSError(code, f"{os.strerror(code)} (injected)")
+
+
+class _HashingWriter:
+    """A write-only file object that hashes and counts what passes through it."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.handle.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+class HashingReader:
+    """A read-only file object that hashes and counts what is read through it."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(BLOCK):
+            pass
 
 
 class Drive:
-    """Resilient writes under one Drive root. ``remount`` is called before each retry."""
+    """Resilient reads and writes under one Drive root. ``remount`` is called before each retry."""
 
-    def __init__(self, root, remount=None, retries: int = 5, backoff: float = 1.0, log=print, sleep=time.sleep):
+    def __init__(self, root, remount=None, retries: int = 5, backoff: float = 1.0, log=print, sleep=time.sleep,
+                 faults: FaultPlan | None = None, remount_limit: float = REMOUNT_LIMIT_SECONDS):
         self.root = Path(root)
         self.remount = remount
         self.retries = retries
         self.backoff = backoff
         self.log = log
         self.sleep = sleep
-        self.writes = 0
-        self.faults = _fault_plan(os.environ.get("COLAB_SIDE_FAULTS", ""))
+        self.remount_limit = remount_limit
+        self.faults = faults if faults is not None else FaultPlan.parse(os.environ.get("COLAB_SIDE_FAULTS", ""))
 
-    def _attempt(self, what: str, action):
+    # --- retrying ---------------------------------------------------------------------------------
+
+    def _attempt(self, what: str, action, kind: str = "write"):
+        verb = "read" if kind == "read" else "write"
         for attempt in range(self.retries + 1):
             try:
-                self.writes += 1
-                if self.writes in self.faults:
-                    code = self.faults[self.writes]
-                    raise OSError(code, f"{os.strerror(code)} (injected)")
+                self.faults.check(kind)
                 return action()
+            except DriveError:
+                raise
             except OSError as exc:
-                if exc.errno in FULL:
+                if _is_quota(exc):
                     raise DriveError(f"Drive is full while writing {what}: {exc}", full=True) from None
-                if exc.errno not in RETRYABLE or attempt == self.retries:
-                    raise DriveError(f"Drive write of {what} failed: {exc}") from None
+                if exc.errno not in RETRYABLE:
+                    raise DriveError(f"Drive {verb} of {what} failed: {exc}") from None
+                if attempt == self.retries:
+                    raise DriveError(f"Drive {verb} of {what} failed {attempt + 1} times: {exc}") from None
                 delay = self.backoff * 2 ** attempt
                 self.log(f"Drive error on {what}: {exc}; remounting and retrying in {delay:g} s")
-                if self.remount:
-                    try:
-                        self.remount()
-                    except Exception as remount_error:  # a failed remount is retried like the write
-                        self.log(f"remount failed: {remount_error}")
+                self._remount()
                 self.sleep(delay)
 
+    def _remount(self) -> None:
+        """Call ``remount`` in a thread with a time limit; DriveError(timeout) if it does not return."""
+        if not self.remount:
+            return
+        failure = []
+
+        def call():
+            try:
+                self.remount()
+            except Exception as exc:  # a failed remount is retried like the call it serves
+                failure.append(exc)
+
+        worker = threading.Thread(target=call, name="drive-remount", daemon=True)
+        worker.start()
+        worker.join(self.remount_limit)
+        if worker.is_alive():
+            raise DriveError(f"Drive remount did not come back within {self.remount_limit:g} s "
+                             "(it may be waiting for consent in the page)", timeout=True)
+        if failure:
+            self.log(f"remount failed: {failure[0]}")
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def _confirm_missing(self, path: Path) -> None:
+        """Return if ``path`` is really absent (its nearest existing folder lists without it);
+        raise the OSError that says the mount is not answering otherwise."""
+        if os.path.lexists(path):
+            raise OSError(errno.ENOENT, f"{path.name} vanished and came back (a racing replace)")
+        folder = path.parent
+        while not os.path.isdir(folder) and folder != folder.parent:
+            folder = folder.parent
+        os.listdir(folder)
+
+    def read_stream(self, path, consume):
+        """Open ``path`` for reading and return ``consume(handle)``; None when the file is missing.
+
+        ``consume`` is called again from the start after a transient error.
+        """
+        path = Path(path)
+
+        def action():
+            try:
+                handle = open(path, "rb")
+            except FileNotFoundError:
+                self._confirm_missing(path)
+                return None
+            with handle:
+                return (consume(handle),)
+
+        result = self._attempt(path.name, action, kind="read")
+        return None if result is None else result[0]
+
+    def read_bytes(self, path) -> bytes | None:
+        """The whole file, or None when it is missing; DriveError when it cannot be read."""
+        return self.read_stream(path, lambda handle: handle.read())
+
+    def read_json(self, path):
+        """The parsed file, None when missing; ValueError when it is not JSON (cut by a kill)."""
+        data = self.read_bytes(path)
+        return None if data is None else json.loads(data.decode("utf-8"))
+
+    def sha256(self, path) -> str | None:
+        return self.read_stream(path, lambda handle: _digest_of(handle))
+
+    def listdir(self, folder) -> list[str]:
+        """Names in ``folder``; [] when it is missing."""
+        folder = Path(folder)
+        return self._attempt(folder.name, lambda: sorted(os.listdir(folder)) if folder.is_dir() else [], kind="read")
+
+    # --- writing ----------------------------------------------------------------------------------
+
     def write_bytes(self, path, data: bytes) -> None:
-        """Write a small file whole: temp in the same folder, fsync, replace, read back."""
+        """Write a file that is written once: temp in the same folder, fsync, replace, read back."""
         path = Path(path)
 
         def action():
             path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.with_name(f".{path.name}.tmp")
-            with open(temp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
+            temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+            try:
+                with open(temp, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                _truncate(path)
+                os.replace(temp, path)
+            finally:
+                _truncate_and_unlink(temp)
             if path.read_bytes() != data:
                 raise OSError(errno.EIO, f"{path.name} reads back different from what was written")
 
         self._attempt(path.name, action)
 
     def write_json(self, path, data) -> None:
-        self.write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
+        self.write_bytes(path, _json(data))
+
+    def rewrite_bytes(self, path, data: bytes) -> None:
+        """Rewrite a file that is rewritten often, in place (no Trash copy per rewrite), and read it back.
+
+        A kill mid-write can leave it cut: callers keep a twin or read it forgivingly.
+        """
+        path = Path(path)
+
+        def action():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "r+b" if path.exists() else "wb") as handle:
+                handle.write(data)
+                handle.truncate()
+                handle.flush()
+                os.fsync(handle.fileno())
+            if path.read_bytes() != data:
+                raise OSError(errno.EIO, f"{path.name} reads back different from what was written")
+
+        self._attempt(path.name, action)
+
+    def rewrite_json(self, path, data) -> None:
+        self.rewrite_bytes(path, _json(data))
 
     def append_line(self, path, line: str) -> None:
         path = Path(path)
@@ -123,40 +326,103 @@ class Drive:
 
         self._attempt(path.name, action)
 
-    def copy_file(self, source, dest) -> str:
-        """Copy a (big) file to Drive via a temp name; return its SHA-256 once verified."""
-        source, dest = Path(source), Path(dest)
-        expected = sha256_file(source)
+    def write_stream(self, dest, produce) -> tuple[int, str]:
+        """Write ``dest`` in place from ``produce(writer)``, hashing while writing; verify it by
+        reading it back; return (size, SHA-256). ``produce`` runs again from the start after a fault."""
+        dest = Path(dest)
 
         def action():
             dest.parent.mkdir(parents=True, exist_ok=True)
-            temp = dest.with_name(f".{dest.name}.tmp")
-            shutil.copyfile(source, temp)
-            with open(temp, "rb+") as handle:
+            with open(dest, "wb") as handle:
+                writer = _HashingWriter(handle)
+                produce(writer)
+                handle.flush()
                 os.fsync(handle.fileno())
-            if temp.stat().st_size != source.stat().st_size or sha256_file(temp) != expected:
-                raise OSError(errno.EIO, f"copy of {source.name} does not match its source")
-            os.replace(temp, dest)
+            expected = writer.digest.hexdigest()
+            if dest.stat().st_size != writer.size or sha256_file(dest) != expected:
+                raise OSError(errno.EIO, f"{dest.name} reads back different from what was written")
+            return writer.size, expected
 
-        self._attempt(dest.name, action)
-        return expected
+        return self._attempt(dest.name, action)
+
+    def copy_file(self, source, dest) -> str:
+        """Copy a local file to Drive (streamed, verified); return its SHA-256."""
+        source = Path(source)
+
+        def produce(writer):
+            with open(source, "rb") as handle:
+                for data in iter(lambda: handle.read(BLOCK), b""):
+                    writer.write(data)
+
+        return self.write_stream(dest, produce)[1]
+
+    def rename(self, source, dest) -> None:
+        """Give a file another name in the same folder (nothing goes to the Trash)."""
+        self._attempt(Path(source).name, lambda: os.replace(source, dest))
 
     def remove(self, path) -> int:
-        """Delete a file; return the bytes freed (0 if it was not there)."""
+        """Truncate to zero, then delete (the Trash keeps nothing large); return the bytes it held."""
         path = Path(path)
 
         def action():
             try:
                 size = path.stat().st_size
-                path.unlink()
-                return size
             except FileNotFoundError:
                 return 0
+            _truncate_and_unlink(path)
+            return size
 
         return self._attempt(path.name, action)
 
+    def remove_tree(self, folder) -> int:
+        """Remove every file below ``folder`` as ``remove`` does, then the folders; return bytes."""
+        folder = Path(folder)
+        freed = 0
+        if not folder.is_dir():
+            return 0
+        for root, dirs, files in os.walk(folder, topdown=False):
+            for name in files:
+                freed += self.remove(Path(root) / name)
+            for name in dirs:
+                self._attempt(name, lambda d=Path(root) / name: _rmdir(d))
+        self._attempt(folder.name, lambda: _rmdir(folder))
+        return freed
+
     def free_bytes(self) -> int | None:
+        """What Drive itself reports as free under the mount (Trash included in what is used)."""
         try:
             return shutil.disk_usage(self.root).free
         except OSError:
             return None
+
+
+def _json(data) -> bytes:
+    return json.dumps(data, indent=1, sort_keys=True).encode()
+
+
+def _digest_of(handle) -> str:
+    reader = HashingReader(handle)
+    reader.drain()
+    return reader.digest.hexdigest()
+
+
+def _truncate(path: Path) -> None:
+    try:
+        os.truncate(path, 0)
+    except FileNotFoundError:
+        pass
+
+
+def _truncate_and_unlink(path: Path) -> None:
+    try:
+        os.truncate(path, 0)
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _rmdir(folder: Path) -> None:
+    try:
+        os.rmdir(folder)
+    except FileNotFoundError:
+        pass

@@ -59,19 +59,23 @@ class Journal:
     def sync_log(self) -> None:
         """Copy the session log to Drive whole; a failure is logged, never raised."""
         try:
-            self.drive.write_bytes(self.drive_log_path, self.local_log_path.read_bytes())
+            self.drive.rewrite_bytes(self.drive_log_path, self.local_log_path.read_bytes())
         except (DriveError, OSError) as exc:
             self.log(f"could not copy the session log to Drive: {exc}")
 
 
 def read_events(path) -> list[dict]:
+    """Every readable event of a local copy of ``events.jsonl``; [] if it cannot be read."""
+    try:
+        return parse_events(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return []
+
+
+def parse_events(text: str) -> list[dict]:
     """Every readable event; a line cut by a kill or a sync is skipped."""
     events = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return events
-    for line in lines:
+    for line in text.splitlines():
         try:
             record = json.loads(line)
         except ValueError:

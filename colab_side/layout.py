@@ -5,13 +5,17 @@
     <drive_root>/keepalive/
         _meshroom/                  one install cache for all jobs (archives + .sha256)
         <job>/
-            job.json                identity of the job (images, Meshroom version)
+            job.json                identity of the job (image names, sizes, digests; Meshroom version)
             project.mg              the graph, saved by the first session
+            lease.json              which session may write (the newest)
             heartbeat.json          rewritten every few seconds
             events.jsonl            append-only event log
             logs/<session>.log      one log per session
             store/                  one archive per finished chunk + manifest.json
             result/                 the verified final result
+            replaced-<time>/        what ``--replan`` set aside (kept, never deleted)
+
+    <local-dir>/colab_side/         the session's work folder on the runtime's disk (marked as ours)
 
 The daemon finds the heartbeat of a job the same way, from the Drive folder on the PC.
 """
@@ -19,12 +23,15 @@ The daemon finds the heartbeat of a job the same way, from the Drive folder on t
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from colab_side import heartbeat
 
 INSTALL_DIR_NAME = "_meshroom"
+WORK_DIR_NAME = "colab_side"
+OWNED_MARKER = ".made-by-colab_side"
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -63,6 +70,14 @@ class JobLayout:
         return self.job_dir / "project.mg"
 
     @property
+    def lease(self) -> Path:
+        return self.job_dir / "lease.json"
+
+    def replaced(self) -> Path:
+        """A new folder name for the records ``--replan`` sets aside."""
+        return self.job_dir / f"replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    @property
     def heartbeat(self) -> Path:
         return self.job_dir / heartbeat.FILENAME
 
@@ -89,3 +104,22 @@ class JobLayout:
 
 def job_layout(drive_root, job: str) -> JobLayout:
     return JobLayout(Path(drive_root), check_job_name(job))
+
+
+class NotOurs(ValueError):
+    """A folder the module would work in exists and was not made by it."""
+
+
+def work_dir(local_dir) -> Path:
+    """``<local_dir>/colab_side``, made and marked as ours; NotOurs if it exists without the mark.
+
+    Only this folder is ever emptied: a seed cache or any ``cache/`` or ``meshroom/`` already in
+    ``local_dir`` is left as it is.
+    """
+    folder = Path(local_dir) / WORK_DIR_NAME
+    if folder.exists() and not (folder / OWNED_MARKER).is_file():
+        raise NotOurs(f"{folder} exists and was not made by colab_side: pass another local_dir "
+                      "(--local-dir), or move that folder away")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / OWNED_MARKER).touch()
+    return folder

@@ -53,6 +53,9 @@ class Settings:
     gpu_required: bool = True
     drive_backoff_seconds: float = 2.0  # first wait before retrying a failed Drive write (doubles)
     replan: bool = False  # the job's image set changed on purpose: set the old records aside, start over
+    pipeline: Path | None = None  # the user's own .mg (Meshroom's --pipeline)
+    params: tuple[str, ...] = ()  # "Node_1.attribute=value", applied when the graph is saved
+    overrides: Path | None = None  # a JSON file {"Node_1": {"attribute": value}} (Meshroom's --overrides)
 
 
 class Stop(Exception):
@@ -311,9 +314,7 @@ class Session:
         text = self.drive.read_bytes(project)
         if text is None:
             local = self.local / "project.mg"
-            command = commands.save_command(self.version, self.exe_dir, self.s.images, local,
-                                            self.local / "cache", self.local / "publish")
-            self._execute(command)
+            self._save_graph(local)
             try:
                 saved = load_graph(local)
             except GraphError as exc:
@@ -331,6 +332,29 @@ class Session:
         self.project = self.local / "project.mg"
         self.project.write_bytes(text)
         return graph
+
+    def _save_graph(self, local: Path) -> None:
+        """Meshroom saves the configured graph; the user's node and attribute names are checked first."""
+        try:
+            options = commands.PipelineOptions.read(self.s.pipeline, self.s.params, self.s.overrides)
+        except commands.OptionsError as exc:
+            raise Stop(hb.FAILED, hb.BAD_INPUT, str(exc), "correct the pipeline, param or overrides setting") from None
+
+        def save(project: Path, chosen: commands.PipelineOptions) -> None:
+            self._execute(commands.save_command(self.version, self.exe_dir, self.s.images, project, self.local / "cache",
+                                                self.local / "publish", chosen, self.local))
+
+        if options.requested:
+            probe = self.local / "probe.mg"
+            save(probe, options.pipeline_only())
+            try:
+                problems = commands.unknown_names(load_graph(probe), options.requested)
+            except GraphError:
+                problems = []  # the graph cannot be saved at all: the save below reports it
+            if problems:
+                raise Stop(hb.FAILED, hb.BAD_INPUT, "; ".join(problems),
+                           "use a node and input attribute named above, then Run all")
+        save(local, options)
 
     def _adopt(self, seed_cache: Path) -> None:
         """Take over the finished nodes of a seed-style cache (``meshroom_photogrammetry --cache``).

@@ -1,27 +1,35 @@
 """The durable store on Drive: one archive per finished chunk, and a manifest written last.
 
 Meshroom's cache lives on the runtime's fast local disk and is lost at every disconnect. After a
-chunk reaches SUCCESS, the files it added are packed into one tar in ``store/`` on Drive; only
-when that archive is verified is its manifest entry (size, SHA-256) written, atomically. The
-manifest is the commit point: an archive without an entry is ignored and overwritten.
+chunk reaches SUCCESS, the files it added are streamed into one tar in ``store/`` on Drive (hashed
+while written, read back); only then is its manifest entry (size, SHA-256) written. The manifest is
+the commit point: an archive without an entry is ignored.
 
-Layout: ``store/<Node>/<chunk // 100>/<chunk>.tar`` keeps every Drive folder small whatever the
-image count, plus ``manifest.json`` and its twin ``manifest.bak.json`` (a manifest cut by a
-fault falls back to the twin).
+Layout: ``store/<Node>/<chunk // 100>/<chunk>.<session>.tar`` keeps every Drive folder small
+whatever the image count, and no two sessions ever write the same archive name. Beside it,
+``manifest.json`` and its twin ``manifest.bak.json``, both rewritten in place (no Trash copy per
+commit); a kill mid-rewrite cuts one of them at most, and the reader falls back to the other.
+
+Every change to the manifest is made under the job's lease, to a fresh read of it (never to a
+stale copy in memory). A manifest that exists but cannot be read raises ``DriveError``: it is never
+replaced by an empty one. Entries that do not pass validation are dropped with a log line.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import tarfile
-import tempfile
-from pathlib import Path
+import time
+from pathlib import Path, PurePosixPath
 
-from colab_side.drive import Drive, sha256_file
+from colab_side.drive import Drive, HashingReader
 from colab_side.meshroom import cache as meshroom_cache
 from colab_side.meshroom.graph import Graph, Node
 
 FOLDER_SPAN = 100
+MAX_ARCHIVE_BYTES = 1 << 50
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SAFE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def chunk_key(node: str, chunk: int) -> str:
@@ -32,17 +40,49 @@ def empty_manifest(job: str) -> dict:
     return {"version": 1, "job": job, "chunks": {}, "pruned": {}, "errors": {}}
 
 
-def _valid(doc) -> bool:
-    return isinstance(doc, dict) and all(isinstance(doc.get(k), dict) for k in ("chunks", "pruned", "errors"))
+def _is_int(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def valid_entry(entry) -> bool:
+    """A chunk entry as ``add_chunk`` writes it: a safe relative archive path, a size, a SHA-256."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("archive"), str):
+        return False
+    parts = PurePosixPath(entry["archive"]).parts
+    return (bool(parts) and all(_SAFE_PART.match(p) and p not in (".", "..") for p in parts)
+            and parts[-1].endswith(".tar") and _is_int(entry.get("size"), 0, MAX_ARCHIVE_BYTES)
+            and isinstance(entry.get("sha256"), str) and bool(_SHA256.match(entry["sha256"])))
+
+
+def cleaned(doc, job: str, log) -> dict | None:
+    """The manifest with invalid records dropped (each said in ``log``); None if it is not a manifest."""
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), dict) for k in ("chunks", "pruned", "errors")):
+        return None
+    clean = {**empty_manifest(job), **{k: v for k, v in doc.items() if k not in ("chunks", "pruned", "errors")}}
+    for key, entry in doc["chunks"].items():
+        if valid_entry(entry):
+            clean["chunks"][key] = entry
+        else:
+            log(f"manifest entry {key!r} is not valid; its chunk will be computed again")
+    clean["pruned"] = {k: v for k, v in doc["pruned"].items() if isinstance(v, dict)}
+    clean["errors"] = {k: [s for s in v if isinstance(s, str)] for k, v in doc["errors"].items() if isinstance(v, list)}
+    published = doc.get("published")
+    if published is not None and not (isinstance(published, dict) and all(
+            isinstance(k, str) and isinstance(v, str) and _SHA256.match(v) for k, v in published.items())):
+        log("the manifest's record of the published result is not valid; the result is published again")
+        clean.pop("published", None)
+    return clean
 
 
 class Store:
-    def __init__(self, folder, drive: Drive, job: str, log=print):
+    def __init__(self, folder, drive: Drive, job: str, log=print, guard=lambda: None):
+        """``guard`` is called before every write and raises when this session may not write."""
         self.folder = Path(folder)
         self.drive = drive
         self.job = job
         self.log = log
-        self.manifest = self._load()
+        self.guard = guard
+        self.manifest, self._unusable = self._read()
 
     # --- manifest -------------------------------------------------------------------------
 
@@ -54,23 +94,50 @@ class Store:
     def _twin(self) -> Path:
         return self.folder / "manifest.bak.json"
 
-    def _load(self) -> dict:
+    def _read(self, quiet: bool = False) -> tuple[dict, list[Path]]:
+        """The manifest from Drive: main, else its twin, else empty when neither exists; and the
+        files that exist but are not manifests when neither could be used.
+
+        DriveError (unreadable) propagates. Files that are not manifests are moved aside (kept,
+        renamed) at the next write, and the store starts empty, which only costs recomputation.
+        """
+        log = (lambda _line: None) if quiet else self.log
+        present = []
         for path in (self._main, self._twin):
             try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
+                doc = self.drive.read_json(path)
+            except (ValueError, UnicodeDecodeError):
+                log(f"{path.name} is cut or not JSON (a kill mid-write?); trying its twin")
+                present.append(path)
                 continue
-            except (OSError, ValueError):
-                self.log(f"{path.name} is unreadable (cut mid-write?); trying its twin")
+            if doc is None:
                 continue
-            if _valid(doc):
-                return doc
-            self.log(f"{path.name} is not a store manifest; trying its twin")
-        return empty_manifest(self.job)
+            clean = cleaned(doc, self.job, log)
+            if clean is not None:
+                return clean, []
+            log(f"{path.name} is not a store manifest; trying its twin")
+            present.append(path)
+        return empty_manifest(self.job), present
 
-    def _save(self) -> None:
-        self.drive.write_json(self._main, self.manifest)
-        self.drive.write_json(self._twin, self.manifest)
+    def _set_aside(self) -> None:
+        stamp = time.strftime("%Y%m%d%H%M%S")
+        for path in self._unusable:
+            aside = path.with_name(f"{path.stem}.unusable-{stamp}.json")
+            self.drive.rename(path, aside)
+            self.log(f"{path.name} could not be used; kept as {aside.name}, the store starts over")
+        self._unusable = []
+
+    def _mutate(self, change) -> None:
+        """Apply ``change(manifest)`` to a fresh read of the manifest and write it, main then twin."""
+        self.guard()
+        doc, unusable = self._read(quiet=True)
+        change(doc)
+        self.guard()
+        if unusable and self._unusable:
+            self._set_aside()
+        self.drive.rewrite_json(self._main, doc)
+        self.drive.rewrite_json(self._twin, doc)
+        self.manifest = doc
 
     def has(self, node: str, chunk: int) -> bool:
         return chunk_key(node, chunk) in self.manifest["chunks"] or node in self.manifest["pruned"]
@@ -87,7 +154,8 @@ class Store:
 
     @property
     def pruned_bytes(self) -> int:
-        return sum(entry.get("bytes", 0) for entry in self.manifest["pruned"].values())
+        return sum(entry.get("bytes", 0) for entry in self.manifest["pruned"].values()
+                   if isinstance(entry.get("bytes", 0), int))
 
     @property
     def stored_bytes(self) -> int:
@@ -97,67 +165,70 @@ class Store:
 
     def record_error(self, node: str, session: str) -> int:
         """Remember that ``node`` ended in ERROR in ``session``; return in how many sessions it did."""
-        sessions = self.manifest["errors"].setdefault(node, [])
-        if session not in sessions:
-            sessions.append(session)
-        self._save()
-        return len(sessions)
+
+        def change(doc):
+            sessions = doc["errors"].setdefault(node, [])
+            if session not in sessions:
+                sessions.append(session)
+
+        self._mutate(change)
+        return len(self.manifest["errors"][node])
 
     # --- archiving --------------------------------------------------------------------------
 
-    def archive_path(self, node: str, chunk: int) -> Path:
-        return self.folder / node / str(chunk // FOLDER_SPAN) / f"{chunk}.tar"
+    def archive_path(self, node: str, chunk: int, session: str) -> Path:
+        return self.folder / node / str(chunk // FOLDER_SPAN) / f"{chunk}.{session}.tar"
 
     def add_chunk(self, node: Node, chunk: int, cache, files: list[str], session: str) -> dict:
-        """Pack ``files`` (relative to the node's folder) into the chunk's archive, then commit it."""
+        """Stream ``files`` (relative to the node's folder) into the chunk's archive, then commit it."""
         folder = node.internal_folder(cache)
         prefix = f"{node.node_type}/{node.uid0}"
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / "chunk.tar"
-            with tarfile.open(local, "w") as archive:
+        target = self.archive_path(node.name, chunk, session)
+
+        def produce(writer):
+            with tarfile.open(fileobj=writer, mode="w|") as archive:
                 for rel in sorted(files):
                     archive.add(folder / rel, arcname=f"{prefix}/{rel}", recursive=False)
-            target = self.archive_path(node.name, chunk)
-            digest = self.drive.copy_file(local, target)
-            entry = {
-                "archive": target.relative_to(self.folder).as_posix(),
-                "size": local.stat().st_size,
-                "sha256": digest,
-                "files": len(files),
-                "session": session,
-            }
-        self.manifest["chunks"][chunk_key(node.name, chunk)] = entry
-        self._save()
+
+        self.guard()
+        size, digest = self.drive.write_stream(target, produce)
+        entry = {"archive": target.relative_to(self.folder).as_posix(), "size": size, "sha256": digest,
+                 "files": len(files), "session": session}
+        self._mutate(lambda doc: doc["chunks"].__setitem__(chunk_key(node.name, chunk), entry))
         return entry
 
     def prune(self, node: Node) -> int:
-        """Delete a node's archives (its consumers are all finished); return bytes freed."""
-        freed = 0
-        for chunk in range(node.chunk_count):
-            entry = self.manifest["chunks"].get(chunk_key(node.name, chunk))
-            if entry:
-                freed += entry["size"]
-        self.manifest["pruned"][node.name] = {"bytes": freed, "chunks": node.chunk_count}
-        for chunk in range(node.chunk_count):
-            self.manifest["chunks"].pop(chunk_key(node.name, chunk), None)
-        self._save()  # first say it is pruned, then delete: a kill in between leaves only orphans
-        for chunk in range(node.chunk_count):
-            self.drive.remove(self.archive_path(node.name, chunk))
-        return freed
+        """Delete a node's archives (its consumers are all finished); return the bytes its entries held."""
+        held = sum(self.manifest["chunks"].get(chunk_key(node.name, c), {}).get("size", 0)
+                   for c in range(node.chunk_count))
+
+        def change(doc):
+            doc["pruned"][node.name] = {"bytes": held, "chunks": node.chunk_count}
+            for chunk in range(node.chunk_count):
+                doc["chunks"].pop(chunk_key(node.name, chunk), None)
+
+        self._mutate(change)  # first say it is pruned, then delete: a kill in between leaves only orphans
+        self.drive.remove_tree(self.folder / node.name)
+        return held
+
+    def unprune(self, names: set[str]) -> None:
+        """Bring pruned nodes back into the plan: they are computed again (their files are needed)."""
+        if names:
+            self._mutate(lambda doc: [doc["pruned"].pop(name, None) for name in names])
 
     # --- restoring --------------------------------------------------------------------------
 
-    def restore(self, graph: Graph, cache) -> tuple[int, list[str]]:
-        """Rebuild a fresh local cache from the store; return (chunks restored, chunks dropped).
+    def restore(self, graph: Graph, cache) -> tuple[int, list[str], list[str]]:
+        """Rebuild a fresh local cache from the store; return (chunks restored, chunks dropped, nodes unpruned).
 
-        A missing or corrupt archive drops its manifest entry: that chunk is computed again.
-        Pruned nodes get SUCCESS status files only, which is all Meshroom needs of them.
+        A missing or damaged archive drops its entry: that chunk is computed again. An archive that
+        cannot be read raises DriveError and keeps its entry. A node that must be computed again
+        gets its pruned producers back (recursively); the other pruned nodes get SUCCESS status
+        files only, which is all Meshroom needs of them.
         """
         restored, dropped = 0, []
         for name, node in graph.nodes.items():
             if name in self.manifest["pruned"]:
-                for chunk in range(node.chunk_count):
-                    meshroom_cache.write_success_status(node, chunk, cache)
                 continue
             for chunk in range(node.chunk_count):
                 key = chunk_key(name, chunk)
@@ -168,40 +239,71 @@ class Store:
                     restored += 1
                 else:
                     dropped.append(key)
-                    del self.manifest["chunks"][key]
         if dropped:
-            self._save()
-        return restored, dropped
+            self._mutate(lambda doc: [doc["chunks"].pop(key, None) for key in dropped])
+        needed = self.producers_to_recompute(graph)
+        self.unprune(needed)
+        for name in self.manifest["pruned"]:
+            if name in graph.nodes:
+                for chunk in range(graph.nodes[name].chunk_count):
+                    meshroom_cache.write_success_status(graph.nodes[name], chunk, cache)
+        return restored, dropped, sorted(needed)
+
+    def producers_to_recompute(self, graph: Graph) -> set[str]:
+        """Pruned nodes whose files a node still to compute reads, directly or through other such nodes."""
+        pruned = set(self.manifest["pruned"])
+        todo = [name for name, node in graph.nodes.items() if name not in pruned and not self.node_durable(node)]
+        needed: set[str] = set()
+        while todo:
+            for producer in graph.dependencies(todo.pop()):
+                if producer in pruned and producer not in needed:
+                    needed.add(producer)
+                    todo.append(producer)
+        return needed
 
     def _extract(self, node: Node, entry: dict, cache: Path) -> bool:
-        path = self.folder / entry["archive"]
-        try:
-            if path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
-                self.log(f"archive {entry['archive']} is damaged; its chunk will be computed again")
-                return False
-            prefix = f"{node.node_type}/{node.uid0}/"
-            with tarfile.open(path) as archive:
-                members = archive.getmembers()
-                if any(not m.name.startswith(prefix) or ".." in m.name or not m.isfile() for m in members):
-                    self.log(f"archive {entry['archive']} holds files of another node; ignored")
-                    return False
-                if hasattr(tarfile, "data_filter"):
-                    archive.extractall(cache, members=members, filter="data")
-                else:
-                    archive.extractall(cache, members=members)
-            return True
-        except (OSError, tarfile.TarError) as exc:
-            self.log(f"archive {entry['archive']} cannot be read ({exc}); its chunk will be computed again")
+        """Extract one archive while hashing it; False (and nothing left behind) if missing or damaged."""
+        prefix = f"{node.node_type}/{node.uid0}/"
+        written: list[Path] = []
+
+        def consume(handle):
+            reader = HashingReader(handle)
+            written.clear()
+            try:
+                with tarfile.open(fileobj=reader, mode="r|") as archive:
+                    for member in archive:
+                        if not member.name.startswith(prefix) or ".." in member.name or not member.isfile():
+                            return "holds files of another node"
+                        if hasattr(tarfile, "data_filter"):
+                            archive.extract(member, cache, filter="data")
+                        else:
+                            archive.extract(member, cache)
+                        written.append(cache / member.name)
+                reader.drain()
+            except tarfile.TarError as exc:
+                return f"is not a readable tar ({exc})"
+            if reader.size != entry["size"] or reader.digest.hexdigest() != entry["sha256"]:
+                return "is damaged (size or SHA-256 differs from its manifest entry)"
+            return ""
+
+        problem = self.drive.read_stream(self.folder / entry["archive"], consume)
+        if problem is None:
+            problem = "is missing"
+        if problem:
+            for path in written:
+                path.unlink(missing_ok=True)
+            self.log(f"archive {entry['archive']} {problem}; its chunk will be computed again")
             return False
+        return True
 
     def mark_published(self, files: dict[str, str]) -> None:
         """Record the verified result (relative path → SHA-256): the job is done."""
-        self.manifest["published"] = files
-        self._save()
+        self._mutate(lambda doc: doc.__setitem__("published", files))
 
     def remove_all(self) -> None:
         """Remove every archive (only after the result is published and verified)."""
-        for entry in list(self.manifest["chunks"].values()):
-            self.drive.remove(self.folder / entry["archive"])
-        self.manifest["chunks"] = {}
-        self._save()
+        self._mutate(lambda doc: doc.__setitem__("chunks", {}))
+        for name in self.drive.listdir(self.folder):
+            if (self.folder / name).is_dir():
+                self.drive.remove_tree(self.folder / name)
+

@@ -71,14 +71,15 @@ def test_unknown_meshroom_version(job):
 
 def test_a_job_folder_of_another_job_is_left_alone(job, tmp_path):
     assert run(job).returncode == 0
-    before = {p: p.read_bytes() for p in job.job_dir.rglob("*") if p.is_file() and p.name != hb.FILENAME
-              and p.suffix not in (".log", ".jsonl")}
+    before = {p: p.read_bytes() for p in job.job_dir.rglob("*") if p.is_file()
+              and p.name not in (hb.FILENAME, "lease.json") and p.suffix not in (".log", ".jsonl")}
     other_images = tmp_path / "other"
     other_images.mkdir()
     (other_images / "a.jpg").write_bytes(b"x" * 10)
     proc = run_with(job, "--images", str(other_images))
     assert proc.returncode != 0
-    assert "belongs to another job" in final_beat(job).reason
+    beat = final_beat(job)
+    assert "holds another job" in beat.reason and "4 images removed" in beat.reason and "--replan" in beat.action
     assert {p: p.read_bytes() for p in before} == before
 
 
@@ -142,12 +143,12 @@ def test_progress_command_reads_job_folder_and_plain_cache(job):
     out = subprocess.run([*job.command()[:3], "progress", str(job.job_dir), "--json"], capture_output=True,
                          text=True, env=job.env, check=True).stdout
     result = json.loads(out)
-    assert result["nodes_done"] == result["nodes_total"] == 11 and result["current_node"] is None
+    assert result["nodes_done"] == result["nodes_total"] == 12 and result["current_node"] is None
     assert result["chunks_done"] == result["chunks_total"] and result["pruned_bytes"] > 0
     plain = subprocess.run([*job.command()[:3], "progress", "--graph", str(job.job_dir / "project.mg"),
-                            "--cache", str(job.local / "cache"), "--json"],
+                            "--cache", str(job.local / "colab_side" / "cache"), "--json"],
                            capture_output=True, text=True, env=job.env, check=True).stdout
-    assert json.loads(plain)["nodes_total"] == 11
+    assert json.loads(plain)["nodes_total"] == 12
 
 
 def test_meshroom_batch_releases_run_the_same_way(job, tmp_path):

@@ -22,7 +22,7 @@ def run_to_end(job: Job, *extra: str, env=None, timeout: float = 120) -> subproc
 
 def writing_files(job: Job) -> list[str]:
     """Status files caught mid-write (glob.glob, unlike Path.glob, does not trip on folders being wiped)."""
-    return glob.glob(str(job.local / "cache" / "*" / "*" / "*.writing.*"))
+    return glob.glob(str(job.local / "colab_side" / "cache" / "*" / "*" / "*.writing.*"))
 
 
 def kill_after(job: Job, delay: float, env=None, until_writing: bool = False, extra=()) -> int | None:

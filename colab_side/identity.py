@@ -1,0 +1,62 @@
+"""What a job is: its image set (names, sizes, content digests), Meshroom version and pipeline.
+
+``job.json`` records it at the first session; every later session compares. A different image set
+under the same job name is refused (never merged, never answered with the old result) unless the
+user asks for ``--replan``. Digests are computed once per file: a later session re-reads an image
+only when its size or modification time differs from the record.
+"""
+
+from __future__ import annotations
+
+PIPELINE = "photogrammetry"
+
+
+def identity(job: str, meshroom: str, folder: str, images: list[dict], pipeline: str = PIPELINE) -> dict:
+    """``images``: one ``{name, size, sha256, mtime_ns}`` per image; ``folder`` is for the reader only."""
+    return {"job": job, "meshroom": meshroom, "pipeline": pipeline, "folder": folder,
+            "images": sorted(images, key=lambda image: image["name"])}
+
+
+def known_digest(record, name: str, size: int, mtime_ns: int) -> str | None:
+    """The digest ``record`` holds for an unchanged image (same name, size and mtime), else None."""
+    if not isinstance(record, dict) or not isinstance(record.get("images"), list):
+        return None
+    for image in record["images"]:
+        if (isinstance(image, dict) and image.get("name") == name and image.get("size") == size
+                and image.get("mtime_ns") == mtime_ns and isinstance(image.get("sha256"), str)):
+            return image["sha256"]
+    return None
+
+
+def _content(record: dict) -> dict[str, tuple]:
+    return {image.get("name"): (image.get("size"), image.get("sha256"))
+            for image in record.get("images", []) if isinstance(image, dict)}
+
+
+def _names(names: list[str], most: int = 3) -> str:
+    shown = ", ".join(sorted(names)[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def difference(known, current: dict) -> str | None:
+    """None when ``known`` is the same job as ``current``; else what differs, in one phrase.
+
+    A record from before digests were kept (``images`` is the folder's path) is the same job when
+    the folder is the same: it is upgraded, not refused.
+    """
+    if not isinstance(known, dict):
+        return "job.json is not a job record"
+    if known.get("meshroom") != current["meshroom"]:
+        return f"it was started with Meshroom {known.get('meshroom')}, not {current['meshroom']}"
+    if known.get("pipeline", PIPELINE) != current["pipeline"]:
+        return f"it was started with the {known.get('pipeline')} pipeline, not {current['pipeline']}"
+    if isinstance(known.get("images"), str):
+        same = known["images"] == current["folder"]
+        return None if same else f"it was started with the images in {known['images']}"
+    before, now = _content(known), _content(current)
+    added = [n for n in now if n not in before]
+    removed = [n for n in before if n not in now]
+    changed = [n for n in now if n in before and before[n] != now[n]]
+    parts = [f"{len(names)} {what} ({_names(names)})" for names, what in
+             ((added, "images added"), (removed, "images removed"), (changed, "images changed")) if names]
+    return "its image set differs: " + "; ".join(parts) if parts else None
