@@ -171,6 +171,38 @@ def _uid0(name: str, raw: dict) -> str:
     raise GraphError(f"node {name} has no uid")
 
 
+MAX_COUNT = 1_000_000  # sizes, block sizes and chunk counts above this are not a real graph
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def _safe_name(value, what: str, node, source: str) -> str:
+    """A name that becomes a folder or file name: letters, digits, ``_ . -``, never ``..``."""
+    if not isinstance(value, str) or not _SAFE_NAME.match(value) or ".." in value:
+        raise GraphError(f"{source}: node {str(node)[:60]!r} has a {what} that cannot be a folder name: {str(value)[:60]!r}")
+    return value
+
+
+def _count(value, what: str, node: str, source: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise GraphError(f"{source}: node {node} has a {what} that is not a whole number up to {MAX_COUNT}: {str(value)[:40]}")
+    return value
+
+
+def _mapping(value, what: str, node: str, source: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise GraphError(f"{source}: node {node} has {what} that are not an object")
+    return value
+
+
+def _climbs(value) -> bool:
+    """True for a path template with a ``..`` segment (it would lead out of the cache)."""
+    return isinstance(value, str) and ".." in re.split(r"[\\/]", value)
+
+
 def _folder(raw: dict) -> str:
     """The saved ``internalFolder`` template; a concrete path (no ``{cache}``) cannot follow the cache."""
     folder = str(raw.get("internalFolder") or "")
@@ -189,17 +221,22 @@ def parse(text: str, source: str = "project") -> Graph:
         if not isinstance(raw, dict) or not raw.get("nodeType"):
             raise GraphError(f"{source}: node {name} has no nodeType")
         par = raw.get("parallelization") or {}
+        if not isinstance(par, dict):
+            raise GraphError(f"{source}: node {name} has a parallelization that is not an object")
         nodes[name] = Node(
-            name=name,
-            node_type=raw["nodeType"],
-            uid0=_uid0(name, raw),
-            block_size=int(par.get("blockSize") or 0),
-            size=int(par.get("size") or 0),
-            split=int(par.get("split") or 0),
-            inputs=raw.get("inputs") or {},
-            outputs=raw.get("outputs") or {},
+            name=_safe_name(name, "name", name, source),
+            node_type=_safe_name(raw["nodeType"], "nodeType", name, source),
+            uid0=_safe_name(_uid0(name, raw), "uid", name, source),
+            block_size=_count(par.get("blockSize"), "blockSize", name, source),
+            size=_count(par.get("size"), "size", name, source),
+            split=_count(par.get("split"), "split", name, source),
+            inputs=_mapping(raw.get("inputs"), "inputs", name, source),
+            outputs=_mapping(raw.get("outputs"), "outputs", name, source),
             folder=_folder(raw),
         )
+        if nodes[name].chunk_count > MAX_COUNT or _climbs(nodes[name].folder) or any(
+                _climbs(value) for value in nodes[name].outputs.values()):
+            raise GraphError(f"{source}: node {name} has too many chunks or a path that leads out of its folder")
     graph = Graph(nodes, doc.get("header") or {})
     graph.order()  # a cycle is an error now, not later
     return graph
