@@ -1,31 +1,31 @@
-"""Meshroom knowledge: the graph's links (through other nodes' inputs), chunks, and what may be pruned."""
+"""Meshroom knowledge: the graph's links (through other nodes' inputs), chunks, what is published and what may be pruned."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import tarfile
 
 import pytest
 
 from colab_side.meshroom import cache, pruning
-from colab_side.meshroom.graph import load
-from keepalive_sim.meshroom_release import build_release
-from keepalive_sim.sample_job import make_images
+from colab_side.meshroom.graph import load, parse
+from keepalive_sim.sample_job import extracted_release, make_images, save_project
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """A project saved by the stand-in's meshroom_photogrammetry --save, as the runner does."""
+def saved(tmp_path_factory):
+    """release → a project saved by the stand-in with --output, as the runner saves it (10 images)."""
     root = tmp_path_factory.mktemp("graph")
-    archive = build_release(root)
-    with tarfile.open(archive) as tar:
-        tar.extractall(root, filter="tar")
     images = make_images(root / "images", 10)
-    project = root / "project.mg"
-    subprocess.run([str(root / "Meshroom-2019.2.0" / "meshroom_photogrammetry"), "--input", str(images),
-                    "--output", str(root / "out"), "--save", str(project)], check=True, capture_output=True)
-    return project
+    projects = {}
+    for release in ("2019.2", "2023.3", "2025.1"):
+        exe = extracted_release(root / release, release)
+        projects[release] = save_project(exe, release, images, root / f"{release}.mg", root / "out")
+    return projects
+
+
+@pytest.fixture(scope="module")
+def project(saved):
+    return saved["2019.2"]
 
 
 def test_links_through_inputs_reach_the_node_that_owns_the_output(project):
@@ -34,18 +34,59 @@ def test_links_through_inputs_reach_the_node_that_owns_the_output(project):
     assert graph.consumers("PrepareDenseScene_1") == {"DepthMap_1", "Texturing_1"}  # Texturing via DepthMap.imagesFolder
     assert graph.dependencies("ImageMatching_1") == {"FeatureExtraction_1", "CameraInit_1"}
     assert graph.dependencies("Meshing_1") == {"StructureFromMotion_1", "DepthMap_1", "DepthMapFilter_1"}
-    assert graph.final_nodes() == ["Texturing_1"]
-    assert graph.order()[0] == "CameraInit_1" and graph.order()[-1] == "Texturing_1"
+    assert graph.order()[0] == "CameraInit_1" and graph.order()[-1] == "Publish_1"
 
 
-def test_chunks_follow_block_size(project):
+def test_a_node_without_outputs_is_seen_through(project):
     graph = load(project)
-    chunks = {name: node.chunk_count for name, node in graph.nodes.items()}
-    assert chunks["FeatureExtraction_1"] == 1 and chunks["DepthMap_1"] == 4 and chunks["DepthMapFilter_1"] == 1
-    assert chunks["Meshing_1"] == 1 and graph.chunks_total == 14
-    depth = graph.nodes["DepthMap_1"]
-    assert depth.status_file("/c", 2).as_posix() == f"/c/DepthMap/{depth.uid0}/2.status"
-    assert graph.nodes["Meshing_1"].status_file("/c").name == "status"
+    assert graph.final_nodes() == ["Publish_1"]
+    assert graph.published_outputs() == [("Texturing_1", "outputMesh"), ("Texturing_1", "outputMaterial"),
+                                         ("Texturing_1", "outputTextures")]
+    assert graph.publish_nodes() == {"Texturing_1"}
+
+
+def test_later_releases_have_their_own_links(saved):
+    graph = load(saved["2023.3"])
+    assert graph.consumers("DepthMap_1") == {"DepthMapFilter_1"}  # 2021.1+: Meshing reads DepthMapFilter only
+    assert graph.dependencies("StructureFromMotion_1") == {"CameraInit_1", "FeatureExtraction_1", "FeatureMatching_1"}
+
+
+def test_chunks_come_from_the_saved_graph_never_from_a_table(saved):
+    chunks = {release: {n: node.chunk_count for n, node in load(path).nodes.items()} for release, path in saved.items()}
+    assert chunks["2019.2"]["DepthMap_1"] == 4 and chunks["2019.2"]["DepthMapFilter_1"] == 1  # blocks of 3 and 10
+    assert chunks["2023.3"]["DepthMap_1"] == 1 and chunks["2025.1"]["DepthMap_1"] == 1  # blocks of 12
+    assert load(saved["2019.2"]).chunks_total == 15
+    doc = json.loads(saved["2023.3"].read_text())
+    doc["graph"]["DepthMap_1"]["parallelization"] = {"blockSize": 2, "size": 10, "split": 5}  # a user's own setting
+    assert parse(json.dumps(doc)).nodes["DepthMap_1"].chunk_count == 5
+
+
+def test_both_uid_forms_and_their_cache_folders(saved):
+    old = load(saved["2019.2"]).nodes["DepthMap_1"]
+    new = load(saved["2025.1"]).nodes["DepthMap_1"]
+    assert old.uid0 == json.loads(saved["2019.2"].read_text())["graph"]["DepthMap_1"]["uids"]["0"]
+    assert new.uid0 == json.loads(saved["2025.1"].read_text())["graph"]["DepthMap_1"]["uid"]
+    assert old.status_file("/c", 2).as_posix() == f"/c/DepthMap/{old.uid0}/2.status"
+    assert new.status_file("/c", 0).as_posix() == f"/c/DepthMap/{new.uid0}/0.status"
+    assert load(saved["2025.1"]).nodes["Meshing_1"].status_file("/c").name == "status"
+    texturing = load(saved["2025.1"]).nodes["Texturing_1"]
+    assert texturing.output_path("outputMesh", "/c") == f"/c/Texturing/{texturing.uid0}/texturedMesh.obj"
+
+
+def test_publish_files_are_what_publish_would_copy(saved, tmp_path):
+    graph = load(saved["2019.2"])
+    folder = graph.nodes["Texturing_1"].internal_folder(tmp_path)
+    folder.mkdir(parents=True)
+    for name in ("texturedMesh.obj", "texturedMesh.mtl", "texture_1001.png", "texture_1002.png", "status", "log",
+                 "texture_1003.jpg", "status.writing.1234"):
+        (folder / name).write_text(name)
+    assert sorted(cache.publish_files(graph, tmp_path)) == [
+        "texture_1001.png", "texture_1002.png", "texturedMesh.mtl", "texturedMesh.obj"]
+    no_publish = parse(json.dumps({"graph": {name: node for name, node in json.loads(saved["2019.2"].read_text())[
+        "graph"].items() if name != "Publish_1"}}))
+    assert no_publish.final_nodes() == ["Texturing_1"]  # a final node with outputs publishes its folder's files
+    assert sorted(cache.publish_files(no_publish, tmp_path)) == [
+        "texture_1001.png", "texture_1002.png", "texture_1003.jpg", "texturedMesh.mtl", "texturedMesh.obj"]
 
 
 def test_prunable_only_once_every_consumer_is_finished(project):
@@ -58,7 +99,14 @@ def test_prunable_only_once_every_consumer_is_finished(project):
     now = pruning.prunable(graph, finished, set())
     assert "DepthMap_1" in now and "DepthMapFilter_1" in now and "PrepareDenseScene_1" not in now
     everything = pruning.prunable(graph, set(order), set(now))
-    assert "PrepareDenseScene_1" in everything and "Texturing_1" not in everything
+    assert "PrepareDenseScene_1" in everything and "MeshFiltering_1" in everything
+
+
+def test_the_published_node_is_never_prunable_although_its_only_consumer_finished(saved):
+    for path in saved.values():
+        graph = load(path)
+        assert graph.consumers("Texturing_1") == {"Publish_1"}
+        assert "Texturing_1" not in pruning.prunable(graph, set(graph.order()), set())
 
 
 def test_interrupted_statuses_are_reset_and_garbage_ignored(project, tmp_path):

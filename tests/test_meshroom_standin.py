@@ -1,7 +1,8 @@
-"""The Meshroom stand-in writes what real Meshroom writes (shared/facts/meshroom.md)."""
+"""The Meshroom stand-in writes what real Meshroom writes (docs/meshroom.md), and its release archives install."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -10,13 +11,15 @@ import tarfile
 import time
 
 import pytest
+from hypothesis import given, strategies as st
 
+from colab_side.meshroom import install, versions
 from keepalive_sim.meshroom_release import build_release
 from keepalive_sim.sample_job import make_images
 
 STATUS_FIELDS = {"status", "execMode", "nodeName", "nodeType", "packageName", "packageVersion", "graph",
                  "commandLine", "env", "startDateTime", "endDateTime", "elapsedTime", "elapsedTimeStr",
-                 "hostname", "sessionUid"}
+                 "hostname", "sessionUid"}  # 2019.2 StatusData
 
 
 @pytest.fixture
@@ -77,14 +80,9 @@ def test_a_kill_mid_status_write_leaves_garbage_and_the_old_status(meshroom):
     assert not list(folder.glob("*/status"))  # the RUNNING status was never renamed into place
 
 
-def test_running_is_refused_without_force_status_and_errors_are_errors(meshroom):
+def test_errors_are_errors(meshroom):
     exe, project, root = meshroom
     graph = json.loads(project.read_text())["graph"]
-    folder = root / "cache" / "CameraInit" / graph["CameraInit_1"]["uids"]["0"]
-    folder.mkdir(parents=True)
-    (folder / "status").write_text(json.dumps({"status": "RUNNING"}))
-    refused = compute(exe, project, root / "cache", "--node", "CameraInit_1", check=False)
-    assert refused.returncode != 0 and "already submitted" in refused.stderr
     assert compute(exe, project, root / "cache", "--node", "CameraInit_1", "--forceStatus").returncode == 0
     missing_input = compute(exe, project, root / "cache", "--node", "DepthMap_1", "--iteration", "0", "--forceStatus",
                             check=False)
@@ -96,8 +94,42 @@ def test_running_is_refused_without_force_status_and_errors_are_errors(meshroom)
     assert failing.returncode == 1
 
 
-def test_batch_release_has_meshroom_batch(tmp_path):
-    archive = build_release(tmp_path, "2023.3")
-    with tarfile.open(archive) as tar:
+@pytest.mark.parametrize("version, archive, top", [
+    ("2021.1", "Meshroom-2021.1.0-linux-cuda10.tar.gz", "Meshroom-2021.1.0-av2.4.0-centos7-cuda10.2"),
+    ("2023.3", "Meshroom-2023.3.0-linux.tar.gz", "Meshroom-2023.3.0"),
+    ("2025.1", "Meshroom-2025.1.0-Linux.tar.gz", "Meshroom-2025.1.0"),
+])
+def test_batch_releases_have_their_archive_names_and_meshroom_batch(tmp_path, version, archive, top):
+    path = build_release(tmp_path, version)
+    with tarfile.open(path) as tar:
         names = tar.getnames()
-    assert "Meshroom-2023.3.0/meshroom_batch" in names and "Meshroom-2023.3.0/meshroom_compute" in names
+    assert path.name == archive
+    assert f"{top}/meshroom_batch" in names and f"{top}/meshroom_compute" in names
+
+
+def test_extract_takes_the_top_level_executables_not_a_deeper_script(tmp_path):
+    """A script of the same name deeper in the tree (the engine's bin/, a plugin) is never chosen."""
+    version = versions.get("2023.3")
+    archive = tmp_path / version.archive
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("Meshroom-2023.3.0/aaa/bin/meshroom_batch", "Meshroom-2023.3.0/aaa/bin/meshroom_compute",
+                     "Meshroom-2023.3.0/meshroom_batch", "Meshroom-2023.3.0/meshroom_compute"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"#\n"))
+    assert install.extract(archive, tmp_path / "local", version) == tmp_path / "local" / "meshroom" / "Meshroom-2023.3.0"
+
+
+folders = st.lists(st.lists(st.sampled_from(["a", "b", "bin", "lib"]), max_size=3).map("/".join), min_size=1, max_size=5)
+
+
+@given(both=folders, batch_only=folders, order=st.randoms())
+def test_the_chosen_folder_is_the_shallowest_holding_both_executables(both, batch_only, order):
+    version = versions.get("2025.1")
+    files = [f"{f}/{exe}" if f else exe for f in both for exe in (version.batch_exe, version.compute_exe)]
+    files += [f"{f}/{version.batch_exe}" if f else version.batch_exe for f in batch_only]
+    chosen = install.executables_dir(files, version)
+    depth = lambda folder: folder.count("/") + bool(folder)  # noqa: E731
+    assert chosen in both and depth(chosen) == min(map(depth, both))
+    order.shuffle(files)
+    assert install.executables_dir(files, version) == chosen

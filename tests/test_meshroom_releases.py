@@ -1,0 +1,202 @@
+"""Every supported Meshroom release, as its own source describes it (tests/data/meshroom_<release>.json).
+
+The descriptions were written down from Meshroom's source at each tag (docs/meshroom.md names the
+files), separately from the stand-in, so a drift of either shows here. A job on each release must
+publish exactly what that release's Publish node copies to its output folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from colab_side.events import read_events
+from colab_side.meshroom.graph import links, load
+from jobkit import Job, make_images
+from test_colab_side_resume import chunk_done_keys, kill_after
+from keepalive_sim.sample_job import extracted_release, save_project
+
+DATA = Path(__file__).parent / "data"
+RELEASES = ("2019.2", "2021.1", "2023.3", "2025.1")
+IMAGES = 7
+
+
+def description(release: str) -> dict:
+    return json.loads((DATA / f"meshroom_{release}.json").read_text())
+
+
+def expected_size(rule: str) -> int:
+    """The node size that Meshroom's desc gives for these images."""
+    if "inputFiles" in rule:
+        return 3  # Publish: the length of its inputFiles list
+    return IMAGES if "DynamicNodeSize" in rule else 1
+
+
+def signature(folder: Path) -> dict[str, tuple[int, str]]:
+    return {p.name: (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module", params=RELEASES)
+def meshroom(request, tmp_path_factory):
+    """(release, executables, images, root) of the stand-in release."""
+    root = tmp_path_factory.mktemp(f"meshroom{request.param}")
+    return request.param, extracted_release(root, request.param), make_images(root / "images", IMAGES), root
+
+
+@pytest.fixture(scope="module")
+def saved(meshroom):
+    release, exe, images, root = meshroom
+    return json.loads(save_project(exe, release, images, root / "project.mg", root / "out").read_text())
+
+
+def test_saved_graph_matches_the_release_source(meshroom, saved):
+    release = meshroom[0]
+    want = description(release)
+    assert list(saved["header"]) == want["header_keys"]
+    assert saved["header"]["fileVersion"] == want["fileVersion"]
+    assert saved["header"]["releaseVersion"] == want["releaseVersion"]
+    assert set(saved["graph"]) == set(want["nodes"])
+    assert saved["header"]["nodesVersions"] == {n["nodeType"]: n["version"] for n in want["nodes"].values()}
+    for name, node in saved["graph"].items():
+        spec = want["nodes"][name]
+        assert list(node) == want["node_keys"], name
+        assert node["nodeType"] == spec["nodeType"]
+        assert node["internalFolder"] == want["internalFolder"]
+        uid = node[want["uid_field"]]
+        assert isinstance(uid, str) if want["uid_field"] == "uid" else set(uid) == {"0"}, name
+        size = expected_size(spec["size"])
+        split = math.ceil(size / spec["blockSize"]) if spec["blockSize"] else 1
+        assert node["parallelization"] == {"blockSize": spec["blockSize"], "size": size, "split": split}, name
+        linked = {attr: value for attr, value in node["inputs"].items() if list(links(value))}
+        assert linked == spec["links"], name
+        assert node["outputs"] == spec["outputs"], name
+
+
+def test_publish_node_only_with_output(meshroom):
+    release, exe, images, root = meshroom
+    without = json.loads(save_project(exe, release, images, root / "no-output.mg").read_text())
+    assert "Publish_1" not in without["graph"] and "Texturing_1" in without["graph"]
+
+
+def test_status_fields_and_busy_chunks_are_only_reported(meshroom, saved, tmp_path):
+    release, exe, _images, root = meshroom
+    want = description(release)
+    node = saved["graph"]["CameraInit_1"]
+    uid = node["uid"] if want["uid_field"] == "uid" else node["uids"]["0"]
+    folder = Path(want["internalFolder"].format(cache=tmp_path, nodeType="CameraInit", uid0=uid, uid=uid))
+    folder.mkdir(parents=True)
+    (folder / "status").write_text(json.dumps({"status": "RUNNING"}))
+    done = subprocess.run([str(exe / "meshroom_compute"), str(root / "project.mg"), "--node", "CameraInit_1",
+                           "--cache", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0 and want["busy_message"] in done.stdout
+    status = json.loads((folder / "status").read_text())
+    assert sorted(status) == want["status_fields"] and status["status"] == "SUCCESS"
+
+
+def test_publish_copies_texturing_outside_the_cache_and_keeps_only_its_status(meshroom, saved, tmp_path):
+    release, exe, _images, root = meshroom
+    out = Path(saved["graph"]["Publish_1"]["inputs"]["output"])
+    subprocess.run([str(exe / "meshroom_compute"), str(root / "project.mg"), "--cache", str(tmp_path)],
+                   check=True, capture_output=True)
+    graph = load(root / "project.mg")
+    assert graph.final_nodes() == ["Publish_1"] and graph.nodes["Publish_1"].outputs == {}
+    assert graph.publish_nodes() == {"Texturing_1"}
+    publish = graph.nodes["Publish_1"].internal_folder(tmp_path)
+    assert {p.name for p in publish.iterdir()} == {"status", "log", "statistics"}
+    texturing = graph.nodes["Texturing_1"].internal_folder(tmp_path)
+    assert signature(out) == {name: sig for name, sig in signature(texturing).items() if name in signature(out)}
+    assert {Path(n).suffix for n in signature(out)} == {".obj", ".mtl", ".png" if release < "2023" else ".exr"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(meshroom) -> dict[str, tuple[int, str]]:
+    """What Meshroom itself publishes for these images: meshroom_photogrammetry/batch --output, computed whole."""
+    release, exe, images, root = meshroom
+    batch = "meshroom_photogrammetry" if release == "2019.2" else "meshroom_batch"
+    subprocess.run([str(exe / batch), "--input", str(images), "--output", str(root / "published"),
+                    "--cache", str(root / "whole-cache")], check=True, capture_output=True)
+    return signature(root / "published")
+
+
+def test_a_job_publishes_exactly_what_the_publish_node_publishes(meshroom, uninterrupted, tmp_path):
+    release = meshroom[0]
+    job = Job(tmp_path, images=IMAGES, meshroom=release)
+    done = subprocess.run(job.command(), env=job.env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert len(uninterrupted) == 3
+    assert signature(job.job_dir / "result") == uninterrupted
+    manifest = json.loads((job.job_dir / "store" / "manifest.json").read_text())
+    assert manifest["published"] == {name: sha for name, (_size, sha) in uninterrupted.items()}
+    pruned = {e["node"] for e in read_events(job.job_dir / "events.jsonl") if e.get("event") == "prune"}
+    assert "Texturing_1" not in pruned and "Texturing_1" not in manifest["pruned"]
+    assert "Texturing_1:0" in manifest["chunks"]
+
+
+def test_a_graph_that_publishes_nothing_fails_with_a_named_cause(tmp_path):
+    """A pipeline whose Publish reads an output no node writes: failed NOTHING_TO_PUBLISH, never done."""
+    job = Job(tmp_path, images=3, meshroom="2023.3")
+    env = dict(job.env)
+    first = subprocess.run(job.command(), env=env, capture_output=True, text=True, timeout=240)
+    assert first.returncode == 0, first.stdout[-2000:]
+    project = job.job_dir / "project.mg"
+    doc = json.loads(project.read_text())
+    doc["graph"]["Texturing_1"]["outputs"]["outputTextures"] += ".missing"
+    doc["graph"]["Texturing_1"]["outputs"]["outputMesh"] += ".missing"
+    doc["graph"]["Texturing_1"]["outputs"]["outputMaterial"] += ".missing"
+    project.write_text(json.dumps(doc))
+    (job.job_dir / "store" / "manifest.json").write_text(json.dumps(
+        {**json.loads((job.job_dir / "store" / "manifest.json").read_text()), "published": {}}))
+    for path in (job.job_dir / "result").iterdir():
+        os.remove(path)
+    again = subprocess.run(job.command(), env=env, capture_output=True, text=True, timeout=240)
+    beat = json.loads((job.job_dir / "heartbeat.json").read_text())
+    assert again.returncode != 0
+    assert beat["phase"] == "failed" and beat["cause"] == "NOTHING_TO_PUBLISH"
+    assert "Texturing_1.outputMesh" in beat["reason"] and beat["action"]
+    assert not list((job.job_dir / "result").iterdir())
+
+
+def test_twenty_kills_on_the_newest_release_publish_the_uninterrupted_result(tmp_path):
+    """2025.1 (single uid, blocks of 12/24): SIGKILLed 20 times at random, the result is Meshroom's own."""
+    seed = int(os.environ.get("KILL_SEED", random.randrange(1 << 30)))
+    print(f"kill seed {seed}")
+    rng = random.Random(seed)
+    reference = Job(tmp_path / "reference", images=8, meshroom="2025.1")
+    assert subprocess.run(reference.command(), env=reference.env, capture_output=True, timeout=240).returncode == 0
+    job = Job(tmp_path / "killed", images=8, chunk_seconds=0.3, meshroom="2025.1")
+    kills = 0
+    while kills < 20 and kill_after(job, rng.uniform(0.2, 1.5)) != 0:
+        kills += 1
+    done = subprocess.run(job.command(), env=job.env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert kills == 20
+    assert signature(job.job_dir / "result") == signature(reference.job_dir / "result") != {}
+    events = read_events(job.job_dir / "events.jsonl")
+    assert not [e for e in events if e.get("event") == "error"], "a node failed: something it needed was pruned"
+    assert "Texturing_1" not in {e["node"] for e in events if e.get("event") == "prune"}
+    done_keys = chunk_done_keys(events)
+    assert len(done_keys) == len(set(done_keys)), "a chunk was computed twice"
+
+
+def test_texturing_archives_outlive_publishing_until_the_result_is_verified(tmp_path):
+    """Pruning keeps the published node: a result damaged on Drive is published again from the store, nothing recomputed."""
+    job = Job(tmp_path, images=5, meshroom="2019.2")
+    assert subprocess.run(job.command(), env=job.env, capture_output=True, timeout=240).returncode == 0
+    result = signature(job.job_dir / "result")
+    manifest = json.loads((job.job_dir / "store" / "manifest.json").read_text())
+    assert "Meshing_1" in manifest["pruned"] and "Texturing_1" not in manifest["pruned"]
+    assert (job.job_dir / "store" / manifest["chunks"]["Texturing_1:0"]["archive"]).is_file()
+    (job.job_dir / "result" / "texturedMesh.obj").write_bytes(b"cut short by a sync")
+    sessions_before = len(read_events(job.job_dir / "events.jsonl"))
+    again = subprocess.run(job.command(), env=job.env, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stdout[-2000:]
+    assert signature(job.job_dir / "result") == result
+    assert not chunk_done_keys(read_events(job.job_dir / "events.jsonl")[sessions_before:]), "a chunk was recomputed"
