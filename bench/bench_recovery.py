@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from colab_side import heartbeat as hb  # noqa: E402
-from keepalive.demo import browser_flags  # noqa: E402
+from keepalive.hands.browser import root_flags  # noqa: E402
 from keepalive_sim.colab_sim import ColabSimulator  # noqa: E402
 from keepalive_sim.sample_job import SampleJob  # noqa: E402
 
@@ -101,7 +101,7 @@ def main() -> None:
     home = root / "home"
     (home / "config").mkdir(parents=True)
     (home / "config" / "config.toml").write_text(CONFIG.format(
-        origin=sim.origin, drive=job.drive, poll=POLL, grace=GRACE, flags=json.dumps(browser_flags()),
+        origin=sim.origin, drive=job.drive, poll=POLL, grace=GRACE, flags=json.dumps(root_flags()),
         accounts=json.dumps(sim.page_overrides()["popup"]["hosts"])))
     env = dict(os.environ, KEEPALIVE_HOME=str(home))
     daemon = subprocess.Popen([sys.executable, "-m", "keepalive", "run", sim.notebook_url], env=env,

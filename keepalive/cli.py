@@ -67,43 +67,15 @@ def _ask_url(cfg, given: str | None) -> str:
 
 
 def cmd_run(args) -> int:
-    from keepalive.daemon import Daemon
-    from keepalive.heartbeat_watch import HeartbeatWatch, find_drive_folder
-    from keepalive.journal import Journal
-    from keepalive.notify import Notifier
-    from keepalive.view import LiveView
+    from keepalive import app
 
     cfg = config.load(args.config, origin=args.origin, mode=args.mode, job=args.job,
                       drive_folder=args.drive_folder, poll_seconds=args.poll_seconds)
-    for warning in cfg.warnings:
-        print(f"keepalive: warning: {warning}", file=sys.stderr)
     cfg.url = _ask_url(cfg, args.url)
     if args.headless:
         cfg.browser = dataclasses.replace(cfg.browser, headless=True)
-    journal = Journal(cfg.dirs.state, cfg.job)
-    journal.lock()
-    hands = None
-    try:
-        folder = cfg.drive_folder or find_drive_folder()
-        if cfg.mode == "keys":
-            from keepalive.hands.keys import KeyHands
-
-            cfg.supervisor = dataclasses.replace(cfg.supervisor, blind=True)
-            hands = KeyHands(cfg)
-        else:
-            from keepalive.hands.selenium import SeleniumHands
-
-            hands = SeleniumHands(cfg)
-        hands.start()
-        grace = cfg.supervisor.grace_seconds
-        daemon = Daemon(cfg, hands, HeartbeatWatch(folder, cfg.job, grace), journal,
-                        Notifier(cfg.notify_backend, cfg.notify_min_interval_seconds, journal, cfg.notify_enabled),
-                        LiveView(cfg.view_refresh, grace))
-        return daemon.run()
-    finally:
-        if hands is not None:
-            hands.close()
-        journal.unlock()
+    with app.build(cfg) as watching:
+        return watching.run()
 
 
 def cmd_status(args) -> int:
@@ -130,9 +102,9 @@ def cmd_doctor(args) -> int:
 def cmd_notebook(args) -> int:
     from keepalive import notebook
 
-    cfg = config.load(args.config)
+    cfg = config.load(args.config, job=args.job)
     try:
-        notebook.write(args.out, args.images, args.job or cfg.job, args.meshroom)
+        notebook.write(args.out, args.images, cfg.job, args.meshroom)
     except OSError as exc:
         raise config.ConfigError(f"cannot write {args.out}: {exc.strerror}; choose another --out") from None
     print(f"wrote {args.out}: upload it to Colab (File > Upload notebook), choose a GPU runtime, then run "

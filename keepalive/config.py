@@ -3,26 +3,53 @@
 The config file lives in the user's config folder (platformdirs), or where ``KEEPALIVE_CONFIG``
 points. ``KEEPALIVE_HOME`` puts config, state and data folders under one folder (the demo and the
 tests use it). ``KEEPALIVE_COLAB_ORIGIN`` sets which site counts as Colab.
+
+Every value is checked once, after all layers are applied: numbers must be finite and inside their
+range (``RANGES``), the job name follows ``colab_side.layout.check_job_name`` (the notebook's own
+rule), the origin and the notebook URL are parsed strictly. The file is written with ``tomlkit``
+only, so a value can never become TOML syntax.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 import platformdirs
+import tomlkit
+import tomlkit.exceptions
 
+from colab_side.layout import check_job_name
 from keepalive.hands.browser import BrowserConfig
+from keepalive.notify import check_urls
 from keepalive.supervisor import SupervisorConfig
 
 APP = "colab-keepalive"
 COLAB_ORIGIN = "https://colab.research.google.com"
-NOTEBOOK_PATH = re.compile(r"^/(drive|github|gist|notebooks|notebook)/\S+")
+NOTEBOOK_PATH = re.compile(r"^/(drive|github|gist|notebooks|notebook)/[A-Za-z0-9._~%/+=:@!$&'()*,;-]+$")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Characters never allowed in an origin or URL: quotes, backslash, whitespace, control characters.
+_FORBIDDEN = re.compile(r"[\"'\\\s\x00-\x1f\x7f]")
+MODES = ("selenium", "keys")
+CHOICES = {"mode": MODES, "notify_backend": ("desktop", "bell", "record"),
+           "browser.kind": ("chrome", "edge"), "supervisor.on_done": ("exit", "stay")}
+DAY = 86400.0
+# Inclusive (low, high) of every numeric setting; a number without an entry must be finite and >= 0.
+RANGES = {
+    "poll_seconds": (0.05, 3600.0), "reopen_minutes": (1.0, 7 * 24 * 60.0), "view_refresh": (0.1, 30.0),
+    "notify_min_interval_seconds": (0.0, 7 * DAY),
+    "supervisor.grace_seconds": (1.0, 7 * DAY), "supervisor.dead_after": (1, 1000),
+    "supervisor.recovery_timeout_seconds": (1.0, 7 * DAY),
+    "supervisor.retry_backoff_start": (0.1, DAY), "supervisor.retry_backoff_cap": (0.1, 7 * DAY),
+    "supervisor.gpu_backoff_start": (0.1, 7 * DAY), "supervisor.gpu_backoff_cap": (0.1, 7 * DAY),
+    "supervisor.crash_loop_restarts": (1, 1000), "supervisor.crash_loop_hours": (0.01, 7 * 24.0),
+}
 
 
 class ConfigError(ValueError):
@@ -53,11 +80,14 @@ class Config:
     drive_folder: str = ""  # the PC's "My Drive" folder; empty: found automatically
     mode: str = "selenium"  # selenium, or keys
     poll_seconds: float = 30.0
+    keep_awake: bool = True  # keep the PC from sleeping while a job is watched
+    release_runtime_at_end: bool = True  # disconnect and delete the runtime at done, failed or blocked
     reopen_minutes: float = 60.0
     view_refresh: float = 2.0  # refreshes a second of the live view
     notify_enabled: bool = True
     notify_backend: str = "desktop"  # desktop, bell, or record (tests)
     notify_min_interval_seconds: float = 600.0
+    notify_urls: list = field(default_factory=list)  # apprise URLs: the phone (ntfy, Telegram, e-mail...)
     browser: BrowserConfig = field(default_factory=BrowserConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     page: dict = field(default_factory=dict)  # overrides of colab_page.toml
@@ -76,10 +106,15 @@ _KEYS = {
     ("colab", "origin"): "origin", ("colab", "url"): "url",
     ("job", "name"): "job", ("job", "drive_folder"): "drive_folder",
     ("daemon", "mode"): "mode", ("daemon", "poll_seconds"): "poll_seconds",
+    ("daemon", "keep_awake"): "keep_awake", ("daemon", "release_runtime_at_end"): "release_runtime_at_end",
     ("schedule", "reopen_minutes"): "reopen_minutes", ("view", "refresh_per_second"): "view_refresh",
     ("notify", "enabled"): "notify_enabled", ("notify", "backend"): "notify_backend",
-    ("notify", "min_interval_seconds"): "notify_min_interval_seconds",
+    ("notify", "min_interval_seconds"): "notify_min_interval_seconds", ("notify", "urls"): "notify_urls",
 }
+_FLAGS = {"poll_seconds": "--poll-seconds", "job": "--job", "origin": "--origin", "mode": "--mode"}
+# attribute → how the user says it: the file's key, and the command-line flag where there is one
+_NAMES = {attr: f"{section}.{key}" + (f" ({_FLAGS[attr]})" if attr in _FLAGS else "")
+          for (section, key), attr in _KEYS.items()}
 _NESTED = {"browser": BrowserConfig, "supervisor": SupervisorConfig}
 
 
@@ -107,13 +142,13 @@ def _apply(cfg: Config, data: dict, path: Path) -> None:
             cfg.warnings.append(f"{path}: '{section}' is not a [section]; ignored")
             continue
         if section in _NESTED:
-            known = {f.name: f for f in dataclasses.fields(_NESTED[section])}
+            known = {f.name for f in dataclasses.fields(_NESTED[section])}
             current = getattr(cfg, section)
             for key, value in values.items():
                 if key not in known:
                     cfg.warnings.append(f"{path}: unknown key {section}.{key}; ignored")
                     continue
-                current = dataclasses.replace(current, **{key: _typed(section, key, value, getattr(current, key))})
+                current = dataclasses.replace(current, **{key: _typed(f"{section}.{key}", value, getattr(current, key))})
             setattr(cfg, section, current)
             continue
         for key, value in values.items():
@@ -121,24 +156,65 @@ def _apply(cfg: Config, data: dict, path: Path) -> None:
             if attr is None:
                 cfg.warnings.append(f"{path}: unknown key {section}.{key}; ignored")
             else:
-                setattr(cfg, attr, _typed(section, key, value, getattr(cfg, attr)))
+                setattr(cfg, attr, _typed(f"{section}.{key}", value, getattr(cfg, attr)))
 
 
-def _typed(section: str, key: str, value, default):
-    if isinstance(default, bool) or default is None:
-        ok = isinstance(value, bool) or default is None
-    elif isinstance(default, (int, float)):
+def _typed(name: str, value, default):
+    """``value`` as the type of ``default``; ConfigError naming the setting otherwise."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer()
+        value = int(value) if ok else value
+    elif isinstance(default, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = type(default)(value) if ok else value
+        value = float(value) if ok else value
+    elif isinstance(default, list):
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
     else:
         ok = isinstance(value, type(default))
     if not ok:
-        raise ConfigError(f"config {section}.{key} = {value!r} should be a {type(default).__name__}")
+        kind = "list of strings" if isinstance(default, list) else type(default).__name__
+        raise ConfigError(f"config {name} = {value!r} should be a {kind}")
     return value
 
 
+def _settings(cfg: Config):
+    """(name as the user writes it, value) of every scalar setting, nested ones included."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name in _NESTED:
+            for inner in dataclasses.fields(value):
+                yield f"{f.name}.{inner.name}", f"{f.name}.{inner.name}", getattr(value, inner.name)
+        else:
+            yield f.name, _NAMES.get(f.name, f.name), value
+
+
+def check(cfg: Config) -> Config:
+    """Every value in its range, known choice, safe job name and strict origin; else one ConfigError line."""
+    for key, name, value in _settings(cfg):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if key in CHOICES and value not in CHOICES[key]:
+                raise ConfigError(f"{name} {value!r} is not known: use {' or '.join(map(repr, CHOICES[key]))}")
+            continue
+        low, high = RANGES.get(key, (0, math.inf))
+        if not math.isfinite(value) or not low <= value <= high:
+            span = f"at least {low}" if high == math.inf else f"between {low} and {high}"
+            raise ConfigError(f"{name} = {value!r} is out of range: use a number {span}")
+    try:
+        check_job_name(cfg.job)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    cfg.origin = check_origin(cfg.origin)
+    try:
+        check_urls(cfg.notify_urls)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return cfg
+
+
 def load(path=None, env=None, **overrides) -> Config:
-    """Build the config; ``overrides`` are command-line values (None means "not given")."""
+    """Build and check the config; ``overrides`` are command-line values (None means "not given")."""
     env = os.environ if env is None else env
     cfg = Config(dirs=Dirs.for_user(env))
     cfg.path = Path(path) if path else config_path(env)
@@ -148,36 +224,58 @@ def load(path=None, env=None, **overrides) -> Config:
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)
-    cfg.origin = cfg.origin.rstrip("/")
-    if cfg.mode not in ("selenium", "keys"):
-        raise ConfigError(f"mode {cfg.mode!r} is not known: use 'selenium' or 'keys'")
-    return cfg
+    return check(cfg)
+
+
+def check_origin(origin: str) -> str:
+    """``origin`` without a trailing slash if it is https://host[:port] (or http on this machine)."""
+    text = (origin or "").rstrip("/")
+    parts = urlsplit(text) if not _FORBIDDEN.search(text) else None
+    try:
+        port_ok = parts is not None and (parts.port is None or parts.port > 0)
+    except ValueError:
+        port_ok = False
+    if (not port_ok or not parts.hostname or parts.username or parts.password or parts.path or parts.query
+            or parts.fragment or parts.scheme not in ("https", "http")
+            or parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS):
+        raise ConfigError(f"origin {origin!r} is not usable: use {COLAB_ORIGIN} (http only for 127.0.0.1)")
+    return text
 
 
 def check_colab_url(url: str, origin: str) -> str:
     """The URL if it is a notebook on ``origin``; ConfigError saying what a good one looks like."""
     url = (url or "").strip()
-    parsed = urlparse(url)
-    if not url.startswith(origin.rstrip("/") + "/") or not NOTEBOOK_PATH.match(parsed.path):
+    origin = check_origin(origin)
+    expected = urlsplit(origin)
+    parts = urlsplit(url) if not _FORBIDDEN.search(url) else None
+    try:
+        same_site = parts is not None and (parts.scheme, parts.hostname, parts.port) == (
+            expected.scheme, expected.hostname, expected.port)
+    except ValueError:  # a port that is not a number
+        same_site = False
+    if not same_site or parts.username or parts.password or not NOTEBOOK_PATH.match(parts.path):
         raise ConfigError(f"{url!r} is not a Colab notebook URL: paste one like {origin}/drive/1AbC... "
                           "(File > Share > Copy link in Colab)")
     return url
 
 
 def save_url(cfg: Config, url: str) -> None:
-    """Remember the notebook URL in the user's config file, keeping everything else in it."""
+    """Remember the notebook URL in the user's config file, keeping everything else in it (comments too)."""
     path = cfg.path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    line = f'url = "{url}"'
-    if re.search(r"(?m)^\[colab\]\s*$", text):
-        section = re.search(r"(?ms)^\[colab\]\s*$(.*?)(?=^\[|\Z)", text)
-        body = section.group(1)
-        new_body = re.sub(r"(?m)^url\s*=.*$", line, body) if re.search(r"(?m)^url\s*=", body) else f"\n{line}{body}"
-        text = text[:section.start(1)] + new_body + text[section.end(1):]
-    else:
-        text = f"[colab]\n{line}\n\n{text}"
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
+    try:
+        document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    except (tomlkit.exceptions.ParseError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be updated ({exc}): fix it or delete it") from None
+    colab = document.get("colab")
+    if not isinstance(colab, dict):
+        colab = tomlkit.table()
+        document["colab"] = colab
+    colab["url"] = url
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(path.name + ".tmp")
+        temp.write_text(tomlkit.dumps(document), encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the config file {path} ({exc.strerror})") from None
     cfg.url = url

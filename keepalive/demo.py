@@ -7,36 +7,23 @@ while the job computes, and shows the live view until the job is done.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import os
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 from colab_side import heartbeat as hb
-from keepalive import config
+from keepalive import app, config
 from keepalive.hands.browser import BrowserConfig
-from keepalive.daemon import Daemon
-from keepalive.hands.selenium import SeleniumHands
-from keepalive.heartbeat_watch import HeartbeatWatch
-from keepalive.journal import Journal
-from keepalive.notify import Notifier
+from keepalive.supervisor import SupervisorConfig
 from keepalive_sim.colab_sim import ColabSimulator
 from keepalive_sim.sample_job import SampleJob
-from keepalive.supervisor import SupervisorConfig
-from keepalive.view import LiveView
 
 # Short intervals, so that a demo (and a test) takes a minute, not a day.
 DEMO_SUPERVISOR = SupervisorConfig(grace_seconds=4.0, dead_after=2, recovery_timeout_seconds=45.0,
                                    retry_backoff_start=2.0, retry_backoff_cap=10.0,
                                    gpu_backoff_start=5.0, gpu_backoff_cap=20.0)
-
-
-def browser_flags() -> list[str]:
-    """Chromium refuses to run as root without --no-sandbox (containers, CI)."""
-    return ["--no-sandbox", "--disable-dev-shm-usage"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
 
 
 class Demo:
@@ -64,27 +51,21 @@ class Demo:
         env = {"KEEPALIVE_HOME": str(self.workdir / "home")}
         self.cfg = config.load(env=env, origin=self.sim.origin, url=self.sim.notebook_url, job=self.job.name,
                                drive_folder=str(self.job.drive), poll_seconds=0.5, notify_backend="record",
-                               mode=self.mode)
-        self.cfg.browser = BrowserConfig(headless=self.headless, extra_args=browser_flags())
-        self.cfg.supervisor = dataclasses.replace(self.supervisor, blind=self.mode == "keys")
+                               notify_min_interval_seconds=0.0, mode=self.mode, keep_awake=False)
+        self.cfg.browser = BrowserConfig(headless=self.headless)
+        self.cfg.supervisor = self.supervisor
         self.cfg.keys = self.keys
         self.cfg.page = self.sim.page_overrides()
-        self.journal = Journal(self.cfg.dirs.state, self.cfg.job)
-        if self.mode == "keys":
-            from keepalive.hands.keys import KeyHands
-
-            self.hands = KeyHands(self.cfg)
-        else:
-            self.hands = SeleniumHands(self.cfg)
-        self.hands.start()
-        self.daemon = Daemon(self.cfg, self.hands,
-                             HeartbeatWatch(self.cfg.drive_folder, self.cfg.job, self.supervisor.grace_seconds),
-                             self.journal, Notifier("record", 0, self.journal),
-                             LiveView(2.0, self.supervisor.grace_seconds, stream=self.stream))
+        self.app = app.build(self.cfg, stream=self.stream)
+        self.journal, self.hands, self.daemon = self.app.journal, self.app.hands, self.app.daemon
         return self
 
     def stop(self):
-        self.sim.stop()
+        try:
+            if hasattr(self, "app"):
+                self.app.close()
+        finally:
+            self.sim.stop()
 
     def heartbeat(self) -> hb.Heartbeat | None:
         try:
@@ -145,7 +126,7 @@ def run_demo(workdir, headless: bool = True, kills: int = 3, stream=None) -> dic
     try:
         demo.start()
         demo.inject_kills(kills)
-        code = demo.daemon.run()
+        code = demo.app.run()
         summary = demo.summary(code, time.monotonic() - started)
         uninterrupted.wait()
         summary["result_identical"] = bool(reference.result_files()) and reference.result_files() == demo.job.result_files()

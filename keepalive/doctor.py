@@ -9,12 +9,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from keepalive.hands.browser import private_dir, write_private
 from keepalive.hands.selenium import SeleniumHands
 
 
 def run_doctor(cfg, out_dir, settle_seconds: float = 5.0) -> dict:
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not out_dir.exists():  # a folder of its own is the user's only; a folder given that exists keeps its mode
+        private_dir(out_dir)
     hands = SeleniumHands(cfg)
     hands.start()
     try:
@@ -26,8 +28,9 @@ def run_doctor(cfg, out_dir, settle_seconds: float = 5.0) -> dict:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         screenshot = out_dir / f"doctor-{stamp}.png"
         html = out_dir / f"doctor-{stamp}.html"
-        hands.driver.save_screenshot(str(screenshot))
-        html.write_text(hands.driver.page_source, encoding="utf-8")
+        # the signed-in page shows the account's e-mail and the notebook: readable by the user only
+        write_private(screenshot, hands.driver.get_screenshot_as_png())
+        write_private(html, hands.driver.page_source.encode("utf-8"))
         return {"state": observation.state.value, "detail": observation.detail, "found": observation.found,
                 "url": hands.driver.current_url, "title": hands.driver.title,
                 "screenshot": str(screenshot), "html": str(html)}

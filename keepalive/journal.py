@@ -2,8 +2,8 @@
 
 ``events.jsonl`` gets every decision that is not a plain wait, every action with its result and
 every heartbeat session change; ``keepalive status`` reads it. ``state.json`` holds what the
-daemon shows (last action, restarts). ``daemon.lock`` holds the pid of the daemon watching this
-job, so that a second one refuses to start.
+daemon shows (last action, restarts). ``daemon.lock`` is an OS file lock held by the daemon watching
+this job, so that a second one refuses to start; ``daemon.pid`` names it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import datetime
 import json
 import os
 from pathlib import Path
+
+import filelock
 
 
 class AlreadyRunning(RuntimeError):
@@ -22,16 +24,6 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
 class Journal:
     def __init__(self, state_dir, job: str):
         self.folder = Path(state_dir) / job
@@ -39,6 +31,8 @@ class Journal:
         self.events_path = self.folder / "events.jsonl"
         self.state_path = self.folder / "state.json"
         self.lock_path = self.folder / "daemon.lock"
+        self.pid_path = self.folder / "daemon.pid"
+        self._lock: filelock.FileLock | None = None
 
     def record(self, event_name: str, **fields) -> dict:
         event = {"time": _now(), "event": event_name, **fields}
@@ -90,27 +84,26 @@ class Journal:
         return state if isinstance(state, dict) else {}
 
     def lock(self) -> None:
-        """Take the job's lock (created exclusively), or raise AlreadyRunning naming the other daemon."""
-        for _attempt in range(2):
+        """Take the job's OS lock, or raise AlreadyRunning naming the daemon that holds it.
+
+        The operating system frees the lock when its process ends, however it ends (a crash, a kill,
+        a power cut): nothing stale is left to remove by hand.
+        """
+        self._lock = self._lock or filelock.FileLock(self.lock_path, timeout=0)
+        try:
+            self._lock.acquire()
+        except filelock.Timeout:
             try:
-                handle = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            except FileExistsError:
-                try:
-                    pid = int(self.lock_path.read_text().strip())
-                except (OSError, ValueError):
-                    pid = None
-                if pid and pid != os.getpid() and _pid_alive(pid):
-                    raise AlreadyRunning(f"another keepalive (pid {pid}) already watches this job; stop it first") from None
-                self.lock_path.unlink(missing_ok=True)  # left by a daemon that died
-                continue
-            with os.fdopen(handle, "w") as out:
-                out.write(str(os.getpid()))
-            return
-        raise AlreadyRunning(f"cannot take the lock {self.lock_path}; remove it if no keepalive runs")
+                pid = int(self.pid_path.read_text().strip())
+            except (OSError, ValueError):
+                pid = None
+            other = f"(pid {pid}) " if pid else ""
+            raise AlreadyRunning(f"another keepalive {other}already watches this job; stop it first") from None
+        temp = self.pid_path.with_name("daemon.pid.tmp")
+        temp.write_text(str(os.getpid()))
+        os.replace(temp, self.pid_path)
 
     def unlock(self) -> None:
-        try:
-            if self.lock_path.read_text().strip() == str(os.getpid()):
-                self.lock_path.unlink()
-        except OSError:
-            pass
+        if self._lock is not None and self._lock.is_locked:
+            self.pid_path.unlink(missing_ok=True)
+            self._lock.release()

@@ -41,6 +41,9 @@ DIALOGS = {
     "gpu_limit": ("Cannot connect to GPU backend",
                   "You cannot currently connect to a GPU due to usage limits in Colab.",
                   "Connect without GPU", "Close"),
+    # Runtime > Disconnect and delete runtime asks first; this wording is the simulator's guess (unconfirmed).
+    "delete_runtime": ("Disconnect and delete runtime",
+                       "Are you sure you want to disconnect and delete this runtime?", "Yes", "Cancel"),
 }
 # "Failed to assign a backend" and its relatives (dated texts in docs/colab-page.md). The primary label of the
 # no-GPU variant is not documented; "Connect" (a runtime without accelerator) is this simulator's guess.
@@ -124,6 +127,7 @@ class ColabSimulator:
             "connect_count": 0,
             "start_count": 0,
             "kill_count": 0,
+            "runtime_deleted": 0,
             "last_kill": "",
             "runtime_gpu": False,
         }
@@ -276,6 +280,11 @@ class ColabSimulator:
                 s["popup_open"] = True
             else:
                 s["cell_error"] = "MessageError: Error: credential propagation was unsuccessful"
+        elif name == "delete_runtime" and primary:
+            if self.runtime and self.runtime.alive:
+                self.runtime.kill()
+            s.update(runtime="none", consent_granted=False, authorship_accepted=False, pending_run=False)
+            s["runtime_deleted"] += 1
         elif (name == "gpu_limit" or name == "backend_unavailable" and s["backend_failure"] == "no_gpu") and primary:
             s["without_gpu_pressed"] += 1
             self._begin_connecting(gpu=False)
@@ -294,6 +303,11 @@ class ColabSimulator:
     def _on_lifetime_end(self, runtime: Runtime):
         if runtime is self.runtime and runtime.alive:  # an earlier runtime's timer must not kill this one
             self._on_kill(reason="lifetime")
+
+    def _on_delete_runtime(self):
+        """Runtime > Disconnect and delete runtime: asks to confirm first."""
+        if self.s["runtime"] in ("connecting", "connected"):
+            self.s["dialog"] = "delete_runtime"
 
     def _on_popup_closed(self):
         self.s["popup_open"] = False
@@ -378,7 +392,7 @@ def _notebook_routes(sim: ColabSimulator, handler, method: str, path: str, query
             sim._do("dialog", name=body.get("name", ""), button=body.get("button", ""))
         elif action == "alert":
             sim._do("alert", accepted=bool(body.get("accepted")))
-        elif action in ("connect", "run_all", "popup_closed"):
+        elif action in ("connect", "run_all", "popup_closed", "delete_runtime"):
             sim._do(action)
         else:
             return handler.send_json({"error": f"unknown action {action}"}, HTTPStatus.NOT_FOUND)

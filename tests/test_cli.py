@@ -16,6 +16,7 @@ import threading
 import pytest
 
 from conftest import chromium_available, wait_for
+from keepalive.journal import Journal
 
 CONFIG = """
 [job]
@@ -135,7 +136,10 @@ def test_asked_once_remembered_stopped_by_signals_and_never_two_at_once(tmp_path
     stops = [e for e in events(home) if e["event"] == "daemon_stop"]
     assert len(stops) == 1 and stops[0]["reason"] == "signal"
     assert wait_for(lambda: not profile_browsers(home), timeout=30)  # browser closed, as configured
-    assert not (home / "state" / "castle" / "daemon.lock").exists()
+    assert not (home / "state" / "castle" / "daemon.pid").exists()
+    freed = Journal(home / "state", "castle")
+    freed.lock()  # the lock was let go
+    freed.unlock()
     assert f'url = "{sleeper_sim.notebook_url}"' in (home / "config" / "config.toml").read_text()
     assert "grace_seconds = 2.0" in (home / "config" / "config.toml").read_text()
 

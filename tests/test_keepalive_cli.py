@@ -53,11 +53,11 @@ def test_the_url_is_remembered_and_the_rest_of_the_config_kept(tmp_path):
 
 def test_origin_layers_file_env_cli(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text('[colab]\norigin = "http://file"\n')
+    path.write_text('[colab]\norigin = "https://file"\n')
     env = {"KEEPALIVE_HOME": str(tmp_path)}
-    assert config.load(path, env=env).origin == "http://file"
-    assert config.load(path, env=dict(env, KEEPALIVE_COLAB_ORIGIN="http://env")).origin == "http://env"
-    assert config.load(path, env=dict(env, KEEPALIVE_COLAB_ORIGIN="http://env"), origin="http://cli").origin == "http://cli"
+    assert config.load(path, env=env).origin == "https://file"
+    assert config.load(path, env=dict(env, KEEPALIVE_COLAB_ORIGIN="https://env")).origin == "https://env"
+    assert config.load(path, env=dict(env, KEEPALIVE_COLAB_ORIGIN="https://env"), origin="https://cli").origin == "https://cli"
 
 
 def test_corrupt_config_is_one_line_naming_the_file(tmp_path):
@@ -117,13 +117,31 @@ def test_notebook_embeds_colab_side_and_runs_the_users_settings(tmp_path):
     assert check.stdout.startswith("colab_side.runner") and "colab_side.zip" in check.stdout
 
 
-def test_a_second_daemon_for_the_same_job_refuses(tmp_path):
-    first = Journal(tmp_path, "castle")
-    first.lock_path.write_text(str(os.getppid()))  # a live process holds it
-    with pytest.raises(AlreadyRunning):
-        Journal(tmp_path, "castle").lock()
-    first.lock_path.write_text("999999999")  # a dead one does not
-    Journal(tmp_path, "castle").lock()
+HOLD_LOCK = """
+import sys, time
+from keepalive.journal import Journal
+journal = Journal(sys.argv[1], "castle")
+journal.lock()
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_daemon_is_refused_until_the_first_dies_however_it_dies(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(AlreadyRunning) as refused:
+            Journal(tmp_path, "castle").lock()
+        assert f"(pid {holder.pid}) already watches this job" in str(refused.value)
+    finally:
+        holder.kill()  # SIGKILL: no clean-up ran, the OS let go of the lock
+        holder.wait()
+    second = Journal(tmp_path, "castle")
+    second.lock()
+    assert second.pid_path.read_text() == str(os.getpid())
+    second.unlock()
+    assert not second.pid_path.exists()
 
 
 @pytest.mark.browser

@@ -11,7 +11,8 @@ import pytest
 from conftest import wait_for
 from keepalive import config
 from keepalive.hands import keys
-from keepalive.demo import Demo, browser_flags
+from keepalive.demo import Demo
+from keepalive.hands.browser import root_flags
 from keepalive.hands.keys import KeyHands
 from keepalive.states import Action, PageState
 
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.xvfb,
 
 def own_browser(tmp_path) -> dict:
     """The keys-mode settings for a user's own (non-automated) Chromium on the virtual screen."""
-    browser = ["chromium", *browser_flags(), "--disable-background-networking", "--disable-component-update",
+    browser = ["chromium", *root_flags(), "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'own-browser'}",
                "--window-position=0,0", "--window-size=1200,780", "--new-window", "{url}"]
     return {"browser_command": browser, "load_seconds": 4.0, "idle_seconds": 0.3}

@@ -4,18 +4,25 @@ Google often refuses sign-in inside a browser started by chromedriver, so the pr
 the user's data folder (sign in once, stay signed in), and a Chrome that the user started
 themselves with ``--remote-debugging-port`` can be attached instead. The debugging port gives full
 control of that browser to anything on the machine: only 127.0.0.1 is accepted.
+
+Chromium refuses to start as root without ``--no-sandbox`` (containers, WSL, CI): every browser this
+module starts gets it there, for every command.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # Flags that keep a controlled Chromium quiet on closed networks and in CI.
 QUIET_FLAGS = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+BROWSER_NAMES = ("google-chrome", "google-chrome-stable", "chromium", "chromium-browser")
+INSTALL_HINT = ("no Chrome or Chromium found: install Google Chrome, or on Debian/Ubuntu "
+                "'sudo apt-get install chromium chromium-driver' (or set browser.binary)")
 
 
 class BrowserError(RuntimeError):
@@ -42,6 +49,15 @@ def check_attach_address(address: str) -> str:
     return address
 
 
+def running_as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def root_flags() -> list[str]:
+    """What Chromium needs to start as root: no sandbox, and no reliance on a small /dev/shm."""
+    return ["--no-sandbox", "--disable-dev-shm-usage"] if running_as_root() else []
+
+
 def private_dir(path) -> Path:
     """Create ``path`` readable by its owner only (the profile holds the Google session)."""
     path = Path(path)
@@ -50,13 +66,25 @@ def private_dir(path) -> Path:
     return path
 
 
+def write_private(path, data: bytes) -> Path:
+    """Write ``data`` to a file only its owner can read (0600), even where it existed before."""
+    path = Path(path)
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(handle, "wb") as out:
+        os.chmod(path, 0o600)
+        out.write(data)
+    return path
+
+
 def _binary(cfg: BrowserConfig) -> str:
     if cfg.binary:
         return cfg.binary
-    for name in ("google-chrome", "chromium", "chromium-browser"):
+    for name in BROWSER_NAMES:
         found = shutil.which(name)
         if found:
             return found
+    if sys.platform.startswith("linux"):
+        raise BrowserError(INSTALL_HINT)
     return ""  # let Selenium find Chrome where it is installed (Windows, macOS)
 
 
@@ -83,17 +111,18 @@ def open_browser(cfg: BrowserConfig, profile_default: Path):
     if cfg.attach:
         options.debugger_address = check_attach_address(cfg.attach)
     else:
+        binary = "" if edge else _binary(cfg)
         profile = private_dir(cfg.profile_dir or profile_default)
         options.add_argument(f"--user-data-dir={profile}")
         options.add_argument("--lang=en-US")
         options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
-        for flag in QUIET_FLAGS + list(cfg.extra_args):
+        for flag in dict.fromkeys(QUIET_FLAGS + root_flags() + list(cfg.extra_args)):
             options.add_argument(flag)
         if cfg.headless:
             options.add_argument("--headless=new")
             options.add_argument("--window-size=1280,900")
-        if _binary(cfg) and not edge:
-            options.binary_location = _binary(cfg)
+        if binary:
+            options.binary_location = binary
     service_cls = webdriver.EdgeService if edge else webdriver.ChromeService
     driver_path = _driver_path(cfg)
     service = service_cls(executable_path=driver_path) if driver_path else service_cls()
@@ -101,8 +130,14 @@ def open_browser(cfg: BrowserConfig, profile_default: Path):
         return (webdriver.Edge if edge else webdriver.Chrome)(options=options, service=service)
     except WebDriverException as exc:
         first = (exc.msg or str(exc)).strip().splitlines()[0]
-        hint = ("is Chrome running with --remote-debugging-port on that port?" if cfg.attach
-                else "close other Chrome windows using this profile, or set browser.driver_path")
+        if cfg.attach:
+            hint = "is Chrome running with --remote-debugging-port on that port?"
+        elif "cannot find" in first.lower() and "binary" in first.lower():
+            hint = INSTALL_HINT
+        else:
+            hint = "close other Chrome windows using this profile, or set browser.driver_path and browser.binary"
+            if running_as_root():
+                hint += " (running as root: it was started with --no-sandbox, as Chromium requires)"
         raise BrowserError(f"cannot start the browser: {first} ({hint})") from None
 
 

@@ -118,7 +118,9 @@ def input_idle_seconds() -> float | None:
 
 
 class KeyHands:
-    """The keys mode's hands: ``observe()``, ``act(action)``, ``reopen()``, ``close()``, as the daemon expects."""
+    """The keys mode's hands (``keepalive.hands.protocol.Hands``): blind but for reference images."""
+
+    sees_page = False
 
     def __init__(self, cfg, gui=None, clock=time.monotonic, sleep=time.sleep, focus=focused_window_title,
                  idle=input_idle_seconds, raise_window=raise_window):
@@ -181,6 +183,11 @@ class KeyHands:
             self.sleep(1.0)
         self.open()
         return True
+
+    def release_runtime(self) -> bool:
+        """Not done in keys mode: a menu it cannot see is not clicked blindly. The user is told instead."""
+        self._note("keys mode does not delete the runtime: use Runtime > Disconnect and delete runtime in Colab")
+        return False
 
     def close(self) -> None:
         if self.proc is not None and not self.cfg.browser.keep_open:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 from selenium.common.exceptions import WebDriverException
 
 from keepalive.hands.browser import open_browser, open_notebook
-from keepalive.hands.page import Observation, PageModel
+from keepalive.hands.page import Observation, PageModel, label_says
 from keepalive.states import Action, PageState
 
 
 class SeleniumHands:
+    sees_page = True
+
     def __init__(self, cfg):
         self.cfg = cfg
         self.model = PageModel.load(cfg.origin, cfg.page)
@@ -30,6 +34,31 @@ class SeleniumHands:
             self.reopen()
             return True
         return self.model.act(self.driver, action, self.cfg.url, self.main)
+
+    def release_runtime(self) -> bool:
+        """Runtime menu > Disconnect and delete runtime, confirmed ([release_runtime] in colab_page.toml).
+
+        Done when the connect button says the notebook has no runtime, within ``confirm_seconds``.
+        """
+        from selenium.webdriver.common.by import By
+
+        spec = self.model.page["release_runtime"]
+        driver = self.driver
+        try:
+            menu = driver.find_elements(By.CSS_SELECTOR, spec["menu_button"]) if driver else []
+            if not menu or not self.model.click(driver, menu[0]):
+                return False
+            if not self.model.click_text(driver, spec["menu_item_texts"], selector="*"):
+                return False
+            deadline = time.monotonic() + float(spec["confirm_seconds"])
+            while time.monotonic() < deadline:
+                self.model.click_text(driver, spec["confirm_buttons"], spec["confirm_texts"])
+                if label_says(self.model.read(driver).get("connect"), self.model.page["connect"]) == "disconnected":
+                    return True
+                time.sleep(0.2)
+        except WebDriverException:
+            pass
+        return False
 
     def reopen(self) -> None:
         """Reload the notebook in the one tab (closing any other), as the scheduled reopen does.
