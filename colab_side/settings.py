@@ -58,6 +58,10 @@ FIELDS = (
     Field("adopt_cache", Path, None, "a seed-style Meshroom cache folder to take over"),
     Field("gpu_required", bool, True, "run without a GPU (tests, CPU-only pipelines)", flag="--no-gpu-required"),
     Field("drive_backoff_seconds", float, 2.0, "first wait before retrying Drive (doubles)", 0, 600),
+    Field("pipeline", Path, None, "your own Meshroom pipeline (.mg), as Meshroom's --pipeline"),
+    Field("params", tuple, (), "one parameter of the saved graph, e.g. DepthMap_1.downscale=4 (repeatable)",
+          flag="--param"),
+    Field("overrides", Path, None, 'a JSON file {"Node_1": {"attribute": value}}, as Meshroom\'s --overrides'),
 )
 BY_NAME = {f.name: f for f in FIELDS}
 
@@ -98,6 +102,10 @@ def _convert(row: Field, value):
         if number != number or (row.low is not None and number < row.low) or (row.high is not None and number > row.high):
             raise SettingsError(f"{row.name} must be between {row.low:g} and {row.high:g}, not {value!r}")
         return number
+    if row.type is tuple:  # of texts: a repeatable option, a list in the notebook
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) and item for item in value):
+            raise SettingsError(f"{row.name} must be a list of texts, not {value!r}")
+        return tuple(value)
     if not isinstance(value, (str, Path)) or not str(value):
         raise SettingsError(f"{row.name} must be a non-empty {'path' if row.type is Path else 'text'}, not {value!r}")
     return Path(value) if row.type is Path else str(value)
@@ -121,6 +129,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if row.type is bool:
             parser.add_argument(row.option, dest=row.name, action="store_false" if row.default else "store_true",
                                 help=row.help)
+            continue
+        if row.type is tuple:
+            parser.add_argument(row.option, dest=row.name, action="append", default=[], help=row.help)
             continue
         kind = str if row.type is Path else row.type
         text = row.help if row.required or row.default is None else f"{row.help} (default {row.default})"
