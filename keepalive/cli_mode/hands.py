@@ -79,15 +79,15 @@ class Waiter:
 
 
 class CliHands:
-    def __init__(self, cfg, notify=None, home: Path | None = None):
+    def __init__(self, cfg, notify=None, env: dict | None = None):
         try:
             self.settings = check(cfg.cli, cfg.job)
         except CliSettingsError as exc:
             from keepalive.config import ConfigError
 
             raise ConfigError(str(exc)) from None
-        self.home = Path.home() if home is None else Path(home)
-        self.cli = ColabCli(self.settings.path, self.settings.call_seconds, load_answers(self.settings.answers))
+        self.home = Path(env["HOME"]) if env and env.get("HOME") else Path.home()
+        self.cli = ColabCli(self.settings.path, self.settings.call_seconds, load_answers(self.settings.answers), env)
         self.session = self.settings.session_name(cfg.job)
         self.job = cfg.job
         self.notify = notify or (lambda kind, message: None)

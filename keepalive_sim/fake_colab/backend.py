@@ -1,8 +1,10 @@
 """The fake Colab backend behind the fake ``colab`` program: assignments, VMs, Drive, faults.
 
 Everything lives under one root folder, so that every call of the short-lived fake CLI sees the
-same "server": ``server.json`` (assignments and faults, under a file lock), ``vms/<endpoint>/`` (a VM's
-``/``; its ``content/`` is ``/content``), and the local Drive folder the VMs mount. A VM's processes
+same "server": ``server.json`` (assignments and faults, under a file lock), ``vm<slot>/`` (a VM's ``/``;
+its ``content/`` is ``/content``), and the local Drive folder the VMs mount. Every Colab VM has the same
+``/content``: a new VM takes the lowest free slot, so the runtime that replaces a reclaimed one sees the
+same paths (a job records its images folder by path). A VM's processes
 carry ``FAKE_COLAB_VM=<endpoint>`` in their environment: reclaiming a VM kills every one of them,
 including jobs that left its process group with ``start_new_session`` (Linux: found through /proc).
 
@@ -60,28 +62,36 @@ class Server:
                 data["faults"][name] = left - 1
             return bool(left)
 
+    def record_ask(self, accelerator: str) -> None:
+        with self.state() as data:
+            data["asked"] = data.get("asked", []) + [accelerator]
+
     def vm_root(self, endpoint: str) -> Path:
-        return self.root / "vms" / endpoint
+        return self.root / f"vm{self.read()['assignments'][endpoint]['slot']}"
 
     def allocate(self, accelerator: str) -> str:
         kind = f"gpu-{accelerator.lower()}" if accelerator != "NONE" else "cpu"
         endpoint = f"{kind}-s-{secrets.token_hex(4)}"
-        (self.vm_root(endpoint) / "content").mkdir(parents=True)
         with self.state() as data:
-            data["assignments"][endpoint] = {"accelerator": accelerator}
-            data["allocations"] = data.get("allocations", 0) + 1
+            taken = {info["slot"] for info in data["assignments"].values()}
+            slot = min(set(range(len(taken) + 1)) - taken)
+            data["assignments"][endpoint] = {"accelerator": accelerator, "slot": slot}
+            data["allocated"] = data.get("allocated", []) + [accelerator]
+        (self.root / f"vm{slot}" / "content").mkdir(parents=True)
         return endpoint
 
     def release(self, endpoint: str) -> bool:
         with self.state() as data:
-            known = data["assignments"].pop(endpoint, None) is not None
+            info = data["assignments"].pop(endpoint, None)
         kill_vm(endpoint)
-        root = self.vm_root(endpoint)
+        if info is None:
+            return False
+        root = self.root / f"vm{info['slot']}"
         drive = root / "content" / "drive" / "MyDrive"
         if drive.is_symlink():
             drive.unlink()  # the user's Drive outlives the VM
         shutil.rmtree(root, ignore_errors=True)
-        return known
+        return True
 
 
 def vm_pids(endpoint: str) -> list[int]:
@@ -131,11 +141,16 @@ class FakeColab:
         with self.server.state() as data:
             data["faults"][name] = value
 
+    def asks(self) -> list[str]:
+        """The accelerator of every `colab new`, refused ones included ("NONE": a CPU runtime)."""
+        return self.server.read().get("asked", [])
+
     def assignments(self) -> dict:
         return self.server.read()["assignments"]
 
-    def allocations(self) -> int:
-        return self.server.read().get("allocations", 0)
+    def allocations(self) -> list[str]:
+        """The accelerator of every runtime ever assigned, in order ("NONE": a CPU runtime)."""
+        return self.server.read().get("allocated", [])
 
     def reclaim(self, endpoint: str) -> None:
         """Colab takes the VM back: its processes die, its disk is gone, the CLI is not told."""

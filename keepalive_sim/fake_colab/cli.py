@@ -123,6 +123,7 @@ def cmd_new(server, args) -> int:
         accelerator = args.gpu or "NONE"
     name = args.session or "colab"
     say(f"[colab] Creating session '{name}'...")
+    server.record_ask(accelerator)
     if server.take_fault("refuse_new"):
         say(REFUSED, err=True)
         return 1
