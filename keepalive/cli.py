@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     notebook.add_argument("--images", default="/content/drive/MyDrive/images", help="images folder in Colab")
     notebook.add_argument("--job", default=None)
     notebook.add_argument("--meshroom", default="2019.2")
+    notebook.add_argument("--pipeline", default=None, help="your own Meshroom pipeline (.mg) on Drive, as seen in Colab")
+    notebook.add_argument("--param", dest="params", action="append", default=[], metavar="NODE.ATTR=VALUE",
+                          help="a parameter of the graph, e.g. DepthMap_1.downscale=4 (repeatable)")
+    notebook.add_argument("--overrides", default=None, help="a JSON overrides file on Drive, as seen in Colab")
 
     demo = sub.add_parser("demo", help="the whole product against the built-in Colab simulator")
     demo.add_argument("--headless", action="store_true")
@@ -104,7 +108,10 @@ def cmd_notebook(args) -> int:
 
     cfg = config.load(args.config, job=args.job)
     try:
-        notebook.write(args.out, args.images, cfg.job, args.meshroom)
+        notebook.write(args.out, args.images, cfg.job, args.meshroom,
+                       pipeline=args.pipeline, params=args.params, overrides=args.overrides)
+    except ValueError as exc:
+        raise config.ConfigError(f"{exc}; nothing written") from None
     except OSError as exc:
         raise config.ConfigError(f"cannot write {args.out}: {exc.strerror}; choose another --out") from None
     print(f"wrote {args.out}: upload it to Colab (File > Upload notebook), choose a GPU runtime, then run "

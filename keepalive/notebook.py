@@ -14,6 +14,8 @@ import textwrap
 import zipfile
 from importlib import resources
 
+from colab_side.meshroom.commands import parse_param
+
 
 def colab_side_zip() -> bytes:
     """The colab_side package as a zip, byte-identical for identical sources."""
@@ -36,7 +38,23 @@ def _code(source: str) -> dict:
             "source": source.strip("\n").splitlines(keepends=True)}
 
 
-def build(images: str, job: str, meshroom: str) -> dict:
+def run_settings(images: str, job: str, meshroom: str, pipeline: str | None = None, params=(),
+                 overrides: str | None = None) -> dict:
+    """The keyword arguments of ``colab_side.run`` in the notebook: the pipeline options only when given.
+
+    ``params`` are checked here (``Node_1.attribute=value``); node and attribute names are checked
+    against the saved graph on Colab, before anything is computed.
+    """
+    for text in params:
+        parse_param(text)
+    chosen = {"images": images, "job": job, "meshroom": meshroom, "pipeline": pipeline,
+              "params": list(params), "overrides": overrides}
+    return {key: value for key, value in chosen.items() if value not in (None, [])}
+
+
+def build(images: str, job: str, meshroom: str, **options) -> dict:
+    """The notebook; ``options``: ``pipeline``, ``params``, ``overrides`` (see ``run_settings``)."""
+    settings = ", ".join(f"{key}={value!r}" for key, value in run_settings(images, job, meshroom, **options).items())
     payload = base64.b64encode(colab_side_zip()).decode()
     install = textwrap.dedent(f"""
         # 1. colab_side, embedded (no package index needed), and Google Drive.
@@ -49,7 +67,7 @@ def build(images: str, job: str, meshroom: str) -> dict:
     run = textwrap.dedent(f"""
         # 2. Run or resume the job. Safe to run again at any time: finished chunks are never redone.
         import colab_side
-        colab_side.run(images={images!r}, job={job!r}, meshroom={meshroom!r})
+        colab_side.run({settings})
         """)
     intro = ("# Meshroom on Colab, kept alive by colab-keepalive\n"
              "Run all on a **GPU** runtime. The daemon on your PC reopens this notebook and presses Run all "
@@ -66,7 +84,8 @@ def build(images: str, job: str, meshroom: str) -> dict:
     }
 
 
-def write(path, images: str, job: str, meshroom: str) -> None:
+def write(path, images: str, job: str, meshroom: str, **options) -> None:
+    nb = build(images, job, meshroom, **options)  # checked before anything is written
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(build(images, job, meshroom), handle, indent=1)
+        json.dump(nb, handle, indent=1)
         handle.write("\n")

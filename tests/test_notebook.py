@@ -16,6 +16,8 @@ import sys
 import zipfile
 from importlib import resources
 
+import pytest
+
 from jobkit import Job
 from keepalive import notebook
 
@@ -86,3 +88,36 @@ def test_a_job_runs_from_the_embedded_copy_alone(tmp_path):
     proc = subprocess.run(command, env=job.env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert set(job.result_files()) >= {"texturedMesh.obj", "texturedMesh.mtl"}
+
+
+def run_keywords(nb) -> dict:
+    call = next(node for node in ast.walk(ast.parse(code_cells(nb)[1])) if isinstance(node, ast.Call))
+    return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+
+
+def test_the_pipeline_options_appear_only_when_given():
+    assert run_keywords(notebook.build(**SETTINGS)) == SETTINGS
+    options = dict(pipeline="/content/drive/MyDrive/mine.mg", params=["DepthMap_1.downscale=4", "Texturing_1.textureSide=4096"],
+                   overrides="/content/drive/MyDrive/overrides.json")
+    assert run_keywords(notebook.build(**SETTINGS, **options)) == {**SETTINGS, **options}
+    assert len(code_cells(notebook.build(**SETTINGS, **options))[1].splitlines()) <= 5
+
+
+def test_a_malformed_parameter_is_refused_when_the_notebook_is_written(tmp_path):
+    with pytest.raises(ValueError, match="Node_1.attribute=value"):
+        notebook.write(tmp_path / "nb.ipynb", **SETTINGS, params=["downscale=4"])
+    assert not (tmp_path / "nb.ipynb").exists()
+
+
+def test_the_notebooks_pipeline_settings_reach_the_session(tmp_path):
+    """colab_side.run with the notebook's keywords: an unknown attribute is failed BAD_INPUT, named."""
+    job = Job(tmp_path / "job", name="castle", images=4)
+    keywords = run_keywords(notebook.build(images=str(job.images), job="castle", meshroom="2019.2",
+                                           params=["DepthMap_1.downscal=4"]))
+    keywords.update(drive_root=str(job.drive), meshroom_url=str(job.release), local_dir=str(job.local),
+                    heartbeat_seconds=0.2)
+    program = f"import sys, colab_side; sys.exit(colab_side.run(**{keywords!r}))"
+    proc = subprocess.run([sys.executable, "-c", program], env=job.env, capture_output=True, text=True, timeout=120)
+    beat = json.loads((job.job_dir / "heartbeat.json").read_text())
+    assert proc.returncode != 0 and beat["cause"] == "BAD_INPUT", proc.stdout[-2000:]
+    assert "DepthMap_1" in beat["reason"] and "downscal" in beat["reason"]
