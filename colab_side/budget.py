@@ -5,19 +5,25 @@ again. When the store would go over its budget, it keeps the archives that save 
 seconds per byte and drops the others. Dropping never touches the live session's local cache: the
 job goes on from local disk, and only a kill makes a dropped chunk cost its recompute time.
 
-Three groups of archives are kept before the others, each whenever all of it fits (see
-``protected_nodes``): what the next node reads (mostly the live node's own finished chunks), what
-the live node reads, and nodes whose own inputs were pruned (computing them again would first need
-the pruned nodes back, a chain of recomputes).
+``decide`` weighs two ways of filling the budget and keeps the one that puts fewer seconds at risk
+(what a kill right now would make the next session compute again, ``at_risk``):
 
-Within the rest, a node's archives share one value per byte (its measured seconds over its bytes),
-so the drops gather in the few nodes that are cheapest to redo, and a kill redoes few nodes.
+- by value per byte alone (a node's archives share one value: its seconds over its bytes, so the
+  drops gather in the few nodes cheapest to redo);
+- the live node's inputs first, when they all fit: once a node's consumers are all stored its own
+  archives are worth nothing (the next session never reads them; pruning removes them), so keeping
+  DepthMapFilter whole can free DepthMap's bytes for everything else.
+
+Archives of nodes whose inputs were pruned always go first when they fit: computing them again
+would first need the pruned nodes back, a chain of recomputes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
+
+from colab_side import policy
 
 TAR_BLOCK = 512
 TAR_RECORD = 20 * TAR_BLOCK
@@ -42,7 +48,6 @@ class Choice:
     keep: frozenset  # keys (node, chunk) to have in the store
     drop: frozenset  # keys of the candidates not kept
     kept_bytes: int
-    dropped_seconds: float  # recompute time a kill right now could cost at most
 
 
 def archive_bytes(file_sizes: Iterable[int]) -> int:
@@ -56,56 +61,95 @@ def archive_bytes(file_sizes: Iterable[int]) -> int:
     return -(-body // TAR_RECORD) * TAR_RECORD
 
 
-def density(archives: Iterable[Archive]) -> dict[str, float]:
-    """Recompute seconds per byte of each node, over its archives (a node of zero bytes costs nothing to keep)."""
-    seconds: dict[str, float] = {}
-    size: dict[str, int] = {}
-    for archive in archives:
-        seconds[archive.node] = seconds.get(archive.node, 0.0) + archive.seconds
-        size[archive.node] = size.get(archive.node, 0) + archive.size
-    return {node: (seconds[node] / size[node] if size[node] else float("inf")) for node in seconds}
-
-
 def choose(candidates: Iterable[Archive], budget: int, protected: Sequence[Iterable[str]] = ()) -> Choice:
     """Which archives to keep so that their bytes stay within ``budget``.
 
     ``protected`` is a list of node groups, most important first: a group's archives go in before
-    the others if the whole group fits in what is left. Then nodes by recompute seconds per byte,
-    the most valuable first; within a node, chunks in order. An archive that does not fit is
-    skipped, and smaller ones after it may still go in.
+    the others if the whole group fits in what is left. Then nodes by recompute seconds per byte
+    (over all their archives; a node of zero bytes costs nothing to keep), the most valuable first;
+    within a node, chunks in order. An archive that does not fit is skipped, and smaller ones after
+    it may still go in.
     """
-    candidates = sorted(set(candidates), key=lambda a: (a.node, a.chunk))
-    value = density(candidates)
-    keep, used = set(), 0
+    by_node: dict[str, dict[int, Archive]] = {}
+    for archive in candidates:
+        by_node.setdefault(archive.node, {})[archive.chunk] = archive
+    chunks = {node: [found[c] for c in sorted(found)] for node, found in by_node.items()}
+    size = {node: sum(a.size for a in archives) for node, archives in chunks.items()}
+    value = {node: (sum(a.seconds for a in archives) / size[node] if size[node] else float("inf"))
+             for node, archives in chunks.items()}
+    keep: set[tuple[str, int]] = set()
+    used = 0
+    seen: set[str] = set()
 
-    def take(archives) -> None:
+    def take(node: str) -> None:
         nonlocal used
-        for archive in archives:
-            if archive.key not in keep and used + archive.size <= budget:
-                keep.add(archive.key)
+        seen.add(node)
+        if used + size[node] <= budget:
+            keep.update((node, a.chunk) for a in chunks[node])
+            used += size[node]
+            return
+        for archive in chunks[node]:
+            if used + archive.size <= budget:
+                keep.add((node, archive.chunk))
                 used += archive.size
 
     for group in protected:
-        group = set(group)
-        members = [a for a in candidates if a.node in group and a.key not in keep]
-        if used + sum(a.size for a in members) <= budget:
-            take(members)
-    take(sorted(candidates, key=lambda a: (-value[a.node], a.node, a.chunk)))
-    dropped = [a for a in candidates if a.key not in keep]
-    return Choice(frozenset(keep), frozenset(a.key for a in dropped), used, sum(a.seconds for a in dropped))
+        members = sorted(set(group) & set(chunks) - seen)
+        if used + sum(size[node] for node in members) <= budget:
+            for node in members:
+                take(node)
+    for node in sorted(set(chunks) - seen, key=lambda n: (-value[n], n)):
+        take(node)
+    every = {(node, a.chunk) for node, archives in chunks.items() for a in archives}
+    return Choice(frozenset(keep), frozenset(every - keep), used)
 
 
-def protected_nodes(producers: Mapping[str, set[str]], upcoming: Sequence[str], pruned: set[str]) -> list[set[str]]:
-    """The groups ``choose`` keeps first, from the nodes still to compute (``upcoming[0]`` is the live one).
+@dataclass(frozen=True)
+class Shape:
+    """The graph as the budget sees it: graph order, who reads whom, chunks per node."""
 
-    1. what the next node reads (usually the live node's own outputs: a kill then loses no finished chunk);
-    2. what the live node reads (a kill then redoes no other node);
-    3. the nodes that could not be computed again without a pruned producer.
-    """
-    reads = [set(producers.get(node, set())) - pruned for node in upcoming[1:2]] or [set()]
-    reads.append(set(producers.get(upcoming[0], set())) - pruned if upcoming else set())
-    stranded = {node for node, needs in producers.items() if node not in pruned and needs & pruned}
-    return [reads[0], reads[1] - reads[0], stranded - reads[0] - reads[1]]
+    order: tuple[str, ...]
+    producers: Mapping[str, frozenset]
+    chunks: Mapping[str, int]
+
+    @classmethod
+    def of(cls, graph) -> "Shape":
+        """From a ``colab_side.meshroom.graph.Graph``."""
+        return cls(tuple(graph.order()), {n: frozenset(graph.dependencies(n)) for n in graph.nodes},
+                   {n: node.chunk_count for n, node in graph.nodes.items()})
+
+
+@dataclass(frozen=True)
+class Risk:
+    """What a kill now would make the next session compute again, beyond the chunk that was running."""
+
+    chunks: int
+    seconds: float
+    nodes: frozenset  # the nodes those chunks belong to
+
+
+def at_risk(candidates: Iterable[Archive], keep, shape: Shape, pruned: set[str]) -> Risk:
+    """Finished chunks not kept whose node the next session must compute again (``policy.compute_order``)."""
+    done = {n for n in shape.order if n in pruned or all((n, c) in keep for c in range(shape.chunks[n]))}
+    redo = set(policy.compute_order(shape.order, shape.producers, done))
+    lost = [a for a in candidates if a.node in redo and (a.node, a.chunk) not in keep]
+    return Risk(len(lost), sum(a.seconds for a in lost), frozenset(a.node for a in lost))
+
+
+def decide(candidates: Iterable[Archive], budget: int, shape: Shape, live: str | None,
+           pruned: set[str]) -> tuple[Choice, Risk]:
+    """The archives to keep within ``budget`` while ``live`` computes (None: between nodes), and their risk."""
+    candidates = [a for a in candidates if a.node not in pruned]
+    stranded = {n for n in shape.order if n not in pruned and shape.producers[n] & pruned}
+    inputs = set(shape.producers.get(live, ())) - pruned if live else set()
+    best = None
+    for groups in ([stranded], [stranded, inputs]) if inputs else ([stranded],):
+        choice = choose(candidates, budget, groups)
+        risk = at_risk(candidates, choice.keep, shape, pruned)
+        rank = (risk.seconds, len(risk.nodes - {live}))
+        if best is None or rank < best[0]:
+            best = rank, choice, risk
+    return best[1], best[2]
 
 
 def default_budget(stored_bytes: int, drive_free_bytes: int | None, margin_bytes: int) -> int | None:

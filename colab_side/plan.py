@@ -2,8 +2,8 @@
 
 The forecast replays the job the way a session runs it, chunk by chunk, on estimated sizes and
 times (``colab_side.meshroom.estimates``): after each chunk the store keeps what the budget allows
-(``colab_side.budget``), and a finished node whose consumers are all stored is pruned. At every
-chunk it also asks what a kill there would make the next session redo. The figures are estimates:
+(``colab_side.budget``), and a node whose consumers are all stored is pruned. At every chunk it
+also asks what a kill there would make the next session redo. The figures are estimates:
 the user corrects them with ``--model FILE.json``.
 """
 
@@ -13,19 +13,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from colab_side import budget, policy
-from colab_side.meshroom import estimates
+from colab_side import budget
+from colab_side.meshroom import estimates, pruning
+from colab_side.meshroom.graph import Graph, GraphError, Node
 from colab_side.settings import GB
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    node_type: str
-    chunks: int
-    chunk_bytes: tuple[int, ...]
-    chunk_seconds: tuple[float, ...]
-    reads: frozenset
 
 
 @dataclass(frozen=True)
@@ -54,65 +45,86 @@ class StoreForecast:
         return sum(k.seconds for k in self.kills if k.extra_nodes <= extra_nodes) / total if total else 1.0
 
 
-def steps(model: dict, meshroom: str, images: int) -> list[Step]:
-    """The pipeline of ``meshroom`` for ``images`` images, with estimated bytes and seconds per chunk."""
+@dataclass(frozen=True)
+class Estimate:
+    """A pipeline for some number of images, with estimated bytes and seconds per chunk."""
+
+    graph: Graph
+    chunk_bytes: dict  # (node, chunk) -> bytes
+    chunk_seconds: dict  # (node, chunk) -> seconds
+
+    def archive(self, node: str, chunk: int) -> budget.Archive:
+        return budget.Archive(node, chunk, self.chunk_bytes[node, chunk], self.chunk_seconds[node, chunk])
+
+
+def estimate(model: dict, meshroom: str, images: int) -> Estimate:
+    """The pipeline of ``meshroom`` for ``images`` images, as a graph with estimated chunk sizes and times."""
     try:
         pipeline = model["pipelines"][meshroom]
     except KeyError:
         raise estimates.ModelError(f"no pipeline for Meshroom {meshroom!r}: use one of "
                                    f"{', '.join(model['pipelines'])}") from None
-    result = []
+    nodes, sizes, times = {}, {}, {}
     for name, node_type, block, reads in pipeline:
-        chunks = math.ceil(images / block) if block else 1
-        sizes = [min(block, images - c * block) for c in range(chunks)] if block else [images]
+        node = Node(name=name, node_type=node_type, uid0=name, block_size=block, size=images if block else 0,
+                    split=math.ceil(images / block) if block else 1,
+                    inputs={"reads": [f"{{{producer}.output}}" for producer in reads]},
+                    outputs={} if node_type == "Publish" else {"output": ""})
+        nodes[name] = node
+        views = [min(block, images - c * block) for c in range(node.chunk_count)] if block else [images]
         total_bytes = estimates.figure(model["bytes"], node_type, images)
         total_seconds = estimates.figure(model["seconds"], node_type, images)
-        share = [n / images if images else 1 / chunks for n in sizes]
-        result.append(Step(name, node_type, chunks, tuple(int(total_bytes * s) for s in share),
-                           tuple(total_seconds * s for s in share), frozenset(reads)))
-    return result
+        for chunk, count in enumerate(views):
+            share = count / images if images else 1 / len(views)
+            sizes[name, chunk] = int(total_bytes * share)
+            times[name, chunk] = total_seconds * share
+    try:
+        graph = Graph(nodes, {})
+        graph.order()
+    except GraphError as exc:
+        raise estimates.ModelError(f"the model's pipeline for Meshroom {meshroom} is not usable: {exc}") from None
+    return Estimate(graph, sizes, times)
 
 
-def forecast_store(plan: list[Step], drive_budget: int | None, prune: bool = True) -> StoreForecast:
-    """Replay an uninterrupted job: the store's peak bytes, and the cost of a kill during each chunk."""
-    order = [s.name for s in plan]
-    producers = {s.name: set(s.reads) for s in plan}
-    consumers = {name: {other for other in order if name in producers[other]} for name in order}
-    chunks = {s.name: s.chunks for s in plan}
-    computed: dict[tuple[str, int], budget.Archive] = {}
-    stored: set[tuple[str, int]] = set()
+def forecast_store(job: Estimate, drive_budget: int | None, prune: bool = True) -> StoreForecast:
+    """Replay an uninterrupted job: the store's peak bytes, and the cost of a kill during each chunk.
+
+    After each chunk the store keeps what ``budget.decide`` says (everything without a budget);
+    after each node, nodes whose consumers are all stored are pruned, and the store settles again.
+    """
+    graph, shape = job.graph, budget.Shape.of(job.graph)
+    computed: dict = {}
+    stored: frozenset = frozenset()
     pruned: set[str] = set()
+    risk = budget.Risk(0, 0.0, frozenset())
     peak, kills = 0, []
 
-    def durable(name: str) -> bool:
-        return name in pruned or all((name, c) in stored for c in range(chunks[name]))
-
-    def settle(upcoming: list[str]) -> None:
-        nonlocal stored, peak
-        candidates = [a for a in computed.values() if a.node not in pruned]
+    def settle(live: str | None) -> None:
+        nonlocal stored, risk, peak
+        candidates = [a for key, a in computed.items() if a.node not in pruned]
         if drive_budget is None:
-            stored = {a.key for a in candidates}
+            stored = frozenset(a.key for a in candidates)
         else:
-            groups = budget.protected_nodes(producers, upcoming, pruned)
-            stored = set(budget.choose(candidates, drive_budget, groups).keep)
+            choice, risk = budget.decide(candidates, drive_budget, shape, live, pruned)
+            stored = choice.keep
         peak = max(peak, sum(computed[key].size for key in stored))
 
-    def kill_cost(live: str, seconds: float) -> KillCost:
-        redo = policy.compute_order(order, producers, {n for n in order if durable(n)})
-        finished = {key for key in computed}
-        lost = [key for key in finished if key not in stored and key[0] in redo]
-        nodes = {node for node, _ in lost if node != live}
-        return KillCost(live, seconds, len(nodes), len(lost), sum(computed[key].seconds for key in lost))
-
-    for index, step in enumerate(plan):
-        for chunk in range(step.chunks):
-            kills.append(kill_cost(step.name, step.chunk_seconds[chunk]))  # a kill while this chunk runs
-            computed[step.name, chunk] = budget.Archive(step.name, chunk, step.chunk_bytes[chunk],
-                                                        step.chunk_seconds[chunk])
-            settle(order[index:])
-        if prune:
-            pruned |= {n for n in order if n not in pruned and consumers[n] and all(durable(c) for c in consumers[n])}
-            settle(order[index + 1:])
+    order = list(shape.order)
+    for index, name in enumerate(order):
+        for chunk in range(shape.chunks[name]):
+            kills.append(KillCost(name, job.chunk_seconds[name, chunk], len(risk.nodes - {name}), risk.chunks,
+                                  risk.seconds))
+            computed[name, chunk] = job.archive(name, chunk)
+            settle(name)
+        following = order[index + 1] if index + 1 < len(order) else None
+        while prune:
+            durable = {n for n in order if n in pruned or all((n, c) in stored for c in range(shape.chunks[n]))}
+            newly = set(pruning.prunable(graph, durable, pruned))
+            if not newly:
+                break
+            pruned |= newly
+            settle(following)
+        settle(following)
     return StoreForecast(peak, tuple(kills))
 
 
@@ -131,14 +143,13 @@ class Forecast:
 
 
 def forecast(model: dict, meshroom: str, images: int, drive_budget: int | None) -> Forecast:
-    plan = steps(model, meshroom, images)
-    cache = sum(sum(s.chunk_bytes) for s in plan)
+    job = estimate(model, meshroom, images)
     return Forecast(
-        images=images, meshroom=meshroom, chunks=sum(s.chunks for s in plan), nodes=len(plan),
-        local_peak=cache + int(model["install_bytes"]),  # the live job keeps every output on local disk
-        keep_everything=forecast_store(plan, None, prune=False),
-        pruned=forecast_store(plan, None),
-        budgeted=forecast_store(plan, drive_budget) if drive_budget is not None else None,
+        images=images, meshroom=meshroom, chunks=job.graph.chunks_total, nodes=len(job.graph.nodes),
+        local_peak=sum(job.chunk_bytes.values()) + int(model["install_bytes"]),  # local disk keeps every output
+        keep_everything=forecast_store(job, None, prune=False),
+        pruned=forecast_store(job, None),
+        budgeted=forecast_store(job, drive_budget) if drive_budget is not None else None,
         drive_budget=drive_budget, colab=model["colab"],
     )
 

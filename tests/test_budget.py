@@ -7,10 +7,10 @@ import tarfile
 
 from hypothesis import given, settings, strategies as st
 
-from colab_side.budget import Archive, archive_bytes, choose, default_budget, protected_nodes
+from colab_side.budget import Archive, Shape, archive_bytes, at_risk, choose, decide, default_budget
 
 NODES = ["A", "B", "C", "D", "E"]
-PROPERTY = settings(deadline=None, max_examples=150)
+PROPERTY = settings(deadline=None, max_examples=100)
 
 
 @st.composite
@@ -56,7 +56,7 @@ def test_nothing_is_dropped_when_everything_fits(archives, protected):
 
 @PROPERTY
 @given(stores(), budgets, st.sets(st.sampled_from(NODES), min_size=1, max_size=2))
-def test_what_the_next_node_needs_is_never_dropped_when_it_fits(archives, budget, inputs):
+def test_a_protected_group_such_as_the_next_nodes_inputs_is_never_dropped_when_it_fits(archives, budget, inputs):
     needed = [a for a in archives if a.node in inputs]
     choice = choose(archives, budget, [inputs])
     if sum(a.size for a in needed) <= budget:
@@ -80,30 +80,61 @@ def test_with_equal_sizes_the_archives_that_save_the_most_seconds_per_byte_are_k
         assert min(kept) >= max(dropped)
 
 
+# A 2021.1-like dense pipeline: Meshing reads DepthMapFilter only; Texturing reads PrepareDenseScene.
+DENSE = Shape(
+    order=("SfM", "PDS", "DM", "DMF", "Meshing", "Texturing"),
+    producers={"SfM": frozenset(), "PDS": frozenset({"SfM"}), "DM": frozenset({"PDS", "SfM"}),
+               "DMF": frozenset({"DM", "SfM"}), "Meshing": frozenset({"DMF", "SfM"}),
+               "Texturing": frozenset({"Meshing", "PDS"})},
+    chunks={"SfM": 1, "PDS": 4, "DM": 6, "DMF": 3, "Meshing": 1, "Texturing": 1},
+)
+
+
+def dense_archives(*nodes):
+    """Sizes and times shaped like the estimates: DepthMap costly per byte, PrepareDenseScene cheap."""
+    per_chunk = {"SfM": (1, 50.0), "PDS": (10, 1.0), "DM": (10, 400.0), "DMF": (10, 100.0), "Meshing": (2, 60.0)}
+    return [Archive(n, c, *per_chunk[n]) for n in nodes for c in range(DENSE.chunks[n])]
+
+
+def test_while_depthmap_computes_the_cheap_input_is_dropped_not_depthmaps_own_chunks():
+    choice, risk = decide(dense_archives("SfM", "PDS", "DM"), 61, DENSE, "DM", set())
+    assert {key for key in choice.drop} == {("PDS", c) for c in range(4)}
+    assert risk.nodes == {"PDS"} and risk.seconds == 4.0
+
+
 def test_the_drops_gather_in_the_node_cheapest_to_redo():
-    # The 2,700-image shape during DepthMapFilter: DepthMap is costly to redo, PrepareDenseScene cheap.
-    archives = ([Archive("PrepareDenseScene_1", c, 10, 1.0) for c in range(4)]
-                + [Archive("DepthMap_1", c, 10, 400.0) for c in range(6)]
-                + [Archive("DepthMapFilter_1", c, 10, 100.0) for c in range(3)])
-    producers = {"DepthMapFilter_1": {"DepthMap_1"}, "Meshing_1": {"DepthMap_1", "DepthMapFilter_1"}}
-    choice = choose(archives, 90, protected_nodes(producers, ["DepthMapFilter_1", "Meshing_1"], set()))
-    assert {node for node, _ in choice.drop} == {"PrepareDenseScene_1"}
-    assert choice.dropped_seconds == 4.0 and choice.kept_bytes == 90
+    choice = choose(dense_archives("PDS", "DM", "DMF"), 90)
+    assert {node for node, _ in choice.drop} == {"PDS"} and choice.kept_bytes == 90
 
 
-def test_the_groups_kept_first_are_the_next_nodes_inputs_the_live_nodes_then_the_stranded():
-    producers = {"B": {"A"}, "C": {"B"}, "D": {"C", "B"}, "E": {"D"}}
-    assert protected_nodes(producers, ["D", "E"], {"A"}) == [{"D"}, {"C", "B"}, set()]
-    assert protected_nodes(producers, ["C", "D"], {"A"}) == [{"C", "B"}, set(), set()]
-    assert protected_nodes(producers, ["E"], {"A", "B"}) == [set(), {"D"}, {"C"}]
-    assert protected_nodes(producers, [], set()) == [set(), set(), set()]
+def test_before_meshing_depthmapfilter_is_kept_whole_because_then_depthmap_is_not_needed_again():
+    archives = dense_archives("SfM", "PDS", "DM", "DMF")
+    choice, risk = decide(archives, 61, DENSE, "Meshing", set())
+    assert {("DMF", c) for c in range(3)} <= choice.keep
+    assert "DM" not in risk.nodes  # a kill now redoes only the cheap PDS chunks that did not fit
+    by_value_alone = choose(archives, 61)
+    assert at_risk(archives, by_value_alone.keep, DENSE, set()).seconds > risk.seconds
 
 
-def test_archives_of_nodes_whose_inputs_were_pruned_are_kept_before_more_valuable_ones():
-    producers = {"B": {"A"}, "C": {"B"}, "D": {"C"}}
-    archives = [Archive("B", 0, 50, 1.0), Archive("C", 0, 50, 1000.0), Archive("D", 0, 40, 500.0)]
-    assert choose(archives, 100, protected_nodes(producers, ["D"], {"A"})).keep == {("C", 0), ("B", 0)}
-    assert choose(archives, 100).keep == {("C", 0), ("D", 0)}
+def test_archives_of_nodes_whose_inputs_were_pruned_are_kept_first():
+    cheap_stranded = [Archive("DMF", c, 10, 1.0) for c in range(3)]  # its producer DM was pruned
+    costly = [Archive("PDS", c, 10, 400.0) for c in range(4)]
+    choice, _ = decide(cheap_stranded + costly, 30, DENSE, None, {"DM"})
+    assert choice.keep == {a.key for a in cheap_stranded}
+    assert choose(cheap_stranded + costly, 30).keep.isdisjoint(a.key for a in cheap_stranded)
+
+
+@PROPERTY
+@given(st.sets(st.sampled_from(DENSE.order[:-1]), min_size=1), st.integers(min_value=0, max_value=150),
+       st.sampled_from(DENSE.order), st.sets(st.sampled_from(["SfM", "PDS", "DM"])))
+def test_decide_stays_within_the_budget_and_a_kill_risks_only_dropped_chunks(nodes, budget, live, pruned):
+    archives = dense_archives(*sorted(nodes))
+    choice, risk = decide(archives, budget, DENSE, live, pruned)
+    live_archives = [a for a in archives if a.node not in pruned]
+    assert choice.kept_bytes <= budget and choice.keep | choice.drop == {a.key for a in live_archives}
+    assert risk.chunks <= len(choice.drop)
+    if sum(a.size for a in live_archives) <= budget:
+        assert risk.chunks == 0 and risk.seconds == 0
 
 
 @settings(deadline=None, max_examples=60)

@@ -27,8 +27,9 @@ SOURCES = {
                               "(#5448 saw 108 GB); measure yours with shutil.disk_usage('/content')",
     "colab.drive_bytes": "Google Drive's free plan: 15 GB",
     "install_bytes": "alicevision/meshroom releases: about 1.3 GB packed for 2019.2; unpacked size a guess (x2.5)",
-    "pipelines": "Meshroom's photogrammetry graph (alicevision/meshroom, tags v2019.2.0 to v2025.1.0): nodes, "
-                 "links and blockSize; 2023.3 DepthMap 12 and DepthMapFilter 24; 2025.1 assumed as 2023.3",
+    "pipelines": "Meshroom's photogrammetry graph (alicevision/meshroom, tags v2019.2.0 to v2025.1.0: multiview.py, "
+                 "pipelines/photogrammetry.mg, nodes/aliceVision/*.py): nodes, links, blockSize; 2021.1+ Meshing "
+                 "reads DepthMapFilter only; 2023.3+ DepthMap 12 and DepthMapFilter 24",
 }
 
 _PIPELINE_2019 = [
@@ -46,8 +47,11 @@ _PIPELINE_2019 = [
     ("Texturing_1", "Texturing", 0, ["MeshFiltering_1", "Meshing_1", "PrepareDenseScene_1"]),
     ("Publish_1", "Publish", 0, ["Texturing_1"]),
 ]
-_PIPELINE_2023 = [(name, kind, {"DepthMap": 12, "DepthMapFilter": 24}.get(kind, block), reads)
+# 2021.1 and later: Meshing reads DepthMapFilter's output only; 2023.3 and later: larger depth-map blocks.
+_PIPELINE_2021 = [(name, kind, block, ["DepthMapFilter_1", "StructureFromMotion_1"] if kind == "Meshing" else reads)
                   for name, kind, block, reads in _PIPELINE_2019]
+_PIPELINE_2023 = [(name, kind, {"DepthMap": 12, "DepthMapFilter": 24}.get(kind, block), reads)
+                  for name, kind, block, reads in _PIPELINE_2021]
 
 DEFAULTS = {
     "bytes": {  # output bytes per image, and per node ("fixed")
@@ -80,7 +84,7 @@ DEFAULTS = {
     },
     "colab": {"local_free_bytes": 37 * GB, "drive_bytes": 15 * GB},
     "install_bytes": int(1.3 * 2.5 * GB),
-    "pipelines": {"2019.2": _PIPELINE_2019, "2021.1": _PIPELINE_2019, "2023.3": _PIPELINE_2023,
+    "pipelines": {"2019.2": _PIPELINE_2019, "2021.1": _PIPELINE_2021, "2023.3": _PIPELINE_2023,
                   "2025.1": _PIPELINE_2023},
 }
 
