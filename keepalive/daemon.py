@@ -1,7 +1,10 @@
 """The daemon's loop: observe → decide → act → log, on a schedule.
 
 Every ``poll_seconds`` it looks at the page (through the hands) and at the heartbeat (through the
-watch), asks the supervisor what to do, does it, and writes it down. Every ``reopen_minutes`` it
+watch), asks the supervisor what to do, does it, and writes it down; while a recovery follows the
+page (the decision's ``hurry``) it looks again after ``fast_poll_seconds`` instead. A round that
+raises is written to the journal and the loop goes on; if the loop itself ends by an error, that is
+written down and said in one line before it ends. Every ``reopen_minutes`` it
 reloads the notebook in its one tab, as the old ``.bat`` loop did, but without piling up tabs and
 never in the middle of a recovery. The hands are the Selenium browser or the keys mode: both
 offer ``observe()``, ``act(action)``, ``reopen()`` and ``close()``.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+import traceback
 
 import schedule
 
@@ -36,6 +40,7 @@ class Daemon:
         self.state = {"job": cfg.job, "restarts": int(saved.get("restarts", 0) or 0), "last_action": None,
                       "last_reason": None, "last_action_time": None, "cause": None}
         self._restarts_seen = 0
+        self._failed_rounds = 0
         self._chunks = None
         self.stopping = False
         self.final: Decision | None = None
@@ -43,7 +48,21 @@ class Daemon:
 
     # --- one round ----------------------------------------------------------------------------------
 
-    def step(self) -> Decision:
+    def step(self) -> Decision | None:
+        """One round; one that raises is written down (and told, once in a row) and None is returned."""
+        try:
+            decision = self._round()
+        except Exception as exc:  # a page, a file or a bug: the watch must go on
+            self._failed_rounds += 1
+            self.journal.record("round_failed", error=f"{type(exc).__name__}: {exc}",
+                                traceback=traceback.format_exc(limit=10), in_a_row=self._failed_rounds)
+            if self._failed_rounds == 1:
+                print(f"keepalive: a round failed ({type(exc).__name__}: {exc}); carrying on", file=sys.stderr)
+            return None
+        self._failed_rounds = 0
+        return decision
+
+    def _round(self) -> Decision:
         observation = self.hands.observe()
         beat = self.watch.poll()
         decision = decide(observation.state, beat, self.memory, self.clock(), self.cfg.supervisor)
@@ -56,8 +75,9 @@ class Daemon:
             self._restarts_seen = len(self.memory.restarts)
         if decision.notify:
             self.notifier.send(decision.notify, decision.reason)
-        if decision.action is not Action.WAIT:
-            self.journal.record("decision", page=observation.state.value, heartbeat=beat.verdict, **decision.to_dict())
+        if decision.action is not Action.WAIT or decision.notify:
+            self.journal.record("decision", page=observation.state.value, heartbeat=beat.verdict.value,
+                                **decision.to_dict())
         if decision.action not in (Action.WAIT, Action.STOP, Action.NOTIFY_HUMAN):
             done = self.hands.act(decision.action)
             self.journal.record("action", action=decision.action.value, ok=done, reason=decision.reason)
@@ -94,26 +114,40 @@ class Daemon:
     def _on_signal(self, signum, _frame) -> None:
         self.stopping = True
 
+    def _interval(self, decision: Decision | None) -> float:
+        if decision is not None and decision.hurry:
+            return min(self.cfg.supervisor.fast_poll_seconds, self.cfg.poll_seconds)
+        return self.cfg.poll_seconds
+
     def run(self) -> int:
         """Loop until the job is done, failed, given up, or a signal; return the exit code."""
         previous = {}
         for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
             if hasattr(signal, name):
                 previous[name] = signal.signal(getattr(signal, name), self._on_signal)
-        self.scheduler.every(self.cfg.poll_seconds).seconds.do(self.step)
         self.scheduler.every(self.cfg.reopen_minutes).minutes.do(self.reopen)
         self.journal.record("daemon_start", url=self.cfg.url, mode=self.cfg.mode)
+        ended_by = "signal"
         try:
             with self.view:
-                self.step()
+                next_round = time.monotonic()
                 while not self.stopping:
+                    if time.monotonic() >= next_round:
+                        next_round = time.monotonic() + self._interval(self.step())
                     self.scheduler.run_pending()
-                    time.sleep(min(0.2, self.cfg.poll_seconds / 4))
+                    time.sleep(min(0.2, max(0.01, next_round - time.monotonic())))
+        except BaseException as exc:
+            ended_by = f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, KeyboardInterrupt):
+                self.journal.record("daemon_crash", error=ended_by, traceback=traceback.format_exc(limit=10))
+                print(f"keepalive: stopped by an error ({ended_by}); details in {self.journal.events_path}",
+                      file=sys.stderr)
+            raise
         finally:
             for name, handler in previous.items():
                 signal.signal(getattr(signal, name), handler)
             self.scheduler.clear()
-            self.journal.record("daemon_stop", reason=self.final.reason if self.final else "signal")
+            self.journal.record("daemon_stop", reason=self.final.reason if self.final else ended_by)
             self.journal.save_state(self.state)
             self.hands.close()
         if self.final is None:

@@ -1,16 +1,24 @@
-"""The daemon's vocabulary: what it can see on the page, what it can do, and why.
+"""The daemon's vocabulary, in one place: what it sees on the page and in the heartbeat, what it can
+do, why, and what it tells the human.
 
-Shared by the page model (which observes), the supervisor (which decides) and the
-loop, view and notifications (which act and tell). Plain string enums, so that they
-read well in JSON event logs.
+Shared by the page model (which observes), the watch (which judges the heartbeat), the supervisor
+(which decides) and the loop, view and notifications (which act and tell). String enums that print
+and serialise as their plain value, so that they read well in JSON event logs.
 """
 
 from __future__ import annotations
 
 from enum import Enum
 
+from colab_side import heartbeat as hb
 
-class PageState(str, Enum):
+
+class _Named(str, Enum):
+    def __str__(self) -> str:
+        return self.value
+
+
+class PageState(_Named):
     """What the Colab tab shows, as far as the page model can tell."""
 
     RUNNING = "running"  # connected, a cell is executing
@@ -28,7 +36,7 @@ class PageState(str, Enum):
     UNKNOWN = "unknown"  # cannot tell (page not loaded, browser gone, keys mode)
 
 
-class Action(str, Enum):
+class Action(_Named):
     """What the daemon can do next. ``WAIT`` does nothing this round."""
 
     WAIT = "wait"
@@ -43,16 +51,57 @@ class Action(str, Enum):
     STOP = "stop"  # done, failed, or giving up
 
 
-class Cause(str, Enum):
+class Cause(_Named):
     """Named reasons shown in the view, the event log and notifications."""
 
     GPU_UNAVAILABLE = "GPU_UNAVAILABLE"
     LOGIN_REQUIRED = "LOGIN_REQUIRED"
     CAPTCHA = "CAPTCHA"
     DRIVE_ERROR = "DRIVE_ERROR"
+    DRIVE_FULL = "DRIVE_FULL"
+    DISK_FULL = "DISK_FULL"
+    BAD_INPUT = "BAD_INPUT"
     CODE_ERROR = "CODE_ERROR"
-    THRASHING = "THRASHING"
-    NO_HEARTBEAT_SOURCE = "NO_HEARTBEAT_SOURCE"
+    THRASHING = "THRASHING"  # restarts of a dead runtime came too fast without progress: given up
+    NO_HEARTBEAT_SOURCE = "NO_HEARTBEAT_SOURCE"  # the PC's Drive folder is not there
+    HEARTBEAT_STALLED = "HEARTBEAT_STALLED"  # the page shows the job running, its heartbeat stopped arriving
+    HEARTBEAT_UNREADABLE = "HEARTBEAT_UNREADABLE"  # unreadable for longer than the grace: counted as stale
     RUNTIME_LOST = "RUNTIME_LOST"
     JOB_BLOCKED = "JOB_BLOCKED"
     JOB_DONE = "JOB_DONE"
+
+
+# The notebook's causes (colab_side) as the daemon names them.
+HEARTBEAT_CAUSES = {
+    hb.Cause.CODE_ERROR: Cause.CODE_ERROR,
+    hb.Cause.NO_GPU: Cause.GPU_UNAVAILABLE,
+    hb.Cause.DRIVE_ERROR: Cause.DRIVE_ERROR,
+    hb.Cause.DRIVE_TIMEOUT: Cause.DRIVE_ERROR,
+    hb.Cause.DRIVE_FULL: Cause.DRIVE_FULL,
+    hb.Cause.DISK_FULL: Cause.DISK_FULL,
+    hb.Cause.BAD_INPUT: Cause.BAD_INPUT,
+    hb.Cause.SUPERSEDED: Cause.RUNTIME_LOST,
+    hb.Cause.NOTHING_TO_PUBLISH: Cause.CODE_ERROR,  # the graph ran but yields no result: the job's own fault
+}
+
+
+class Verdict(_Named):
+    """What the heartbeat says this round, judged on the PC's clock."""
+
+    FRESH = "fresh"  # its (session, seq) changed less than the grace ago
+    STALE = "stale"  # it did not change for longer than the grace
+    MISSING = "missing"  # no heartbeat file (yet)
+    CORRUPT = "corrupt"  # the file is there but cannot be read
+
+
+class Notice(_Named):
+    """What the human is told (each kind rate-limited on its own)."""
+
+    DONE = "done"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    NEEDS_HUMAN = "needs_human"
+    RECOVERED = "recovered"
+    GIVING_UP = "giving_up"
+    SOURCE_STALLED = "source_stalled"  # the heartbeat stopped arriving while the page shows the job running
+    HEARTBEAT_UNREADABLE = "heartbeat_unreadable"

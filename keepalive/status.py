@@ -9,7 +9,7 @@ import unicodedata
 from colab_side import heartbeat as hb
 from keepalive.heartbeat_watch import HeartbeatWatch, find_drive_folder
 from keepalive.journal import Journal
-from keepalive.supervisor import CORRUPT, FRESH, MISSING, STALE
+from keepalive.states import Verdict
 
 
 def number(value) -> float | None:
@@ -81,10 +81,10 @@ def collect(cfg, wall: float | None = None) -> dict:
     watch = HeartbeatWatch(folder, cfg.job, cfg.supervisor.grace_seconds)
     view = watch.poll()
     age = watch.file_age()
-    if view.verdict in (FRESH, STALE):
-        verdict = FRESH if age is not None and age <= cfg.supervisor.grace_seconds else STALE
+    if view.verdict in (Verdict.FRESH, Verdict.STALE):
+        verdict = Verdict.FRESH if age is not None and age <= cfg.supervisor.grace_seconds else Verdict.STALE
     else:
-        verdict = view.verdict if view.verdict in (MISSING, CORRUPT) else MISSING
+        verdict = view.verdict
     info = describe(view.beat, verdict, age, None, state, wall)
     info["job"] = cfg.job
     info["drive_folder"] = str(folder) if folder else None

@@ -1,45 +1,62 @@
 """What to do next: a pure function of (page, heartbeat, memory, now, config).
 
-The heartbeat is the ground truth for "the job is alive"; the page is only a hint and the hands.
-The rules, in the order they are applied:
+Two witnesses. The page is the quick one: it shows a lost runtime within seconds. The heartbeat is
+the slow one (Drive for desktop delivers it 5–120 s late, and sometimes not for hours) but it has
+the veto: a heartbeat that advances is never restarted. ``decide`` applies ``RULES`` in order; each
+rule is a small pure function that decides, or passes the round on (with its memory updated):
 
-1. A heartbeat with a new session id means a (re)start worked: every counter is reset.
-2. The notebook's own final word wins: ``done`` → notify and stop (or stay); ``failed`` →
-   notify with the reason and never restart; ``blocked`` → notify with what to do, and wait.
-3. Only a human may answer the idle check (CAPTCHA) or sign in: notify once, wait, and carry on
-   by itself once the page no longer shows it.
-4. GPU usage limit: close the dialog (never "Connect without GPU") and back off, doubling.
-5. A heartbeat whose sequence still advances is alive, whatever the page shows: never restart it.
-6. "Dead" needs ``dead_after`` consecutive stale (or missing) observations. A page that cannot be
-   read, or a heartbeat that cannot be parsed, is not evidence of death. (SkyPilot #10155 and
-   #10162 restarted healthy jobs on single failed probes.)
-7. Recovery of a dead job: reconnect, Run all, answer the dialogs, then wait for a heartbeat with a
-   new session id; if none comes within ``recovery_timeout_seconds``, back off (doubling, capped)
-   and try again. Lost runtimes are recovered without limit, unless restarts come faster than
-   ``crash_loop_restarts`` in ``crash_loop_hours`` without any progress between them (THRASHING).
+1. ``stopped``: after done, failed or giving up, nothing more.
+2. ``new_session``: a heartbeat with a new session id means a (re)start worked: every counter is reset.
+3. ``final_word``: the notebook's own word wins: ``done`` → stop (or stay); ``failed`` → never
+   restart; ``blocked`` → tell the human what to do, and wait.
+4. ``human_needed``: only a human may answer the idle check (CAPTCHA) or sign in: notify once, wait,
+   and carry on by itself once the page no longer shows it.
+5. ``usage_limit``: GPU usage limit or no backend: close the dialog (never "without GPU") and back
+   off, doubling.
+6. ``backing_off``: while a back-off runs, wait.
+7. ``page_evidence``: the page shows the runtime gone (disconnected dialog, Connect/Reconnect), or
+   the notebook wrote that its session ended by itself (``restartable``): a recovery starts now, with
+   no debounce — Reconnect is harmless, it re-attaches to a live VM.
+8. ``alive``: a heartbeat that advances is never restarted: fresh (changed within the grace) and,
+   once the page has shown the runtime gone, written after that.
+9. ``no_source``: the PC's Drive folder is not there: tell the human, never restart on no information.
+10. ``stalled``: the page shows the job running but its heartbeat stopped arriving: "heartbeat source
+    stalled" (a sync pause or an offline PC), told once with the measured lag; never a reload or a
+    restart. (A Run all just sent is given ``recovery_timeout_seconds`` to show a new session first.)
+11. ``debounce``: without page evidence, "dead" needs ``dead_after`` consecutive stale or missing
+    rounds; an unreadable heartbeat counts only once it stayed unreadable past the grace (told once).
+    (SkyPilot #10155 and #10162 restarted healthy jobs on single failed probes.)
+12. ``recover``: reconnect, Run all, answer the dialogs, then wait for a heartbeat with a new
+    session; none within ``recovery_timeout_seconds`` → reload and back off (doubling, capped). A
+    live VM re-attached (the page shows the job running, no Run all sent) ends the recovery. Only a
+    Run all sent to a dead runtime is a restart; restarts faster than ``crash_loop_restarts`` in
+    ``crash_loop_hours`` without progress stop the watch (THRASHING).
 
+While a recovery runs and the page changed lately, a decision asks the loop to look again soon
+(``hurry``), so that each step follows the page in seconds, not one per poll.
 Nothing here reads a file, a clock or a browser: the loop passes all of it in.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from colab_side import heartbeat as hb
-from keepalive.states import Action, Cause, PageState
-
-FRESH, STALE, MISSING, CORRUPT = "fresh", "stale", "missing", "corrupt"
+from keepalive.states import HEARTBEAT_CAUSES, Action, Cause, Notice, PageState, Verdict
 
 
 @dataclass(frozen=True)
 class BeatView:
-    """What the heartbeat watch saw this round."""
+    """What the heartbeat watch saw this round (times on the loop's clock, seconds)."""
 
-    verdict: str  # fresh, stale, missing, corrupt
+    verdict: Verdict
     beat: hb.Heartbeat | None = None  # the last heartbeat that could be read
-    since_change: float | None = None  # local seconds since seq or session last changed
-    sync_lag: float | None = None  # Colab's write time to the PC first seeing it, seconds
+    since_change: float | None = None  # since its (session, seq) last changed
+    sync_lag: float | None = None  # Colab's write time to the PC first seeing it
     source_ok: bool = True  # False: the Drive folder holding the job is not there at all
+    written_at: float | None = None  # when the last beat was written, estimated never too early
+    unreadable_for: float | None = None  # how long the file has been unreadable in a row
+    error: str | None = None  # why it cannot be read, one line
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,9 @@ class SupervisorConfig:
     gpu_backoff_cap: float = 4 * 3600.0
     crash_loop_restarts: int = 6
     crash_loop_hours: float = 3.0
+    fast_poll_seconds: float = 1.5  # how soon to look again while a recovery follows the page
+    follow_seconds: float = 60.0  # keep looking fast this long after the page last changed
+    step_retry_seconds: float = 30.0  # the same step on an unchanged page is repeated no sooner
     on_done: str = "exit"  # exit, or stay
     blind: bool = False  # keys mode: the page is never seen, so Run all is the one way back
 
@@ -64,13 +84,18 @@ class Memory:
     session: str | None = None  # last heartbeat session seen
     bad_streak: int = 0
     recovering_since: float | None = None
+    evidence_at: float | None = None  # when the page (or the notebook) first said the runtime was gone
+    run_all_at: float | None = None  # when this attempt sent Run all
     attempts: int = 0  # failed recovery attempts in a row
     next_try: float = 0.0
     gpu_backoff: float = 0.0
     gpu_wait_until: float = 0.0
     notified: frozenset = frozenset()  # causes the human was already told of
-    restarts: tuple = ()  # (time, chunks_done) of every recovery started
+    restarts: tuple = ()  # (time, chunks_done) of every Run all sent to a dead runtime
     stopped: bool = False
+    page: PageState | None = None  # the page last seen, and since when
+    page_since: float = 0.0
+    last_step: tuple | None = None  # (action, page, time) of the last step taken
 
 
 @dataclass(frozen=True)
@@ -79,14 +104,46 @@ class Decision:
     reason: str
     memory: Memory
     cause: Cause | None = None
-    notify: str | None = None  # done, failed, blocked, needs_human, recovered, giving_up
+    notify: Notice | None = None
+    hurry: bool = False  # look again after fast_poll_seconds, not the normal poll
 
     def to_dict(self) -> dict:
         return {"action": self.action.value, "reason": self.reason,
-                "cause": self.cause.value if self.cause else None, "notify": self.notify}
+                "cause": self.cause.value if self.cause else None,
+                "notify": self.notify.value if self.notify else None}
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round's inputs, passed from rule to rule."""
+
+    page: PageState
+    beat: BeatView
+    mem: Memory
+    now: float
+    cfg: SupervisorConfig
+    notify: Notice | None = None  # told by an earlier rule that passed the round on
+
+    def decide(self, action: Action, reason: str, cause: Cause | None = None, notify: Notice | None = None,
+               **memory) -> Decision:
+        return Decision(action, reason, replace(self.mem, **memory), cause, notify or self.notify)
+
+    def tell_once(self, cause: Cause, notice: Notice) -> tuple[Memory, Notice | None]:
+        if cause.value in self.mem.notified:
+            return self.mem, None
+        return replace(self.mem, notified=self.mem.notified | {cause.value}), notice
+
+    def forget(self, *causes: Cause) -> Memory:
+        return replace(self.mem, notified=self.mem.notified - {c.value for c in causes})
+
+    def passing(self, mem: Memory, notify: Notice | None = None) -> "Round":
+        return replace(self, mem=mem, notify=notify or self.notify)
 
 
 HUMAN_PAGES = {PageState.CAPTCHA: Cause.CAPTCHA, PageState.SIGNED_OUT: Cause.LOGIN_REQUIRED}
+REFUSAL_PAGES = (PageState.GPU_LIMIT, PageState.BACKEND_UNAVAILABLE)  # close, never "without GPU"; back off
+GONE_PAGES = (PageState.DISCONNECTED,)  # the page itself says the runtime is gone
+RUNNING_PAGES = (PageState.RUNNING, PageState.BUSY)  # connected and executing
 # How a recovery answers each page it meets.
 RECOVERY_STEPS = {
     PageState.DISCONNECTED: Action.RECONNECT,
@@ -96,110 +153,201 @@ RECOVERY_STEPS = {
     PageState.DRIVE_POPUP: Action.COMPLETE_DRIVE_POPUP,
     PageState.CONNECTING: Action.WAIT,
     PageState.RUNNING: Action.WAIT,
+    PageState.BUSY: Action.WAIT,
     PageState.UNKNOWN: Action.RELOAD,
 }
-
-
-def _notify_once(mem: Memory, cause: Cause, kind: str) -> tuple[Memory, str | None]:
-    if cause.value in mem.notified:
-        return mem, None
-    return replace(mem, notified=mem.notified | {cause.value}), kind
-
-
-def _beat_cause(beat: hb.Heartbeat, default: Cause) -> Cause:
-    mapping = {hb.CODE_ERROR: Cause.CODE_ERROR, hb.DRIVE_ERROR: Cause.DRIVE_ERROR, hb.DRIVE_FULL: Cause.DRIVE_ERROR,
-               hb.NO_GPU: Cause.GPU_UNAVAILABLE}
-    return mapping.get(beat.cause or "", default)
+STALL_CAUSES = (Cause.HEARTBEAT_STALLED, Cause.HEARTBEAT_UNREADABLE)
+RECOVERY_RESET = dict(recovering_since=None, evidence_at=None, run_all_at=None, last_step=None)
 
 
 def _backoff(start: float, cap: float, attempts: int) -> float:
     return min(cap, start * 2 ** max(0, attempts - 1))
 
 
-def decide(page: PageState, beat: BeatView, mem: Memory, now: float, cfg: SupervisorConfig) -> Decision:
-    if mem.stopped:
-        return Decision(Action.WAIT, "stopped", mem)
-    notify = None
-    current = beat.beat
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f} s"
 
-    # 1. a new session: whatever we did worked (or the user restarted it); reset every counter
-    if current is not None and current.session != mem.session:
-        recovered = mem.session is not None and (mem.recovering_since is not None or mem.attempts > 0)
-        mem = replace(mem, session=current.session, bad_streak=0, recovering_since=None, attempts=0,
-                      next_try=0.0, gpu_backoff=0.0, notified=frozenset(
-                          c for c in mem.notified if c in (Cause.CAPTCHA.value, Cause.LOGIN_REQUIRED.value)))
-        notify = "recovered" if recovered else None
 
-    # 2. the notebook's own final word
-    if current is not None and current.final:
-        if current.phase == hb.DONE:
-            mem, told = _notify_once(mem, Cause.JOB_DONE, "done")
-            if cfg.on_done == "exit":
-                return Decision(Action.STOP, "the job is done", replace(mem, stopped=True), Cause.JOB_DONE, told)
-            return Decision(Action.WAIT, "the job is done; staying as configured", mem, Cause.JOB_DONE, told)
-        if current.phase == hb.FAILED:
-            cause = _beat_cause(current, Cause.CODE_ERROR)
-            mem, told = _notify_once(mem, cause, "failed")
-            return Decision(Action.STOP, f"the job failed: {current.reason}", replace(mem, stopped=True), cause, told)
-        cause = _beat_cause(current, Cause.JOB_BLOCKED)
-        mem, told = _notify_once(mem, cause, "blocked")
-        return Decision(Action.WAIT, f"the job is blocked: {current.reason} — {current.action}", mem, cause, told)
+def _unreadable_too_long(r: Round) -> bool:
+    return r.beat.verdict is Verdict.CORRUPT and (r.beat.unreadable_for or 0.0) > r.cfg.grace_seconds
 
-    # 3. only a human may
-    for state, cause in HUMAN_PAGES.items():
-        if page is state:
-            mem, told = _notify_once(mem, cause, "needs_human")
-            return Decision(Action.NOTIFY_HUMAN if told else Action.WAIT,
-                            f"{cause.value}: waiting for you in the browser", mem, cause, told)
-    mem = replace(mem, notified=frozenset(c for c in mem.notified
-                                          if c not in (Cause.CAPTCHA.value, Cause.LOGIN_REQUIRED.value)))
 
-    # 4. GPU usage limit: close it, never accept a CPU runtime, back off
-    if page is PageState.GPU_LIMIT:
-        wait = min(cfg.gpu_backoff_cap, mem.gpu_backoff * 2 if mem.gpu_backoff else cfg.gpu_backoff_start)
-        mem = replace(mem, gpu_backoff=wait, gpu_wait_until=now + wait, recovering_since=None)
-        return Decision(Action.DISMISS_GPU_LIMIT, f"GPU usage limit: next try in {wait:.0f} s", mem,
-                        Cause.GPU_UNAVAILABLE, notify)
+def _heartbeat_bad(r: Round) -> bool:
+    """Stale, missing, or unreadable past the grace: what counts towards "dead"."""
+    return r.beat.verdict in (Verdict.STALE, Verdict.MISSING) or _unreadable_too_long(r)
 
-    # 5. alive is alive
-    if beat.verdict == FRESH:
-        mem = replace(mem, bad_streak=0, recovering_since=None, attempts=0)
-        return Decision(Action.WAIT, "heartbeat fresh", mem, None, notify)
 
-    # 6. debounce: only stale or missing heartbeats count; unreadable ones do not
-    if beat.verdict == CORRUPT:
-        return Decision(Action.WAIT, "heartbeat unreadable this round (half-synced?); not counted", mem, None, notify)
-    if not beat.source_ok:
-        mem, told = _notify_once(mem, Cause.NO_HEARTBEAT_SOURCE, "needs_human")
-        return Decision(Action.WAIT, "the Drive folder with the heartbeat is not found: set job.drive_folder",
-                        mem, Cause.NO_HEARTBEAT_SOURCE, told or notify)
+# --- the rules, in order ------------------------------------------------------------------------------
+
+
+def stopped(r: Round):
+    return r.decide(Action.WAIT, "stopped") if r.mem.stopped else r
+
+
+def new_session(r: Round):
+    current = r.beat.beat
+    if current is None or current.session == r.mem.session:
+        return r
+    recovered = r.mem.session is not None and (r.mem.recovering_since is not None or r.mem.attempts > 0)
+    keep = {c for c in r.mem.notified if c in (Cause.CAPTCHA.value, Cause.LOGIN_REQUIRED.value)}
+    mem = replace(r.mem, session=current.session, bad_streak=0, attempts=0, next_try=0.0, gpu_backoff=0.0,
+                  notified=frozenset(keep), **RECOVERY_RESET)
+    return r.passing(mem, Notice.RECOVERED if recovered else None)
+
+
+def final_word(r: Round):
+    current = r.beat.beat
+    if current is None or not current.final:
+        return r
+    if current.phase == hb.Phase.DONE:
+        mem, told = r.tell_once(Cause.JOB_DONE, Notice.DONE)
+        if r.cfg.on_done == "exit":
+            return replace(r, mem=mem).decide(Action.STOP, "the job is done", Cause.JOB_DONE, told, stopped=True)
+        return replace(r, mem=mem).decide(Action.WAIT, "the job is done; staying as configured", Cause.JOB_DONE, told)
+    if current.phase == hb.Phase.FAILED:
+        cause = HEARTBEAT_CAUSES.get(current.cause, Cause.CODE_ERROR)
+        mem, told = r.tell_once(cause, Notice.FAILED)
+        return replace(r, mem=mem).decide(Action.STOP, f"the job failed: {current.reason}", cause, told, stopped=True)
+    cause = HEARTBEAT_CAUSES.get(current.cause, Cause.JOB_BLOCKED)
+    mem, told = r.tell_once(cause, Notice.BLOCKED)
+    return replace(r, mem=mem).decide(Action.WAIT, f"the job is blocked: {current.reason} — {current.action}",
+                                      cause, told)
+
+
+def human_needed(r: Round):
+    cause = HUMAN_PAGES.get(r.page)
+    if cause is None:
+        return r.passing(r.forget(*HUMAN_PAGES.values()))
+    mem, told = r.tell_once(cause, Notice.NEEDS_HUMAN)
+    return replace(r, mem=mem).decide(Action.NOTIFY_HUMAN if told else Action.WAIT,
+                                      f"{cause.value}: waiting for you in the browser", cause, told)
+
+
+def usage_limit(r: Round):
+    if r.page not in REFUSAL_PAGES:
+        return r
+    wait = min(r.cfg.gpu_backoff_cap, r.mem.gpu_backoff * 2 if r.mem.gpu_backoff else r.cfg.gpu_backoff_start)
+    return r.decide(Action.DISMISS_GPU_LIMIT, f"{r.page.value}: next try in {wait:.0f} s", Cause.GPU_UNAVAILABLE,
+                    gpu_backoff=wait, gpu_wait_until=r.now + wait, **RECOVERY_RESET)
+
+
+def backing_off(r: Round):
+    until = max(r.mem.next_try, r.mem.gpu_wait_until)
+    if r.now >= until:
+        return r
+    return r.decide(Action.WAIT, f"backing off for {until - r.now:.0f} s", Cause.RUNTIME_LOST)
+
+
+def page_evidence(r: Round):
+    current = r.beat.beat
+    ended_itself = current is not None and current.phase == hb.Phase.RESTARTABLE
+    if r.mem.evidence_at is not None or not (r.page in GONE_PAGES or ended_itself):
+        return r
+    since = r.now if r.mem.recovering_since is None else r.mem.recovering_since
+    return r.passing(replace(r.mem, evidence_at=r.now, recovering_since=since))
+
+
+def alive(r: Round):
+    beat = r.beat
+    if beat.verdict is not Verdict.FRESH:
+        return r
+    evidence = r.mem.evidence_at
+    if evidence is not None and (beat.written_at is None or beat.written_at <= evidence):
+        return r  # late beats written before the page showed the runtime gone prove nothing
+    mem = replace(r.forget(*STALL_CAUSES), bad_streak=0, attempts=0, **RECOVERY_RESET)
+    reason = "heartbeat fresh" if evidence is None else "heartbeat written after the page showed it gone: alive"
+    return replace(r, mem=mem).decide(Action.WAIT, reason)
+
+
+def no_source(r: Round):
+    if r.beat.source_ok:
+        return r
+    mem, told = r.tell_once(Cause.NO_HEARTBEAT_SOURCE, Notice.NEEDS_HUMAN)
+    return replace(r, mem=mem).decide(Action.WAIT, "the Drive folder with the heartbeat is not found: set "
+                                      "job.drive_folder", Cause.NO_HEARTBEAT_SOURCE, told)
+
+
+def stalled(r: Round):
+    if r.page not in RUNNING_PAGES or not _heartbeat_bad(r):
+        return r
+    if r.mem.run_all_at is not None and r.now - r.mem.run_all_at <= r.cfg.recovery_timeout_seconds:
+        return r  # a Run all just sent: the new session's first heartbeat is on its way
+    beat = r.beat
+    mem, told = r.tell_once(Cause.HEARTBEAT_STALLED, Notice.SOURCE_STALLED)
+    reason = (f"heartbeat source stalled: the page shows the job running, but no new heartbeat for "
+              f"{_seconds(beat.since_change)} (sync lag last measured {_seconds(beat.sync_lag)}); "
+              "is Drive for desktop running and online? Nothing is restarted")
+    return replace(r, mem=replace(mem, bad_streak=0, **RECOVERY_RESET)).decide(
+        Action.WAIT, reason, Cause.HEARTBEAT_STALLED, told)
+
+
+def debounce(r: Round):
+    mem, told = r.mem, None
+    if _unreadable_too_long(r):
+        mem, told = r.tell_once(Cause.HEARTBEAT_UNREADABLE, Notice.HEARTBEAT_UNREADABLE)
+    if r.mem.recovering_since is not None:
+        return r.passing(mem, told)
+    if not _heartbeat_bad(r):
+        return replace(r, mem=mem).decide(Action.WAIT, f"heartbeat unreadable this round ({r.beat.error}); "
+                                          "not counted", None, told)
     mem = replace(mem, bad_streak=mem.bad_streak + 1)
-    if mem.bad_streak < cfg.dead_after and mem.recovering_since is None:
-        return Decision(Action.WAIT, f"heartbeat {beat.verdict} ({mem.bad_streak} of {cfg.dead_after})", mem, None, notify)
+    what = r.beat.verdict.value
+    if _unreadable_too_long(r):
+        what = f"unreadable for {_seconds(r.beat.unreadable_for)} ({r.beat.error}), counted as stale"
+    if mem.bad_streak < r.cfg.dead_after:
+        return replace(r, mem=mem).decide(
+            Action.WAIT, f"heartbeat {what} ({mem.bad_streak} of {r.cfg.dead_after})", None, told)
+    return r.passing(replace(mem, recovering_since=r.now), told)
 
-    # 7. recovery
-    if now < max(mem.next_try, mem.gpu_wait_until):
-        return Decision(Action.WAIT, f"backing off for {max(mem.next_try, mem.gpu_wait_until) - now:.0f} s", mem,
-                        Cause.RUNTIME_LOST, notify)
-    if mem.recovering_since is not None and now - mem.recovering_since > cfg.recovery_timeout_seconds:
+
+def recover(r: Round):
+    mem, cfg, now, page = r.mem, r.cfg, r.now, r.page
+    if now - mem.recovering_since > cfg.recovery_timeout_seconds:
         attempts = mem.attempts + 1
-        mem = replace(mem, recovering_since=None, attempts=attempts,
-                      next_try=now + _backoff(cfg.retry_backoff_start, cfg.retry_backoff_cap, attempts))
-        return Decision(Action.RELOAD, f"no new heartbeat {cfg.recovery_timeout_seconds:.0f} s after Run all; "
-                        f"retrying after back-off (attempt {attempts})", mem, Cause.RUNTIME_LOST, notify)
-    started_now = mem.recovering_since is None
-    if started_now:
-        chunks = current.chunks_done if current else 0
-        window = now - cfg.crash_loop_hours * 3600
-        recent = [r for r in mem.restarts if r[0] >= window] + [(now, chunks)]
-        if len(recent) > cfg.crash_loop_restarts and len({c for _, c in recent}) == 1:
-            mem, told = _notify_once(mem, Cause.THRASHING, "giving_up")
-            return Decision(Action.STOP, f"{len(recent)} restarts in {cfg.crash_loop_hours:g} h without progress: "
-                            "giving up", replace(mem, stopped=True), Cause.THRASHING, told)
-        mem = replace(mem, recovering_since=now, restarts=(*mem.restarts, (now, chunks)))
+        return r.decide(Action.RELOAD, f"no new heartbeat {cfg.recovery_timeout_seconds:.0f} s into the recovery; "
+                        f"retrying after back-off (attempt {attempts})", Cause.RUNTIME_LOST, attempts=attempts,
+                        next_try=now + _backoff(cfg.retry_backoff_start, cfg.retry_backoff_cap, attempts),
+                        **RECOVERY_RESET)
     if cfg.blind and page is PageState.UNKNOWN:
-        step = Action.RUN_ALL if started_now else Action.WAIT  # one blind Run all per attempt
+        step = Action.RUN_ALL if mem.run_all_at is None else Action.WAIT  # one blind Run all per attempt
     else:
         step = RECOVERY_STEPS.get(page, Action.WAIT)
-    return Decision(step, f"job dead (heartbeat {beat.verdict}); page {page.value}: {step.value}", mem,
-                    Cause.RUNTIME_LOST, notify)
+    if page in RUNNING_PAGES and mem.run_all_at is None:
+        return r.decide(Action.WAIT, "re-attached to the runtime: the page shows the job running", None,
+                        **RECOVERY_RESET)
+    repeat = mem.last_step is not None and mem.last_step[:2] == (step, page)
+    if step is not Action.WAIT and repeat and now - mem.last_step[2] < cfg.step_retry_seconds:
+        return r.decide(Action.WAIT, f"{step.value} sent {now - mem.last_step[2]:.0f} s ago; page {page.value}",
+                        Cause.RUNTIME_LOST)
+    if step is Action.RUN_ALL and mem.run_all_at is None:
+        chunks = r.beat.beat.chunks_done if r.beat.beat else 0
+        recent = [t for t in mem.restarts if t[0] >= now - cfg.crash_loop_hours * 3600] + [(now, chunks)]
+        if len(recent) > cfg.crash_loop_restarts and len({c for _, c in recent}) == 1:
+            mem, told = r.tell_once(Cause.THRASHING, Notice.GIVING_UP)
+            return replace(r, mem=mem).decide(
+                Action.STOP, f"{len(recent)} restarts in {cfg.crash_loop_hours:g} h without progress: giving up",
+                Cause.THRASHING, told, stopped=True)
+        mem = replace(mem, restarts=(*mem.restarts, (now, chunks)))
+    if step is Action.RUN_ALL:
+        mem = replace(mem, run_all_at=now)
+    if step is not Action.WAIT:
+        mem = replace(mem, last_step=(step, page, now))
+    why = "the page showed it gone" if mem.evidence_at is not None else f"heartbeat {r.beat.verdict.value}"
+    return replace(r, mem=mem).decide(step, f"job dead ({why}); page {page.value}: {step.value}", Cause.RUNTIME_LOST)
+
+
+RULES = (stopped, new_session, final_word, human_needed, usage_limit, backing_off, page_evidence, alive,
+         no_source, stalled, debounce, recover)
+
+
+def decide(page: PageState, beat: BeatView, mem: Memory, now: float, cfg: SupervisorConfig) -> Decision:
+    if page is not mem.page:
+        mem = replace(mem, page=page, page_since=now)
+    outcome = Round(page, beat, mem, now, cfg)
+    for rule in RULES:  # the last rule always decides
+        outcome = rule(outcome)
+        if isinstance(outcome, Decision):
+            break
+    following = outcome.memory.recovering_since is not None and (
+        now - outcome.memory.page_since < cfg.follow_seconds or outcome.action is not Action.WAIT)
+    return replace(outcome, hurry=following and outcome.action is not Action.STOP)

@@ -111,9 +111,10 @@ def test_a_dead_runtime_is_recovered_and_every_step_is_written_down(tmp_path):
 
     rig.hands.page = PageState.DISCONNECTED
     clock.now += GRACE + 1
-    assert rig.daemon.step().action is Action.WAIT  # one stale look is not death
-    assert rig.daemon.step().action is Action.RECONNECT
+    reconnect = rig.daemon.step()
+    assert reconnect.action is Action.RECONNECT and reconnect.hurry  # the page's word: at once, then fast
     rig.hands.page = PageState.IDLE
+    clock.now += 1.5
     assert rig.daemon.step().action is Action.RUN_ALL
     assert rig.hands.acted == [Action.RECONNECT, Action.RUN_ALL]
 
@@ -206,3 +207,74 @@ def test_a_signal_stops_cleanly_saving_state_and_closing_the_browser(tmp_path, r
     assert rig.hands.closed
     assert rig.events("daemon_stop")[-1]["reason"] == "signal"
     assert rig.journal.load_state()["job"] == "castle"
+
+
+class FlakyHands(ScriptedHands):
+    """Raises on the first ``failures`` looks, as a vanished tab or a bug would."""
+
+    def __init__(self, page, failures):
+        super().__init__(page)
+        self.failures = failures
+
+    def observe(self) -> Observation:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("the tab went away")
+        return super().observe()
+
+
+def test_a_round_that_raises_is_written_down_and_the_loop_goes_on(tmp_path, restore_signals, capsys):
+    rig = Rig(tmp_path, poll_seconds=0.05)
+    rig.hands = FlakyHands(PageState.RUNNING, failures=3)
+    rig.daemon = rig.make_daemon()
+    rig.beat(phase=hb.DONE)
+    assert rig.daemon.run() == 0
+    failed = rig.events("round_failed")
+    assert len(failed) == 3 and "RuntimeError: the tab went away" in failed[0]["error"]
+    assert "observe" in failed[0]["traceback"] and failed[-1]["in_a_row"] == 3
+    assert capsys.readouterr().err.count("a round failed") == 1  # said once in a row, not every round
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00", b"[" * 200_000, b'{"job": "castle", "seq": "1"}',
+                                     b'{"job":"castle","session":"s","seq":1,"time":"t","phase":"computing",'
+                                     b'"progress":"50%","warnings":5}'])
+def test_no_heartbeat_content_stops_the_daemon(tmp_path, content):
+    rig = Rig(tmp_path)
+    path = hb.heartbeat_path(rig.drive, "castle")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    for _ in range(3):
+        assert rig.daemon.step() is not None
+    assert rig.events("round_failed") == []
+
+
+class RecoveringHands(ScriptedHands):
+    """A page that follows the daemon's steps; Run all starts a new session that finishes at once."""
+
+    def __init__(self, rig):
+        super().__init__(PageState.DISCONNECTED)
+        self.rig = rig
+
+    def act(self, action: Action) -> bool:
+        super().act(action)
+        if action is Action.RECONNECT:
+            self.page = PageState.IDLE
+        elif action is Action.RUN_ALL:
+            self.page = PageState.RUNNING
+            self.rig.beat(session="s2", phase=hb.DONE)
+        return True
+
+
+def test_a_recovery_follows_the_page_fast_whatever_the_poll(tmp_path, restore_signals):
+    rig = Rig(tmp_path, poll_seconds=3600.0)  # without hurrying, the second look would be an hour away
+    rig.cfg.supervisor = SupervisorConfig(grace_seconds=GRACE, fast_poll_seconds=0.05)
+    rig.hands = RecoveringHands(rig)
+    rig.daemon = rig.make_daemon()
+    rig.beat()
+    deadline = threading.Timer(60.0, lambda: setattr(rig.daemon, "stopping", True))  # a hung loop fails, not hangs
+    deadline.start()
+    try:
+        code = rig.daemon.run()
+    finally:
+        deadline.cancel()
+    assert code == 0 and rig.hands.acted == [Action.RECONNECT, Action.RUN_ALL]

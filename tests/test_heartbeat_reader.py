@@ -146,3 +146,60 @@ def test_control_characters_from_the_notebook_do_not_reach_the_terminal():
     info = describe(beat, "fresh", 1.0, 1.0, {})
     line = plain_line(info)
     assert "\x1b" not in line and "\n" not in line and "\r" not in line and "Depth" in line
+
+
+class Clocks:
+    """The loop's clock and the PC's wall clock, moved together by the test."""
+
+    def __init__(self, offset=0.0):
+        self.now, self.offset = 1000.0, offset
+
+    def mono(self):
+        return self.now
+
+    def wall(self):
+        return 1_700_000_000.0 + self.now + self.offset
+
+
+def write_beat(path, seq, written_wall):
+    import datetime
+
+    stamp = datetime.datetime.fromtimestamp(written_wall, datetime.timezone.utc).isoformat()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(hb.Heartbeat(job="j", session="s", seq=seq, time=stamp, phase=hb.COMPUTING).to_json())
+
+
+@pytest.mark.parametrize("offset", [-90.0, 0.0, 240.0])  # the PC's clock behind, right, ahead of Colab's
+def test_the_watch_never_dates_a_beat_earlier_than_it_was_written(tmp_path, offset):
+    from keepalive.heartbeat_watch import HeartbeatWatch
+
+    clocks = Clocks(offset)
+    watch = HeartbeatWatch(tmp_path, "j", 60.0, clock=clocks.mono, wall=clocks.wall)
+    path = hb.heartbeat_path(tmp_path, "j")
+    for seq, lag in enumerate([40.0, 5.0, 110.0, 70.0, 5.0, 120.0], start=1):
+        written = clocks.now  # on the loop's clock
+        write_beat(path, seq, clocks.wall() - offset)  # Colab's clock
+        clocks.now += lag
+        seen = watch.poll()
+        assert seen.written_at >= written and seen.written_at <= clocks.now
+        assert seen.sync_lag == pytest.approx(max(0.0, lag + offset))
+        clocks.now += 1
+
+
+def test_the_watch_says_how_long_the_heartbeat_has_been_unreadable_and_why(tmp_path):
+    from keepalive.heartbeat_watch import HeartbeatWatch
+    from keepalive.states import Verdict
+
+    clocks = Clocks()
+    watch = HeartbeatWatch(tmp_path, "j", 60.0, clock=clocks.mono, wall=clocks.wall)
+    path = hb.heartbeat_path(tmp_path, "j")
+    write_beat(path, 1, clocks.wall())
+    assert watch.poll().verdict is Verdict.FRESH
+    path.write_bytes(b"\xff")
+    first = watch.poll()
+    clocks.now += 100
+    later = watch.poll()
+    assert first.verdict is later.verdict is Verdict.CORRUPT and "UTF-8" in later.error
+    assert first.unreadable_for == 0 and later.unreadable_for == 100 and later.beat.seq == 1
+    write_beat(path, 2, clocks.wall())
+    assert watch.poll().unreadable_for is None
