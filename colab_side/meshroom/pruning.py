@@ -16,11 +16,14 @@ from colab_side.meshroom.graph import Graph
 
 
 def prunable(graph: Graph, finished: set[str], pruned: set[str]) -> list[str]:
-    """Finished nodes whose every consumer has finished, not pruned yet and not published, in graph order."""
+    """Nodes whose every consumer has finished, not pruned yet and not published, in graph order.
+
+    The node itself need not be whole in the store: archives a Drive budget dropped are not read again either.
+    """
     keep = graph.publish_nodes()
     result = []
     for name in graph.order():
         consumers = graph.consumers(name)
-        if name in finished and name not in pruned and name not in keep and consumers and consumers <= finished:
+        if name not in pruned and name not in keep and consumers and consumers <= finished:
             result.append(name)
     return result
