@@ -68,62 +68,62 @@ def _is_quota(exc: OSError) -> bool:
 
 
 @dataclass
-class Outage:
-    """Every call of ``kind`` fails with ``code`` for ``seconds``, from the ``start``-th such call on."""
+class Fault:
+    """Fail the ``start``-th call of ``kind`` ("read", "write" or "any") on a file whose name holds
+    ``name``; with ``seconds``, every such call from then on fails for that long (an outage)."""
 
     start: int
-    seconds: float
     code: int = errno.ENOTCONN
     kind: str = "any"
+    seconds: float = 0.0
+    name: str = ""
+    seen: int = 0
     began: float | None = None
+
+    def hits(self, kind: str, what: str, now: float) -> bool:
+        if self.kind not in ("any", kind) or self.name not in what:
+            return False
+        self.seen += 1
+        if not self.seconds:
+            return self.seen == self.start
+        if self.began is None and self.seen >= self.start:
+            self.began = now
+        return self.began is not None and now - self.began < self.seconds
 
 
 class FaultPlan:
-    """Drive faults for tests: single failures by call number, and outage windows.
+    """Drive faults for tests. Outages last by ``clock``: a test passes a fake clock that the
+    Drive's back-off sleeps advance, so an outage of minutes takes no time."""
 
-    ``single`` maps ``(kind, n)`` to an errno: fail the n-th call of that kind ("read", "write" or
-    "any", counted from 1). An outage lasts ``seconds`` by ``clock``: a test passes a fake clock
-    that the Drive's back-off sleeps advance, so an outage of minutes takes no time.
-    """
-
-    def __init__(self, single=None, outages=(), clock=time.monotonic):
-        self.single = dict(single or {})
-        self.outages = list(outages)
+    def __init__(self, faults=(), clock=time.monotonic):
+        self.faults = list(faults)
         self.clock = clock
         self.calls = {"any": 0, "read": 0, "write": 0}
         self._lock = threading.Lock()
 
     @classmethod
     def parse(cls, text: str) -> "FaultPlan":
-        """``[r|w]N:ERRNO`` fails the N-th read, write or any call; ``[r|w]N+S:ERRNO`` starts an
-        outage of S seconds at that call. Comma-separated, e.g. ``3:107,r2:5,w10+30:107``."""
-        single, outages = {}, []
+        """Comma-separated ``[r|w]N[+S]:ERRNO[@NAME]``: fail the N-th read, write or any call (on a
+        file whose name holds NAME); with ``+S``, start an outage of S seconds there.
+        E.g. ``3:107,r2:5,w3+5:107@manifest``."""
+        faults = []
         for item in filter(None, (part.strip() for part in text.split(","))):
             kind = {"r": "read", "w": "write"}.get(item[0], "any")
-            where, _, code = item.lstrip("rw").partition(":")
+            item, _, name = item.lstrip("rw").partition("@")
+            where, _, code = item.partition(":")
             start, _, seconds = where.partition("+")
-            if seconds:
-                outages.append(Outage(int(start), float(seconds), int(code), kind))
-            else:
-                single[(kind, int(start))] = int(code)
-        return cls(single, outages)
+            faults.append(Fault(int(start), int(code), kind, float(seconds or 0), name))
+        return cls(faults)
 
-    def check(self, kind: str) -> None:
-        """Count one call of ``kind`` and raise the OSError planned for it, if any."""
+    def check(self, kind: str, what: str = "") -> None:
+        """Count one call of ``kind`` on ``what`` and raise the OSError planned for it, if any."""
         with self._lock:
             self.calls["any"] += 1
             self.calls[kind] += 1
             now = self.clock()
-            code = self.single.get(("any", self.calls["any"])) or self.single.get((kind, self.calls[kind]))
-            for outage in self.outages:
-                if outage.kind not in ("any", kind):
-                    continue
-                if outage.began is None and self.calls[outage.kind] >= outage.start:
-                    outage.began = now
-                if outage.began is not None and now - outage.began < outage.seconds:
-                    code = code or outage.code
-        if code:
-            raise OSError(code, f"{os.strerror(code)} (injected)")
+            codes = [fault.code for fault in self.faults if fault.hits(kind, what, now)]
+        if codes:
+            raise OSError(codes[0], f"{os.strerror(codes[0])} (injected)")
 
 
 class _HashingWriter:
@@ -183,7 +183,7 @@ class Drive:
         verb = "read" if kind == "read" else "write"
         for attempt in range(self.retries + 1):
             try:
-                self.faults.check(kind)
+                self.faults.check(kind, what)
                 return action()
             except DriveError:
                 raise

@@ -23,14 +23,14 @@ def utc_now() -> str:
 
 
 class Journal:
-    def __init__(self, drive: Drive, events_path, drive_log_path, local_log_path, session: str, echo=sys.stdout):
+    def __init__(self, drive: Drive, events_path, drive_log_path, local_log_path, session: str, echo=None):
         self.drive = drive
         self.events_path = Path(events_path)
         self.drive_log_path = Path(drive_log_path)
         self.local_log_path = Path(local_log_path)
         self.local_log_path.parent.mkdir(parents=True, exist_ok=True)
         self.session = session
-        self.echo = echo
+        self.echo = echo if echo is not None else sys.stdout  # the notebook's output (whatever it is now)
         self.tail: deque[str] = deque(maxlen=40)
         self._lock = threading.Lock()
 

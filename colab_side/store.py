@@ -273,7 +273,7 @@ class Store:
                 with tarfile.open(fileobj=reader, mode="r|") as archive:
                     for member in archive:
                         if not member.name.startswith(prefix) or ".." in member.name or not member.isfile():
-                            return "holds files of another node"
+                            return "is damaged (it holds files of another node)"
                         if hasattr(tarfile, "data_filter"):
                             archive.extract(member, cache, filter="data")
                         else:
@@ -281,7 +281,7 @@ class Store:
                         written.append(cache / member.name)
                 reader.drain()
             except tarfile.TarError as exc:
-                return f"is not a readable tar ({exc})"
+                return f"is damaged (not a readable tar: {exc})"
             if reader.size != entry["size"] or reader.digest.hexdigest() != entry["sha256"]:
                 return "is damaged (size or SHA-256 differs from its manifest entry)"
             return ""
