@@ -26,6 +26,7 @@ import tomlkit
 import tomlkit.exceptions
 
 from colab_side.layout import check_job_name
+from keepalive.cli_mode.settings import CliConfig
 from keepalive.hands.browser import BrowserConfig
 from keepalive.notify import check_urls
 from keepalive.supervisor import SupervisorConfig
@@ -34,9 +35,7 @@ APP = "colab-keepalive"
 COLAB_ORIGIN = "https://colab.research.google.com"
 NOTEBOOK_PATH = re.compile(r"^/(drive|github|gist|notebooks|notebook)/[A-Za-z0-9._~%/+=:@!$&'()*,;-]+$")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-# Characters never allowed in an origin or URL: quotes, backslash, whitespace, control characters.
-_FORBIDDEN = re.compile(r"[\"'\\\s\x00-\x1f\x7f]")
-MODES = ("selenium", "keys")
+MODES = ("selenium", "keys", "cli")
 CHOICES = {"mode": MODES, "notify_backend": ("desktop", "bell", "record"),
            "browser.kind": ("chrome", "edge"), "supervisor.on_done": ("exit", "stay")}
 DAY = 86400.0
@@ -50,6 +49,11 @@ RANGES = {
     "supervisor.gpu_backoff_start": (0.1, 7 * DAY), "supervisor.gpu_backoff_cap": (0.1, 7 * DAY),
     "supervisor.crash_loop_restarts": (1, 1000), "supervisor.crash_loop_hours": (0.01, 7 * 24.0),
 }
+
+
+def _unsafe(text: str) -> bool:
+    """Whether ``text`` holds what no origin or URL may: a quote, a backslash, whitespace, a control character."""
+    return any(c in "\"'\\" or c.isspace() or not c.isprintable() for c in text)
 
 
 class ConfigError(ValueError):
@@ -90,6 +94,7 @@ class Config:
     notify_urls: list = field(default_factory=list)  # apprise URLs: the phone (ntfy, Telegram, e-mail...)
     browser: BrowserConfig = field(default_factory=BrowserConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    cli: CliConfig = field(default_factory=CliConfig)  # cli mode: google-colab-cli instead of a browser
     page: dict = field(default_factory=dict)  # overrides of colab_page.toml
     keys: dict = field(default_factory=dict)  # overrides of keys_sequences.toml
     dirs: Dirs | None = None
@@ -115,7 +120,7 @@ _FLAGS = {"poll_seconds": "--poll-seconds", "job": "--job", "origin": "--origin"
 # attribute → how the user says it: the file's key, and the command-line flag where there is one
 _NAMES = {attr: f"{section}.{key}" + (f" ({_FLAGS[attr]})" if attr in _FLAGS else "")
           for (section, key), attr in _KEYS.items()}
-_NESTED = {"browser": BrowserConfig, "supervisor": SupervisorConfig}
+_NESTED = {"browser": BrowserConfig, "supervisor": SupervisorConfig, "cli": CliConfig}
 
 
 def config_path(env) -> Path:
@@ -230,7 +235,7 @@ def load(path=None, env=None, **overrides) -> Config:
 def check_origin(origin: str) -> str:
     """``origin`` without a trailing slash if it is https://host[:port] (or http on this machine)."""
     text = (origin or "").rstrip("/")
-    parts = urlsplit(text) if not _FORBIDDEN.search(text) else None
+    parts = None if _unsafe(text) else urlsplit(text)
     try:
         port_ok = parts is not None and (parts.port is None or parts.port > 0)
     except ValueError:
@@ -247,7 +252,7 @@ def check_colab_url(url: str, origin: str) -> str:
     url = (url or "").strip()
     origin = check_origin(origin)
     expected = urlsplit(origin)
-    parts = urlsplit(url) if not _FORBIDDEN.search(url) else None
+    parts = None if _unsafe(url) else urlsplit(url)
     try:
         same_site = parts is not None and (parts.scheme, parts.hostname, parts.port) == (
             expected.scheme, expected.hostname, expected.port)

@@ -17,13 +17,17 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from keepalive.states import Notice
+
 TITLES = {
-    "done": "Colab job done",
-    "failed": "Colab job failed",
-    "blocked": "Colab job needs a change",
-    "needs_human": "Colab needs you in the browser",
-    "recovered": "Colab job recovered",
-    "giving_up": "keepalive gave up restarting",
+    Notice.DONE: "Colab job done",
+    Notice.FAILED: "Colab job failed",
+    Notice.BLOCKED: "Colab job needs a change",
+    Notice.NEEDS_HUMAN: "Colab needs you in the browser",
+    Notice.RECOVERED: "Colab job recovered",
+    Notice.GIVING_UP: "keepalive gave up restarting",
+    Notice.SOURCE_STALLED: "Colab job's heartbeat is not arriving",
+    Notice.HEARTBEAT_UNREADABLE: "Colab job's heartbeat cannot be read",
 }
 APP_NAME = "colab-keepalive"
 SEND_TIMEOUT_SECONDS = 10.0

@@ -18,6 +18,7 @@ import pytest
 
 from keepalive import notify
 from keepalive.journal import Journal
+from keepalive.states import Notice
 
 
 class Clock:
@@ -72,9 +73,9 @@ def test_a_working_desktop_notifier_gets_title_and_message(tmp_path):
     assert desktop.shown == [("Colab job done", "the job is done")] and out.getvalue() == ""
 
 
-def test_every_kind_the_daemon_sends_has_a_title():
-    for kind in ("done", "failed", "blocked", "needs_human", "recovered", "giving_up"):
-        assert notify.TITLES[kind] != "colab-keepalive"
+def test_every_kind_the_daemon_sends_has_a_title_of_its_own():
+    assert set(notify.TITLES) == set(Notice) and len(set(notify.TITLES.values())) == len(Notice)
+    assert notify.TITLES["done"] == "Colab job done"  # plain strings find them too
 
 
 def test_disabled_notifications_stay_silent(tmp_path):
