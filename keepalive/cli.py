@@ -1,4 +1,4 @@
-"""The ``keepalive`` command: run, status, doctor, notebook, demo."""
+"""The ``keepalive`` command: run, status, doctor, notebook, service, demo."""
 
 from __future__ import annotations
 
@@ -21,20 +21,27 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="watch the notebook and restart it whenever it dies")
     run.add_argument("url", nargs="?", help="the Colab notebook URL (asked once, then remembered)")
-    run.add_argument("--mode", choices=["selenium", "keys"], help="controlled Chrome, or keystrokes in your own browser")
+    run.add_argument("--mode", choices=config.MODES,
+                     help="controlled Chrome, keystrokes in your own browser, or cli: Google's colab CLI, no browser")
     run.add_argument("--origin", help="the Colab site (default https://colab.research.google.com)")
     run.add_argument("--job", help="job name, as in the notebook (default meshroom)")
     run.add_argument("--drive-folder", help="your 'My Drive' folder from Google Drive for desktop")
     run.add_argument("--headless", action="store_true", help="run the controlled browser without a window")
     run.add_argument("--poll-seconds", type=float, help="how often to look (default 30)")
+    run.add_argument("--service", action="store_true",
+                     help="as the user's service runs it: exit 0 on every end a restart would not mend")
+    run.add_argument("--images", help="cli mode: the images folder as Colab sees it, /content/drive/MyDrive/...")
+    run.add_argument("--gpu", help="cli mode: the accelerator to ask for (default T4; '' for a CPU runtime)")
 
     status = sub.add_parser("status", help="one look at the job")
     status.add_argument("--job")
+    status.add_argument("--mode", choices=config.MODES)
     status.add_argument("--drive-folder")
     status.add_argument("--json", action="store_true")
 
     doctor = sub.add_parser("doctor", help="open the page once and report what is seen")
     doctor.add_argument("url", nargs="?")
+    doctor.add_argument("--mode", choices=config.MODES, help="cli: report on the colab CLI instead of the page")
     doctor.add_argument("--origin")
     doctor.add_argument("--headless", action="store_true")
     doctor.add_argument("--out", help="folder for the screenshot and the page HTML")
@@ -49,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     notebook.add_argument("--param", dest="params", action="append", default=[], metavar="NODE.ATTR=VALUE",
                           help="a parameter of the graph, e.g. DepthMap_1.downscale=4 (repeatable)")
     notebook.add_argument("--overrides", default=None, help="a JSON overrides file on Drive, as seen in Colab")
+
+    service = sub.add_parser("service", help="run the daemon as your own service (starts at login, after a crash)")
+    service.add_argument("action", choices=["install", "uninstall", "status"])
 
     demo = sub.add_parser("demo", help="the whole product against the built-in Colab simulator")
     demo.add_argument("--headless", action="store_true")
@@ -75,17 +85,27 @@ def cmd_run(args) -> int:
 
     cfg = config.load(args.config, origin=args.origin, mode=args.mode, job=args.job,
                       drive_folder=args.drive_folder, poll_seconds=args.poll_seconds)
-    cfg.url = _ask_url(cfg, args.url)
+    given = {key: value for key, value in (("images", args.images), ("gpu", args.gpu)) if value is not None}
+    cfg.cli = dataclasses.replace(cfg.cli, **given)
+    if cfg.mode != "cli":  # cli mode has no notebook page
+        cfg.url = _ask_url(cfg, args.url)
     if args.headless:
         cfg.browser = dataclasses.replace(cfg.browser, headless=True)
     with app.build(cfg) as watching:
-        return watching.run()
+        try:
+            return watching.run()
+        except Exception:  # the daemon has written it down and said it in one line
+            return EXIT_CRASHED
 
 
 def cmd_status(args) -> int:
     from keepalive import status
 
-    cfg = config.load(args.config, job=args.job, drive_folder=args.drive_folder)
+    cfg = config.load(args.config, job=args.job, drive_folder=args.drive_folder, mode=args.mode)
+    if cfg.mode == "cli":
+        from keepalive.cli_mode.watch import mirror_folder
+
+        cfg.drive_folder = str(mirror_folder(cfg))  # the heartbeat as the daemon last fetched it
     info = status.collect(cfg)
     print(json.dumps(info, sort_keys=True) if args.json else status.render_text(info))
     return 0
@@ -94,7 +114,13 @@ def cmd_status(args) -> int:
 def cmd_doctor(args) -> int:
     from keepalive import doctor
 
-    cfg = config.load(args.config, origin=args.origin)
+    cfg = config.load(args.config, origin=args.origin, mode=args.mode)
+    if cfg.mode == "cli":
+        from keepalive.cli_mode import doctor as cli_doctor
+
+        report = cli_doctor.run_doctor(cfg)
+        print(json.dumps(report, sort_keys=True) if args.json else cli_doctor.render(report))
+        return 0 if report["problem"] is None else 1
     cfg.url = config.check_colab_url(args.url or cfg.url, cfg.origin)
     if args.headless:
         cfg.browser = dataclasses.replace(cfg.browser, headless=True)
@@ -119,6 +145,18 @@ def cmd_notebook(args) -> int:
     return 0
 
 
+def cmd_service(args) -> int:
+    from keepalive import service
+
+    cfg = config.load(args.config)
+    platform = service.platform_for(service.command(cfg.path), cfg.dirs.state)
+    try:
+        print(getattr(service, args.action)(platform))
+    except service.ServiceError as exc:
+        raise config.ConfigError(str(exc)) from None
+    return 0
+
+
 def cmd_demo(args) -> int:
     from keepalive.demo import run_demo
 
@@ -135,15 +173,20 @@ def cmd_demo(args) -> int:
     return 0 if summary["done"] and summary["result_identical"] else 1
 
 
-COMMANDS = {"run": cmd_run, "status": cmd_status, "doctor": cmd_doctor, "notebook": cmd_notebook, "demo": cmd_demo}
+COMMANDS = {"run": cmd_run, "status": cmd_status, "doctor": cmd_doctor, "notebook": cmd_notebook,
+            "service": cmd_service, "demo": cmd_demo}
+EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_SIGNAL = 2, 3, 130
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
     except (config.ConfigError, BrowserError, AlreadyRunning) as exc:
         print(f"keepalive: {exc}", file=sys.stderr)
-        return 2
+        code = EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        return 130
+        code = EXIT_SIGNAL
+    if getattr(args, "service", False) and code != EXIT_CRASHED:
+        return 0  # the service manager starts it again only after a crash
+    return code
