@@ -13,10 +13,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from colab_side import budget
+from colab_side import budget, settings
 from colab_side.meshroom import estimates, pruning
 from colab_side.meshroom.graph import Graph, GraphError, Node
-from colab_side.settings import GB
 
 
 @dataclass(frozen=True)
@@ -155,7 +154,7 @@ def forecast(model: dict, meshroom: str, images: int, drive_budget: int | None) 
 
 
 def _gb(value: float) -> str:
-    return f"{value / GB:.1f} GB"
+    return f"{value / settings.GB:.1f} GB"
 
 
 def _fits(need: int, have: int) -> str:
@@ -198,13 +197,13 @@ def count_images(folder: Path, extensions) -> int:
 
 
 def main(args, extensions) -> int:
-    """``args``: images, meshroom, drive_budget_gb (None: 15 GB Drive less the margin), drive_margin_gb, model."""
+    """``args``: images, meshroom, drive_budget_gb (None: a free Drive less the margin), drive_margin_gb, model."""
+    checked = settings.make(images=args.images, meshroom=args.meshroom, drive_budget_gb=args.drive_budget_gb,
+                            drive_margin_gb=args.drive_margin_gb)
     model = estimates.load(args.model)
-    images = count_images(Path(args.images), extensions)
-    margin = int(args.drive_margin_gb * GB)
-    if args.drive_budget_gb is not None:
-        drive_budget = int(args.drive_budget_gb * GB)
-    else:
-        drive_budget = budget.default_budget(0, int(model["colab"]["drive_bytes"]), margin)
-    print(render(forecast(model, args.meshroom, images, drive_budget)))
+    images = count_images(checked.images, extensions)
+    drive_budget = checked.drive_budget_bytes
+    if drive_budget is None:
+        drive_budget = budget.default_budget(0, int(model["colab"]["drive_bytes"]), checked.drive_margin_bytes)
+    print(render(forecast(model, checked.meshroom, images, drive_budget)))
     return 0

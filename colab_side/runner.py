@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from colab_side import heartbeat as hb
@@ -29,33 +28,10 @@ from colab_side.lease import Lease, Superseded
 from colab_side.meshroom import cache as meshroom_cache
 from colab_side.meshroom import chunk_log, commands, install, pruning, versions
 from colab_side.meshroom.graph import Graph, GraphError, Node, load as load_graph, parse as parse_graph
+from colab_side.settings import GB, Settings, SettingsError, make as make_settings
 from colab_side.store import Store
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".heic", ".dng", ".cr2", ".nef", ".arw")
-GB = 1 << 30
-
-
-@dataclass
-class Settings:
-    images: Path
-    job: str = "meshroom"
-    drive_root: Path | None = None  # None: mount Colab's Drive and use MyDrive
-    meshroom: str = "2019.2"
-    meshroom_url: str | None = None
-    local_dir: Path | None = None  # the runtime's fast disk; default /content/keepalive-work
-    heartbeat_seconds: float = 30.0
-    max_node_errors: int = 2
-    prune: bool = True
-    drive_margin_bytes: int = 2 * GB
-    keep_store: bool = True
-    lifetime_hours: float = 12.0
-    adopt_cache: Path | None = None
-    gpu_required: bool = True
-    drive_backoff_seconds: float = 2.0  # first wait before retrying a failed Drive write (doubles)
-    replan: bool = False  # the job's image set changed on purpose: set the old records aside, start over
-    pipeline: Path | None = None  # the user's own .mg (Meshroom's --pipeline)
-    params: tuple[str, ...] = ()  # "Node_1.attribute=value", applied when the graph is saved
-    overrides: Path | None = None  # a JSON file {"Node_1": {"attribute": value}} (Meshroom's --overrides)
 
 
 class Stop(Exception):
@@ -161,12 +137,10 @@ class Session:
             code, end = self._end(Stop(hb.BLOCKED, hb.DISK_FULL, f"the runtime's local disk is full: {exc}",
                                        "use a runtime with a larger disk, or fewer or smaller images"))
         finally:
-            if end == "superseded":
-                self.beat.stop(final_write=False)
-            else:
+            if end != "superseded":  # the newer session owns the job's shared files; the log is this session's own
                 self.journal.event("session_end", end=end)
-                self.journal.sync_log()
-                self.beat.stop()
+            self.journal.sync_log()
+            self.beat.stop(final_write=end != "superseded")
         return code
 
     def _end(self, stop: Stop) -> tuple[int, str]:
@@ -529,7 +503,14 @@ class Session:
         raise Stop(hb.DONE, reason=f"result published to {self.layout.result}")
 
 
-def run(images, job: str = "meshroom", drive_root=None, meshroom: str = "2019.2", **options) -> int:
-    """Run (or resume) the job; returns 0 when done, nonzero when this session ended otherwise."""
-    return Session(Settings(images=Path(images), job=job, drive_root=Path(drive_root) if drive_root else None,
-                            meshroom=meshroom, **options)).run()
+def run(images, **options) -> int:
+    """Run (or resume) the job; returns 0 when done, nonzero when this session ended otherwise.
+
+    ``options`` are the fields of ``colab_side.settings`` (job, meshroom, drive_budget_gb, ...).
+    """
+    try:
+        settings = make_settings(images=images, **options)
+    except SettingsError as exc:
+        print(f"colab_side: {exc}")
+        return 2
+    return Session(settings).run()

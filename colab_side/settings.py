@@ -23,7 +23,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: type  # str, int, float, bool or Path
+    type: type  # str, int, float, bool, Path, or tuple (of texts; a repeatable option)
     default: object
     help: str
     low: float | None = None  # numbers: the smallest value accepted
@@ -58,6 +58,7 @@ FIELDS = (
     Field("adopt_cache", Path, None, "a seed-style Meshroom cache folder to take over"),
     Field("gpu_required", bool, True, "run without a GPU (tests, CPU-only pipelines)", flag="--no-gpu-required"),
     Field("drive_backoff_seconds", float, 2.0, "first wait before retrying Drive (doubles)", 0, 600),
+    Field("replan", bool, False, "the job's image set changed on purpose: keep the old records aside and start over"),
     Field("pipeline", Path, None, "your own Meshroom pipeline (.mg), as Meshroom's --pipeline"),
     Field("params", tuple, (), "one parameter of the saved graph, e.g. DepthMap_1.downscale=4 (repeatable)",
           flag="--param"),
@@ -69,6 +70,8 @@ BY_NAME = {f.name: f for f in FIELDS}
 def _dataclass_field(row: Field):
     if row.required:
         return row.name, row.type
+    if row.type in (bool, tuple):
+        return row.name, row.type, dataclasses.field(default=row.default)
     return row.name, row.type | None, dataclasses.field(default=row.default)
 
 
@@ -123,17 +126,20 @@ def make(**values) -> Settings:
     return Settings(**converted)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One option per field; parsed values are the fields' (``vars(args)`` goes to ``make``)."""
-    for row in FIELDS:
-        if row.type is bool:
-            parser.add_argument(row.option, dest=row.name, action="store_false" if row.default else "store_true",
-                                help=row.help)
-            continue
-        if row.type is tuple:
-            parser.add_argument(row.option, dest=row.name, action="append", default=[], help=row.help)
-            continue
-        kind = str if row.type is Path else row.type
+def add_argument(parser: argparse.ArgumentParser, row: Field) -> None:
+    """The option of one field; its parsed value is the field's (``vars(args)`` goes to ``make``)."""
+    if row.type is bool:
+        parser.add_argument(row.option, dest=row.name, action="store_false" if row.default else "store_true",
+                            help=row.help)
+    elif row.type is tuple:
+        parser.add_argument(row.option, dest=row.name, action="append", default=[], help=row.help)
+    else:
         text = row.help if row.required or row.default is None else f"{row.help} (default {row.default})"
-        parser.add_argument(row.option, dest=row.name, type=kind, default=None if row.required else row.default,
-                            required=row.required, help=text)
+        parser.add_argument(row.option, dest=row.name, type=str if row.type is Path else row.type,
+                            default=None if row.required else row.default, required=row.required, help=text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per field."""
+    for row in FIELDS:
+        add_argument(parser, row)
