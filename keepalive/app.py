@@ -22,6 +22,10 @@ from keepalive.view import LiveView
 
 def make_hands(cfg) -> Hands:
     """The hands of ``cfg.mode``; nothing is started yet."""
+    if cfg.mode == "cli":
+        from keepalive.cli_mode.hands import CliHands
+
+        return CliHands(cfg)
     if cfg.mode == "keys":
         from keepalive.hands.keys import KeyHands
 
@@ -94,9 +98,13 @@ def build(cfg, *, hands: Hands | None = None, watch=None, notifier: Notifier | N
         if not getattr(hands, "sees_page", True):  # keys mode: Run all is its one way back
             cfg.supervisor = dataclasses.replace(cfg.supervisor, blind=True)
         grace = cfg.supervisor.grace_seconds
-        watch = watch or HeartbeatWatch(cfg.drive_folder or find_drive_folder(), cfg.job, grace)
+        own_watch = getattr(hands, "heartbeat_watch", None)  # cli mode: the heartbeat comes over the CLI
+        watch = watch or (own_watch(grace) if own_watch else
+                          HeartbeatWatch(cfg.drive_folder or find_drive_folder(), cfg.job, grace))
         notifier = notifier or Notifier(cfg.notify_backend, cfg.notify_min_interval_seconds, journal,
                                         cfg.notify_enabled, urls=cfg.notify_urls)
+        if hasattr(hands, "notify"):  # cli mode tells the human the Drive consent URL itself
+            hands.notify = notifier.send
         undo.callback(notifier.close)
         undo.callback(hands.close)
         hands.start()

@@ -31,7 +31,7 @@ from keepalive.cli_mode.drivemount import drivemount
 from keepalive.cli_mode.runner import Answer, ColabCli, Outcome, load_answers, parse_sessions, parse_version, scrub, \
     stop_group, switch_off_update_check, version_problem
 from keepalive.cli_mode.settings import CliSettingsError, check
-from keepalive.cli_mode.watch import CliHeartbeatWatch
+from keepalive.cli_mode.watch import CliHeartbeatWatch, mirror_folder
 from keepalive.hands.page import Observation
 from keepalive.states import Action, PageState
 
@@ -90,6 +90,7 @@ class CliHands:
         self.cli = ColabCli(self.settings.path, self.settings.call_seconds, load_answers(self.settings.answers), env)
         self.session = self.settings.session_name(cfg.job)
         self.job = cfg.job
+        self.mirror = mirror_folder(cfg)
         self.notify = notify or (lambda kind, message: None)
         self.folder = Path(cfg.dirs.state) / cfg.job / "cli"
         self.vm_log = self.folder / "vm.log"
@@ -138,7 +139,7 @@ class CliHands:
 
     def heartbeat_watch(self, grace_seconds: float) -> CliHeartbeatWatch:
         """The heartbeat of this job, fetched from this runtime each poll."""
-        return CliHeartbeatWatch(self.cli, self.session, self.folder / "drive", self.job, grace_seconds)
+        return CliHeartbeatWatch(self.cli, self.session, self.mirror, self.job, grace_seconds)
 
     def reopen(self) -> None:
         """Nothing to reload without a page: the next observe looks at the CLI afresh."""

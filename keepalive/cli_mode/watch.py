@@ -17,6 +17,11 @@ from keepalive.cli_mode.runner import ColabCli, Outcome
 from keepalive.heartbeat_watch import HeartbeatWatch
 
 
+def mirror_folder(cfg) -> Path:
+    """The local folder that stands for Drive in cli mode (``keepalive status`` reads it too)."""
+    return Path(cfg.dirs.state) / cfg.job / "cli" / "drive"
+
+
 class CliHeartbeatWatch(HeartbeatWatch):
     def __init__(self, cli: ColabCli, session: str, mirror: Path, job: str, grace_seconds: float, **clocks):
         Path(mirror).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,6 @@
+"""cli mode: the daemon on Google's official Colab command-line client (google-colab-cli), no browser.
+
+``runner`` calls the ``colab`` program and reads its answers, ``vm_code`` is what runs on the VM,
+``drivemount`` mounts Drive under a pseudo-terminal, ``hands`` maps the CLI onto the page states the
+supervisor knows, ``watch`` brings the heartbeat over ``colab download``, ``doctor`` reports on the CLI.
+"""
