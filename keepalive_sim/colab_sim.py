@@ -189,8 +189,7 @@ class ColabSimulator:
 
     def page_state(self) -> dict:
         state = self.state()
-        texts = dict(DIALOGS, backend_unavailable=BACKEND_FAILURES[state["backend_failure"]])
-        state["dialog_texts"] = texts.get(state["dialog"]) if state["dialog"] else None
+        state["dialog_texts"] = self._dialog_texts(state["dialog"]) if state["dialog"] else None
         state["accounts_origin"] = self.accounts_origin
         traits = VARIANTS[self.variant]
         phases = traits["connecting"]
@@ -200,6 +199,10 @@ class ColabSimulator:
         state["connect_suffix"] = gpu_label
         state["leave_alert"] = self.leave_alert
         return state
+
+    def _dialog_texts(self, name: str) -> tuple:
+        """(title, body, primary button, secondary button) of dialog ``name`` as shown now."""
+        return BACKEND_FAILURES[self.s["backend_failure"]] if name == "backend_unavailable" else DIALOGS[name]
 
     # --- transitions (the one place) --------------------------------------------------------------
 
@@ -268,7 +271,7 @@ class ColabSimulator:
         if s["dialog"] != name:
             return
         s["dialog"] = None
-        primary = button == DIALOGS[name][2]
+        primary = button == self._dialog_texts(name)[2]
         if name == "disconnected" and primary:
             self._on_connect()
         elif name == "authorship":

@@ -2,7 +2,8 @@
 machine over the page's JSON API, its runtime subprocess, and its fault injection.
 
 The page-model and daemon tests use the simulator through ``keepalive.hands.page``; these tests hold the
-simulator to the DOM contract of INTERFACES.md section 4 directly, so that a break shows here first.
+simulator to its DOM contract directly (the ``legacy`` build's light-DOM dialogs for the whole flow; each
+build's own traits, as docs/colab-page.md describes them, separately), so that a break shows here first.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from keepalive_sim.colab_sim import ColabSimulator
+from keepalive_sim.colab_sim import ACCOUNT_EMAIL, VARIANTS, ColabSimulator
 
 WAIT_SECONDS = 20.0
 AUTHORSHIP = "Warning: This notebook was not authored by Google"
@@ -51,6 +52,7 @@ def make_sim(tmp_path):
 
     def make(code: str = JOB, **options) -> ColabSimulator:
         options.setdefault("connect_seconds", 0.2)
+        options.setdefault("variant", "legacy")
         sim = ColabSimulator([sys.executable, "-c", code], workdir=tmp_path / f"sim{len(started)}", **options)
         started.append(sim.start())
         return sim
@@ -161,7 +163,7 @@ def complete_popup(driver, select_all: bool = True) -> str:
     press(driver, DRIVE_CONSENT, "Connect to Google Drive")
     popup = waiting(driver).until(lambda d: [h for h in d.window_handles if h != main])[0]
     driver.switch_to.window(popup)
-    waiting(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-email]"))[0].click()
+    waiting(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"[data-email='{ACCOUNT_EMAIL}']"))[0].click()
     waiting(driver).until(
         lambda d: "Google Drive for desktop wants to access your Google Account" in text_of(d, "body"))
     if select_all:
@@ -192,7 +194,7 @@ def start_job_over_http(sim: ColabSimulator) -> dict:
         api(f"{sim.origin}/api/dialog", {"name": "authorship", "button": "Run anyway"})
     wait_until(lambda: sim.state()["dialog"] == "drive_consent")
     api(f"{sim.origin}/api/dialog", {"name": "drive_consent", "button": "Connect to Google Drive"})
-    api(f"{sim.accounts_origin}/grant", {"select_all": True})
+    api(f"{sim.accounts_origin}/grant", {"select_all": True, "email": ACCOUNT_EMAIL})
     return wait_until(lambda: (s := sim.state())["start_count"] and s)
 
 
@@ -365,6 +367,118 @@ def test_signed_out_notebook_lands_on_the_accounts_sign_in_page(chromium_driver,
     assert chromium_driver.current_url == sim.notebook_url
 
 
+# --- each build's own traits, in Chromium ------------------------------------------------------------------
+
+# What a script sees of a dialog host and its parts (the host's box, where its title lives, its buttons' boxes).
+DIALOG_PARTS = """
+const host = document.querySelector('#dialogs [data-name]');
+if (!host) return null;
+const box = el => { const r = el.getBoundingClientRect(); return [r.width, r.height]; };
+const buttons = [...host.querySelectorAll('[data-primary]')];
+return {tag: host.localName, host_box: box(host), display: getComputedStyle(host).display,
+        shadow_title: host.shadowRoot ? (host.shadowRoot.querySelector('h2') || {}).textContent || '' : '',
+        light_text: host.textContent, button_boxes: buttons.map(box), labels: buttons.map(b => b.textContent.trim())};
+"""
+
+RUN_BUTTON = """
+const b = document.querySelector('#cell-job colab-run-button'), tip = b.closest('colab-tooltip-trigger');
+return {stop: !!b.shadowRoot.querySelector('#stopSymbolMask'), play: !!b.shadowRoot.querySelector('#playSymbolMask'),
+        title: b.getAttribute('title'), tooltip: tip ? tip.getAttribute('message') : null,
+        running_class: b.closest('.cell').classList.contains('running')};
+"""
+
+def running_run_button(driver):
+    """The job cell's run button parts, once it shows the cell running (by any build's signal)."""
+    parts = driver.execute_script(RUN_BUTTON)
+    return parts if parts["stop"] or parts["running_class"] else None
+
+
+CONNECT_PARTS = """
+const root = document.querySelector('colab-connect-button').shadowRoot, connect = root.querySelector('#connect');
+const usage = connect.querySelector('colab-usage-display');
+return {text: connect.textContent.trim(), usage: !!usage, usage_text: usage ? [...usage.shadowRoot.querySelectorAll('span')].map(e => e.textContent).join('') : null,
+        chevron: !!root.querySelector('[aria-haspopup]'), own_root: !!connect.shadowRoot};
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_each_build_draws_its_dialogs_labels_and_running_cell_as_colab_does(chromium_driver, make_sim, variant):
+    sim = make_sim(variant=variant)
+    driver = chromium_driver
+    load(driver, sim)
+    plain = variant == "legacy"
+    connect = driver.execute_script(CONNECT_PARTS)
+    assert connect["text"] == ("Connect" if plain else "Connect T4") and connect["chevron"] is not plain
+    idle = driver.execute_script(RUN_BUTTON)
+    assert idle["play"] and not idle["stop"] and not idle["running_class"]
+
+    api(f"{sim.origin}/api/run_all", {})
+    parts = waiting(driver).until(lambda d: d.execute_script(DIALOG_PARTS))
+    assert set(parts["labels"]) == {"Run anyway", "Cancel"}
+    assert all(w > 0 and h > 0 for w, h in parts["button_boxes"])
+    if variant == "mwc-2023":  # an inline host without a box; the title only inside its shadow root
+        assert parts["host_box"] == [0, 0] and parts["display"] == "inline"
+        assert parts["shadow_title"] == AUTHORSHIP and AUTHORSHIP not in parts["light_text"]
+    elif variant == "m3-2025":  # display: contents, the title slotted into the native dialog's headline
+        assert (parts["tag"], parts["host_box"], parts["display"]) == ("md-dialog", [0, 0], "contents")
+    else:
+        assert parts["host_box"][0] > 0 and AUTHORSHIP in parts["light_text"]
+
+    api(f"{sim.origin}/api/dialog", {"name": "authorship", "button": "Run anyway"})
+    api(f"{sim.origin}/api/dialog", {"name": "drive_consent", "button": "Connect to Google Drive"})
+    api(f"{sim.accounts_origin}/grant", {"select_all": True, "email": ACCOUNT_EMAIL})
+    running = waiting(driver).until(running_run_button)
+    if plain:
+        assert "executing" in running["title"] and running["running_class"] and not running["stop"]
+    else:
+        assert running["stop"] and running["title"] is None and not running["running_class"]
+        assert running["tooltip"] == ("Interrupt execution" if variant == "m3-2025" else None)
+    connected = driver.execute_script(CONNECT_PARTS)
+    if variant == "m3-2025":  # RAM/Disk as bars without text, inside a #connect with its own shadow root
+        assert connected["usage"] and connected["usage_text"].strip() == "" and connected["own_root"]
+    else:
+        assert "RAM" in connected["text"] and "Disk" in connected["text"]
+    sim.kill()
+    waiting(driver).until(lambda d: d.execute_script(CONNECT_PARTS)["text"] == ("Reconnect" if plain else "Reconnect T4"))
+
+
+@pytest.mark.browser
+def test_the_popup_lists_several_accounts_and_the_notebooks_is_not_first(chromium_driver, make_sim):
+    sim = make_sim(variant="mwc-2023", leave_alert=True)
+    driver = chromium_driver
+    run_anyway(driver, sim)
+    main = driver.current_window_handle
+    press(driver, DRIVE_CONSENT, "Connect to Google Drive")
+    popup = waiting(driver).until(lambda d: [h for h in d.window_handles if h != main])[0]
+    driver.switch_to.window(popup)
+    rows = waiting(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-email]"))
+    emails = [r.get_attribute("data-email") for r in rows]
+    assert len(emails) == 3 and emails[0] != ACCOUNT_EMAIL and ACCOUNT_EMAIL in emails
+    assert driver.switch_to.active_element.get_attribute("data-email") == ACCOUNT_EMAIL
+    rows[0].click()  # another account: the consent goes through, the mount fails like Colab's
+    waiting(driver).until(lambda d: d.find_elements(By.ID, "select-all"))[0].click()
+    driver.find_element(By.ID, "continue").click()
+    waiting(driver).until(lambda d: d.window_handles == [main])
+    driver.switch_to.window(main)
+    alert = waiting(driver).until(lambda d: _alert(d))
+    assert alert.text.startswith("Leave site?")
+    alert.accept()
+    wait_until(lambda: sim.state()["alerts_accepted"] == 1)
+    waiting(driver).until(lambda d: "credential propagation was unsuccessful" in text_of(d, "#cell-mount .output"))
+    state = sim.state()
+    assert state["grant_email"] == emails[0] and not state["consent_granted"] and state["start_count"] == 0
+
+
+def _alert(driver):
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        return driver.switch_to.alert
+    except NoAlertPresentException:
+        return None
+
+
 # --- the state machine and the runtime, over HTTP (no browser) -----------------------------------------
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -430,6 +544,44 @@ def test_lifetime_limit_counts_from_each_runtime_start(make_sim):
     time.sleep(2.0)  # past the first runtime's deadline, well before the second one's
     assert sim.state()["kill_count"] == 1 and sim.state()["running"]
     wait_until(lambda: sim.state()["last_kill"] == "lifetime")
+
+
+@pytest.mark.parametrize("kind", ["no_gpu", "no_backends", "location"])
+def test_backend_assignment_failures_refuse_a_runtime_until_they_pass(make_sim, kind):
+    sim = make_sim(authored_by_user=True)
+    sim.fail_backend(600, kind)
+    state = api(f"{sim.origin}/api/connect", {})
+    title, body, primary, secondary = state["dialog_texts"]
+    assert state["dialog"] == "backend_unavailable" and state["runtime"] == "none"
+    assert title in ("Failed to assign a backend", "Unable to connect to the runtime") and "backend" in body
+    dismiss = secondary or primary
+    state = api(f"{sim.origin}/api/dialog", {"name": "backend_unavailable", "button": dismiss})
+    assert (state["dialog"], state["runtime"], state["without_gpu_pressed"]) == (None, "none", 0)
+    if kind == "no_gpu":  # its primary button takes a runtime without accelerator
+        api(f"{sim.origin}/api/connect", {})
+        state = api(f"{sim.origin}/api/dialog", {"name": "backend_unavailable", "button": primary})
+        assert state["without_gpu_pressed"] == 1 and state["runtime"] == "connecting" and not state["runtime_gpu"]
+
+
+def test_connecting_says_allocating_first_then_connected(make_sim):
+    sim = make_sim(variant="m3-2025", connect_seconds=3.0)
+    assert api(f"{sim.origin}/api/connect", {})["connecting_label"] == "Allocating"
+    wait_until(lambda: sim.page_state()["connecting_label"] == "Initializing", timeout=10)
+    wait_until(lambda: sim.state()["runtime"] == "connected", timeout=10)
+
+
+def test_the_idle_timeout_disconnects_a_runtime_nobody_touches(make_sim):
+    sim = make_sim(authored_by_user=True, idle_timeout_seconds=1.0)
+    start_job_over_http(sim)
+    state = wait_until(lambda: (s := sim.state())["last_kill"] and s)
+    assert (state["last_kill"], state["runtime"], state["dialog"]) == ("idle", "disconnected", "disconnected")
+
+
+def test_an_unknown_variant_or_backend_failure_is_refused_with_the_known_ones(make_sim):
+    with pytest.raises(ValueError, match="m3-2025"):
+        ColabSimulator(["true"], variant="colab-2030")
+    with pytest.raises(ValueError, match="no_backends"):
+        make_sim().fail_backend(10, "quota")
 
 
 def non_loopback_address() -> str | None:
