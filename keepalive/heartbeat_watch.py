@@ -38,64 +38,92 @@ def find_drive_folder(home: Path | None = None) -> Path | None:
     return None  # Linux has no official client: configure job.drive_folder
 
 
-class HeartbeatWatch:
+class BeatTracker:
+    """Judges what the PC sees of the heartbeat, on the PC's clocks; pure (the watch feeds it from the
+    file, the supervisor traces from a model of Drive's sync). ``now`` is the loop's clock, ``wall`` the
+    PC's wall clock, both seconds."""
+
     LAGS_KEPT = 64  # the lag floor is the least of the last this many measured lags
 
-    def __init__(self, drive_folder, job: str, grace_seconds: float, clock=time.monotonic, wall=time.time):
-        self.drive_folder = Path(drive_folder) if drive_folder else None
-        self.path = hb.heartbeat_path(self.drive_folder, job) if self.drive_folder else None
+    def __init__(self, grace_seconds: float):
         self.grace = grace_seconds
-        self.clock = clock
-        self.wall = wall
         self.last: hb.Heartbeat | None = None
+        self.sync_lag: float | None = None
         self._key = None
         self._changed_at: float | None = None
         self._written_at: float | None = None
         self._lags: deque[float] = deque(maxlen=self.LAGS_KEPT)
         self._unreadable_since: float | None = None
-        self.sync_lag: float | None = None
+        self._first_look: float | None = None
 
-    def poll(self) -> BeatView:
-        if self.drive_folder is None or not self.drive_folder.is_dir():
-            return BeatView(Verdict.MISSING, self.last, self._since(), self.sync_lag, source_ok=False)
-        try:
-            beat = hb.read(self.path)
-        except FileNotFoundError:
-            self._unreadable_since = None
-            return self._view(Verdict.MISSING if self.last is None else None)
-        except (OSError, hb.HeartbeatError) as exc:
-            if self._unreadable_since is None:
-                self._unreadable_since = self.clock()
-            error = str(exc) if isinstance(exc, hb.HeartbeatError) else f"cannot read it ({exc.strerror or exc})"
-            return self._view(Verdict.CORRUPT, error)
+    def seen(self, beat: hb.Heartbeat, now: float, wall: float) -> BeatView:
         self._unreadable_since = None
-        key = (beat.session, beat.seq)
-        if key != self._key:
-            self._key, self._changed_at, self.last = key, self.clock(), beat
-            self._note_written(beat)
-        return self._view(None)
+        if (beat.session, beat.seq) != self._key:
+            self._key, self._changed_at, self.last = (beat.session, beat.seq), now, beat
+            self._note_written(beat, wall)
+        return self._view(now, None)
 
-    def _note_written(self, beat: hb.Heartbeat) -> None:
+    def missing(self, now: float) -> BeatView:
+        self._unreadable_since = None
+        return self._view(now, Verdict.MISSING if self.last is None else None)
+
+    def unreadable(self, error: str, now: float) -> BeatView:
+        if self._unreadable_since is None:
+            self._unreadable_since = now
+        return self._view(now, Verdict.CORRUPT, error)
+
+    def no_source(self, now: float) -> BeatView:
+        return BeatView(Verdict.MISSING, self.last, self._since(now), self.sync_lag, source_ok=False)
+
+    def _note_written(self, beat: hb.Heartbeat, wall: float) -> None:
         written = hb.timestamp(beat.time)
         if written is None:
             self.sync_lag = None
             self._written_at = self._changed_at  # unknown: as late as possible, which can only veto more
             return
-        lag = self.wall() - written  # the sync's delay plus the PC's clock ahead of Colab's
+        lag = wall - written  # the sync's delay plus the PC's clock ahead of Colab's
         self._lags.append(lag)
         self.sync_lag = max(0.0, lag)
         self._written_at = self._changed_at - (lag - min(self._lags))
 
-    def _since(self) -> float | None:
-        return None if self._changed_at is None else self.clock() - self._changed_at
+    def _since(self, now: float) -> float:
+        """Since the heartbeat last changed; since the first look while none was ever seen."""
+        if self._first_look is None:
+            self._first_look = now
+        return now - (self._first_look if self._changed_at is None else self._changed_at)
 
-    def _view(self, verdict: Verdict | None, error: str | None = None) -> BeatView:
-        since = self._since()
+    def _view(self, now: float, verdict: Verdict | None, error: str | None = None) -> BeatView:
+        since = self._since(now)
         if verdict is None:
-            verdict = Verdict.FRESH if since is not None and since <= self.grace else Verdict.STALE
-        unreadable = None if self._unreadable_since is None else self.clock() - self._unreadable_since
+            verdict = Verdict.FRESH if self._changed_at is not None and since <= self.grace else Verdict.STALE
+        unreadable = None if self._unreadable_since is None else now - self._unreadable_since
         return BeatView(verdict, self.last, since, self.sync_lag, source_ok=True, written_at=self._written_at,
                         unreadable_for=unreadable, error=error)
+
+
+class HeartbeatWatch:
+    """Reads the heartbeat file each round and lets a ``BeatTracker`` judge it."""
+
+    def __init__(self, drive_folder, job: str, grace_seconds: float, clock=time.monotonic, wall=time.time):
+        self.drive_folder = Path(drive_folder) if drive_folder else None
+        self.path = hb.heartbeat_path(self.drive_folder, job) if self.drive_folder else None
+        self.tracker = BeatTracker(grace_seconds)
+        self.clock = clock
+        self.wall = wall
+
+    def poll(self) -> BeatView:
+        now = self.clock()
+        if self.drive_folder is None or not self.drive_folder.is_dir():
+            return self.tracker.no_source(now)
+        try:
+            beat = hb.read(self.path)
+        except FileNotFoundError:
+            return self.tracker.missing(now)
+        except hb.HeartbeatError as exc:
+            return self.tracker.unreadable(str(exc), now)
+        except OSError as exc:
+            return self.tracker.unreadable(f"cannot read it ({exc.strerror or exc})", now)
+        return self.tracker.seen(beat, now, self.wall())
 
     def file_age(self) -> float | None:
         """Seconds since the heartbeat file last changed on this PC (for the status command)."""

@@ -270,6 +270,8 @@ def no_source(r: Round):
 def stalled(r: Round):
     if r.page not in RUNNING_PAGES or not _heartbeat_bad(r):
         return r
+    if r.beat.verdict is Verdict.MISSING and (r.beat.since_change or 0.0) <= r.cfg.grace_seconds:
+        return r  # just started watching: the first heartbeat may still be on its way
     if r.mem.run_all_at is not None and r.now - r.mem.run_all_at <= r.cfg.recovery_timeout_seconds:
         return r  # a Run all just sent: the new session's first heartbeat is on its way
     beat = r.beat
