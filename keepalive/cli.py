@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--job", help="job name, as in the notebook (default meshroom)")
     run.add_argument("--drive-folder", help="your 'My Drive' folder from Google Drive for desktop")
     run.add_argument("--headless", action="store_true", help="run the controlled browser without a window")
-    run.add_argument("--poll-seconds", type=float, help="how often to look (default 30)")
+    run.add_argument("--poll-seconds", type=float, help="how often to look (default 10)")
     run.add_argument("--service", action="store_true",
                      help="as the user's service runs it: exit 0 on every end a restart would not mend")
     run.add_argument("--images", help="cli mode: the images folder as Colab sees it, /content/drive/MyDrive/...")

@@ -48,6 +48,8 @@ RANGES = {
     "supervisor.retry_backoff_start": (0.1, DAY), "supervisor.retry_backoff_cap": (0.1, 7 * DAY),
     "supervisor.gpu_backoff_start": (0.1, 7 * DAY), "supervisor.gpu_backoff_cap": (0.1, 7 * DAY),
     "supervisor.crash_loop_restarts": (1, 1000), "supervisor.crash_loop_hours": (0.01, 7 * 24.0),
+    "supervisor.fast_poll_seconds": (0.05, 60.0), "supervisor.follow_seconds": (0.0, DAY),
+    "supervisor.step_retry_seconds": (0.1, DAY),
 }
 
 
@@ -83,7 +85,7 @@ class Config:
     job: str = "meshroom"
     drive_folder: str = ""  # the PC's "My Drive" folder; empty: found automatically
     mode: str = "selenium"  # selenium, or keys
-    poll_seconds: float = 30.0
+    poll_seconds: float = 10.0  # the page is looked at this often (docs/supervisor.md: why)
     keep_awake: bool = True  # keep the PC from sleeping while a job is watched
     release_runtime_at_end: bool = True  # disconnect and delete the runtime at done, failed or blocked
     reopen_minutes: float = 60.0

@@ -165,4 +165,4 @@ def test_the_example_config_is_complete_and_valid(tmp_path):
     example = Path(__file__).parent.parent / "configs" / "keepalive.example.toml"
     cfg = config.load(example, env={"KEEPALIVE_HOME": str(tmp_path)})
     assert cfg.warnings == []
-    assert cfg.supervisor.grace_seconds == 300 and cfg.poll_seconds == 30
+    assert cfg.supervisor.grace_seconds == 300 and cfg.poll_seconds == 10
