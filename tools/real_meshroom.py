@@ -184,10 +184,20 @@ def job_command(drive: Path, images: Path, job: str, version: str, archive: Path
             "--local-dir", str(local), "--heartbeat-seconds", "0.5", "--no-gpu-required", *extra]
 
 
-def job_env(seconds: float) -> dict:
+def job_env(seconds: float, code: Path) -> dict:
     env = {**os.environ, "ALICEVISION_STANDIN_SECONDS": str(seconds)}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
+
+
+def snapshot_colab_side(dest: Path) -> dict:
+    """Copy colab_side as it is now, so that every session of a run uses the same code; say which code."""
+    shutil.copytree(REPO / "colab_side", dest / "colab_side", ignore=shutil.ignore_patterns("__pycache__"))
+    git = ["git", "-C", str(REPO)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    changed = subprocess.run([*git, "status", "--porcelain", "--", "colab_side"], capture_output=True, text=True)
+    return {"commit": head.stdout.strip() or None,
+            "uncommitted": [line[3:] for line in changed.stdout.splitlines()]}
 
 
 def session(command: list[str], env: dict, kill_after: float | None, log) -> int | None:
@@ -201,12 +211,22 @@ def session(command: list[str], env: dict, kill_after: float | None, log) -> int
         return None
 
 
-def result_listing(job_dir: Path) -> dict[str, list]:
-    result = job_dir / "result"
-    if not result.is_dir():
+def listing(folder: Path) -> dict[str, list]:
+    """relative path → [size, SHA-256] of every file below ``folder``."""
+    if not folder.is_dir():
         return {}
-    return {p.relative_to(result).as_posix(): [p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()]
-            for p in sorted(result.rglob("*")) if p.is_file()}
+    return {p.relative_to(folder).as_posix(): [p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()]
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def meshroom_published(job_dir: Path) -> dict[str, list]:
+    """What Meshroom's own Publish nodes wrote (their ``output`` folders, named in the saved project)."""
+    project = _read_json(job_dir / "project.mg") or {}
+    found: dict[str, list] = {}
+    for node in (project.get("graph") or {}).values():
+        if node.get("nodeType") == "Publish" and node.get("inputs", {}).get("output"):
+            found.update(listing(Path(node["inputs"]["output"])))
+    return found
 
 
 def events(job_dir: Path) -> list[dict]:
@@ -230,10 +250,13 @@ def verify(source, work, kills: int = 5, images: int = 12, seconds: float = 0.3,
     archive = build_release(source, work / "release")
     drive = work / "drive"
     pictures = make_images(drive / "images", images)
-    env = job_env(seconds)
+    code = work / "code"
+    report_code = snapshot_colab_side(code)
+    env = job_env(seconds, code)
     seed = random.randrange(1 << 30) if seed is None else seed
     rng = random.Random(seed)
-    report: dict = {"version": version, "seed": seed, "images": images, "standin_seconds": seconds}
+    report: dict = {"version": version, "seed": seed, "images": images, "standin_seconds": seconds,
+                    "colab_side": report_code}
     with open(work / "sessions.log", "w") as log:
         started = time.monotonic()
         code = session(job_command(drive, pictures, "reference", version, archive, work / "local-ref", extra), env, None, log)
@@ -241,9 +264,9 @@ def verify(source, work, kills: int = 5, images: int = 12, seconds: float = 0.3,
         killed, codes = 0, []
         while True:
             delay = rng.uniform(1.0, max_delay) if killed < kills else None
-            local = work / f"local-{len(codes)}"  # a new runtime's disk each session
-            code = session(job_command(drive, pictures, "killed", version, archive, local, extra), env, delay, log)
+            local = work / "local-killed"  # like /content on Colab: the same path, wiped for each new runtime
             shutil.rmtree(local, ignore_errors=True)
+            code = session(job_command(drive, pictures, "killed", version, archive, local, extra), env, delay, log)
             codes.append(code)
             if code is None:
                 killed += 1
@@ -254,9 +277,10 @@ def verify(source, work, kills: int = 5, images: int = 12, seconds: float = 0.3,
         job_dir = drive / "keepalive" / job
         done = [e for e in events(job_dir) if e.get("event") == "chunk_done"]
         keys = [f"{e['node']}:{e['chunk']}" for e in done]
-        report[job].update(result=result_listing(job_dir), chunks_done=len(keys),
+        report[job].update(result=listing(job_dir / "result"), chunks_done=len(keys),
                            chunks_redone=sorted({k for k in keys if keys.count(k) > 1}),
                            heartbeat=_read_json(job_dir / "heartbeat.json"))
+    report["reference"]["meshroom_published"] = meshroom_published(drive / "keepalive" / "reference")
     report["identical"] = bool(report["reference"]["result"]) and report["reference"]["result"] == report["killed"]["result"]
     return report
 
