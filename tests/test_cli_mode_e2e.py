@@ -64,7 +64,7 @@ def uninterrupted(tmp_path_factory):
 
 
 def test_reclaimed_runtimes_are_replaced_transport_errors_are_not_and_the_result_is_unchanged(stand, uninterrupted):
-    s = stand(images=IMAGES)
+    s = stand(images=IMAGES, waiter_cell_seconds=2.0)
     daemon = s.daemon()
 
     def faults():
@@ -81,6 +81,9 @@ def test_reclaimed_runtimes_are_replaced_transport_errors_are_not_and_the_result
     assert len(s.fake.allocations()) == 3  # the first runtime and one per reclaim, none for the transport errors
     assert len(notes(daemon, "recovered")) == 2
     assert s.job.result_files() == uninterrupted != {}
+    calls = s.fake.calls()
+    assert all(with_session for command, with_session in calls if command not in ("version", "sessions"))
+    assert sum(1 for command, _ in calls if command == "exec") > 8  # short cells: the waiter was attached again
 
 
 def test_a_refused_allocation_backs_off_doubling_never_asks_for_cpu_and_drive_consent_is_asked_once(stand):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from keepalive import notebook
@@ -41,8 +42,11 @@ LOGIN_HINT = "the colab CLI is signed out: run 'colab sessions' in a terminal an
 class Waiter:
     """The attached ``colab exec`` that waits on the job (keeping the kernel busy) and streams its log."""
 
-    def __init__(self, cli: ColabCli, session: str, script: Path, log_path: Path):
-        self.proc = cli.start("exec", "-s", session, "-f", str(script), stdout=subprocess.PIPE)
+    def __init__(self, cli: ColabCli, session: str, script: Path, log_path: Path, cell_seconds: float):
+        # --timeout beyond the cell's own end: past it the 0.7.5 client would busy-poll at 100 % CPU
+        self.proc = cli.start("exec", "-s", session, "-f", str(script), "--timeout", f"{cell_seconds + 300:.0f}",
+                              stdout=subprocess.PIPE)
+        self.deadline = time.monotonic() + cell_seconds + 600  # our own limit on this call
         self.cli = cli
         self.log_path = log_path
         self.attached: dict | None = None
@@ -56,19 +60,21 @@ class Waiter:
         with open(self.log_path, "a", encoding="utf-8") as log:
             for line in self.proc.stdout:
                 found = vm_code.markers(line)
-                if found and found[0][0] == "ATTACHED":
-                    self.attached = found[0][1]
-                elif found and found[0][0] == "END":
-                    self.ended = found[0][1]
-                else:
+                if not found:
                     self._text = (self._text + [line])[-20:]
                     log.write(scrub(line))
                     log.flush()
+                elif found[0][0] == "ATTACHED":
+                    self.attached = found[0][1]
+                elif found[0][0] == "END":
+                    self.ended = found[0][1]
         code = self.proc.wait()
         self.outcome = self.cli.outcome(Answer("exec", code, "".join(self._text)))
 
     @property
     def running(self) -> bool:
+        if self.outcome is None and time.monotonic() > self.deadline:
+            self.stop()
         return self.outcome is None
 
     def stop(self) -> None:
@@ -76,6 +82,8 @@ class Waiter:
         if self.proc.poll() is None:
             stop_group(self.proc)
         self._thread.join(timeout=5)
+        if self.outcome is None:
+            self.outcome = Outcome.TIMED_OUT
 
 
 class CliHands:
@@ -121,7 +129,8 @@ class CliHands:
             raise ConfigError(problem)
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "launch.py").write_text(vm_code.launch(self.job_args), encoding="utf-8")
-        (self.folder / "wait.py").write_text(vm_code.wait(self.settings.waiter_poll_seconds), encoding="utf-8")
+        (self.folder / "wait.py").write_text(vm_code.wait(self.settings.waiter_poll_seconds,
+                                                                       self.settings.waiter_cell_seconds), encoding="utf-8")
         (self.folder / "mount.py").write_text(vm_code.mount_check(), encoding="utf-8")
         (self.folder / "colab_side.zip").write_bytes(notebook.colab_side_zip())
 
@@ -193,7 +202,8 @@ class CliHands:
     def _attach(self) -> None:
         if self.waiter is not None:
             self.waiter.stop()
-        self.waiter = Waiter(self.cli, self.session, self.folder / "wait.py", self.vm_log)
+        self.waiter = Waiter(self.cli, self.session, self.folder / "wait.py", self.vm_log,
+                             self.settings.waiter_cell_seconds)
         self.attach_needed = False
 
     # --- hands --------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ class CliConfig:
     drivemount_seconds: float = 900.0  # on `colab drivemount`, consent included
     consent_wait_seconds: float = 180.0  # after "Please visit:", before pressing Enter for the human
     waiter_poll_seconds: float = 2.0  # how often the attached exec looks at the job and its log
+    waiter_cell_seconds: float = 1800.0  # one attached exec lasts this long at most; the next follows at once
     answers: dict = field(default_factory=dict)  # corrections of colab_cli.toml [answers]
 
     def session_name(self, job: str) -> str:

@@ -70,12 +70,18 @@ def launch(args: list[str]) -> str:
         ''', ZIP=ZIP, STATE=STATE, LOG=LOG, ARGS=list(args))
 
 
-def wait(poll_seconds: float = 2.0) -> str:
-    """Stay busy while the job runs, streaming its log; end with its exit code when known."""
+def wait(poll_seconds: float, cell_seconds: float) -> str:
+    """Stay busy while the job runs, streaming its log, for at most ``cell_seconds``.
+
+    Ends with END (the job ended; its exit code when this kernel started it) or PAUSE (the job still
+    runs): a cell of bounded length lets ``colab exec`` run with a ``--timeout`` it never reaches (past
+    it, the 0.7.5 client busy-polls at 100 % CPU) and the daemon attaches the next one at once.
+    """
     return _snippet('''
         pid = read_state().get("pid")
         mark("ATTACHED", pid=pid, alive=bool(pid and alive(pid)))
         position = os.path.getsize(here(LOG)) if os.path.exists(here(LOG)) else 0
+        until = time.monotonic() + CELL
 
         def follow():
             global position
@@ -90,14 +96,17 @@ def wait(poll_seconds: float = 2.0) -> str:
                 sys.stdout.write(chunk.decode("utf-8", "replace"))
                 sys.stdout.flush()
 
-        while pid and alive(pid):
+        while pid and alive(pid) and time.monotonic() < until:
             follow()
             time.sleep(POLL)
         follow()
-        job = globals().get("_KEEPALIVE_JOB")
-        code = job.wait() if job is not None and job.pid == pid else None
-        mark("END", pid=pid, code=code)
-        ''', STATE=STATE, LOG=LOG, POLL=poll_seconds)
+        if pid and alive(pid):
+            mark("PAUSE", pid=pid)
+        else:
+            job = globals().get("_KEEPALIVE_JOB")
+            code = job.wait() if job is not None and job.pid == pid else None
+            mark("END", pid=pid, code=code)
+        ''', STATE=STATE, LOG=LOG, POLL=poll_seconds, CELL=cell_seconds)
 
 
 def mount_check() -> str:

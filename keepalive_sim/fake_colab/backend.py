@@ -62,6 +62,10 @@ class Server:
                 data["faults"][name] = left - 1
             return bool(left)
 
+    def record_call(self, command: str, with_session: bool) -> None:
+        with self.state() as data:
+            data["calls"] = data.get("calls", []) + [[command, with_session]]
+
     def record_ask(self, accelerator: str) -> None:
         with self.state() as data:
             data["asked"] = data.get("asked", []) + [accelerator]
@@ -144,6 +148,10 @@ class FakeColab:
     def asks(self) -> list[str]:
         """The accelerator of every `colab new`, refused ones included ("NONE": a CPU runtime)."""
         return self.server.read().get("asked", [])
+
+    def calls(self) -> list[tuple[str, bool]]:
+        """Every command the fake was called with, and whether it was given ``-s NAME``."""
+        return [tuple(call) for call in self.server.read().get("calls", [])]
 
     def assignments(self) -> dict:
         return self.server.read()["assignments"]

@@ -302,6 +302,7 @@ COMMANDS = {"version": cmd_version, "new": cmd_new, "sessions": cmd_sessions, "s
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     server = Server(os.environ[ROOT_ENV])
+    server.record_call(args.command, getattr(args, "session", None) is not None)
     if args.command != "version":
         update_banner()
         if server.read()["faults"].get("login_expired"):
