@@ -9,7 +9,8 @@ from pathlib import Path
 
 from colab_side import heartbeat as hb
 from colab_side.drive import Drive, FaultPlan
-from colab_side.runner import Session, Settings
+from colab_side.runner import Session
+from colab_side.settings import make as make_settings
 from keepalive_sim.sample_job import SampleJob as Job, make_images  # noqa: F401
 
 
@@ -36,8 +37,8 @@ def faulty_drive(job: Job, plan: FaultPlan | None = None, clock: FakeClock | Non
 
 def run_session(job: Job, drive: Drive | None = None, local: Path | None = None, **options) -> tuple[int, str]:
     """Run one session in this process (Meshroom runs as subprocesses); return (exit code, its output)."""
-    settings = Settings(images=job.images, job=job.name, drive_root=job.drive, meshroom_url=str(job.release),
-                        local_dir=local or job.local, heartbeat_seconds=3600.0, **options)
+    settings = make_settings(images=job.images, job=job.name, drive_root=job.drive, meshroom_url=str(job.release),
+                             local_dir=local or job.local, heartbeat_seconds=3600.0, **options)
     saved = {key: os.environ.get(key) for key in ("PATH", "MESHROOM_STANDIN_CHUNK_SECONDS")}
     os.environ.update({key: job.env[key] for key in saved})
     out = io.StringIO()

@@ -229,7 +229,7 @@ def test_the_quota_guard_counts_what_drive_reports(job):
         def free_bytes(self):
             return 10 << 20  # whatever pruning "freed": Drive says 10 MB
 
-    code, _ = run_session(job, drive=FullDrive(job.drive), drive_margin_bytes=1 << 30)
+    code, _ = run_session(job, drive=FullDrive(job.drive), drive_margin_gb=1.0)
     beat = final_beat(job)
     assert code == 1 and beat.cause == hb.DRIVE_FULL and "0.01 GB free" in beat.reason
 
