@@ -173,13 +173,13 @@ RELEASES = {
     "2021.1": _release("2021.1.0", LINKS_2021, OUTPUTS_2019, DEFAULT_INPUTS_2019, BLOCKS_2019, {
         "CameraInit": "4.0", "FeatureExtraction": "1.1", "ImageMatching": "2.0", "FeatureMatching": "2.0",
         "StructureFromMotion": "2.0", "PrepareDenseScene": "3.0", "DepthMap": "2.0", "DepthMapFilter": "3.0",
-        "Meshing": "7.0", "MeshFiltering": "3.0", "Texturing": "5.0", "Publish": "1.2"}),
+        "Meshing": "7.0", "MeshFiltering": "3.0", "Texturing": "5.0", "Publish": "1.2"}, status_extra=("_parent",)),
     "2023.3": _release("2023.3.0", LINKS_2021, OUTPUTS_2023, DEFAULT_INPUTS_2023, BLOCKS_2023, {
         "CameraInit": "9.0", "FeatureExtraction": "1.3", "ImageMatching": "2.0", "FeatureMatching": "2.0",
         "StructureFromMotion": "3.3", "PrepareDenseScene": "3.1", "DepthMap": "5.0", "DepthMapFilter": "4.0",
         "Meshing": "7.0", "MeshFiltering": "3.0", "Texturing": "6.0", "Publish": "1.3"},
         header=("pipelineVersion", "releaseVersion", "fileVersion", "template", "nodesVersions"),
-        internal_inputs=True),
+        internal_inputs=True, status_extra=("_parent",)),
     "2025.1": _release("2025.1.0", LINKS_2021, OUTPUTS_2025, DEFAULT_INPUTS_2023, BLOCKS_2023, {
         "CameraInit": "12.0", "FeatureExtraction": "1.3", "ImageMatching": "2.0", "FeatureMatching": "2.0",
         "StructureFromMotion": "3.3", "PrepareDenseScene": "3.1", "DepthMap": "5.0", "DepthMapFilter": "4.0",
@@ -339,6 +339,7 @@ class Project:
         self.graph = self.doc["graph"]
         self.cache = Path(cache)
         self.model = release_model(self.doc["header"].get("releaseVersion", ""))
+        self.exec_mode = "NONE"  # as under meshroom_compute --node
 
     def node(self, name: str) -> dict:
         if name not in self.graph:
@@ -432,7 +433,11 @@ def write_status(path: Path, data: dict) -> None:
 
 
 def status_data(project: Project, name: str, status: str, started: datetime.datetime | None) -> dict:
-    """StatusData.toDict of the project's release."""
+    """StatusData.toDict of the project's release.
+
+    ``returnCode`` appears once an AliceVision command has ended (CommandLineNode.processChunk sets it);
+    ``execMode`` stays NONE under ``meshroom_compute --node`` (only a graph compute submits LOCAL).
+    """
     now = datetime.datetime.now()
     started = started or now
     elapsed = (now - started).total_seconds() if status != "RUNNING" else 0.0
@@ -440,7 +445,7 @@ def status_data(project: Project, name: str, status: str, started: datetime.date
     python_node = node_type == "Publish"
     values = {
         "status": status,
-        "execMode": "LOCAL",
+        "execMode": project.exec_mode,
         "nodeName": name,
         "nodeType": node_type,
         "packageName": "" if python_node else "AliceVision",
@@ -455,11 +460,13 @@ def status_data(project: Project, name: str, status: str, started: datetime.date
         "sessionUid": SESSION_UID,
         "mrNodeType": "NODE" if python_node else "COMMANDLINE",
         "submitterSessionUid": None,
+        "_parent": None,
     }
     data = {key: values[key] for key in STATUS_FIELDS + project.model["status_extra"]}
     data["elapsedTimeStr"] = str(datetime.timedelta(seconds=elapsed))
+    if not python_node and status in ("SUCCESS", "ERROR"):
+        data["returnCode"] = 0 if status == "SUCCESS" else 1
     return data
-
 
 SESSION_UID = str(uuid.uuid1())
 _running: list[tuple[Project, str, int, datetime.datetime]] = []
@@ -667,6 +674,7 @@ def _order(project: Project, names: list[str]) -> list[str]:
 
 
 def compute_graph(project: Project, target, force_status, force_compute) -> None:
+    project.exec_mode = "LOCAL"  # Node.beginSequence submits every node LOCAL
     names = nodes_to_process(project, target)
     print(f"Nodes to execute:  {names}", flush=True)
     for name in names:

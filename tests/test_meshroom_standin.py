@@ -17,10 +17,6 @@ from colab_side.meshroom import install, versions
 from keepalive_sim.meshroom_release import build_release
 from keepalive_sim.sample_job import make_images
 
-STATUS_FIELDS = {"status", "execMode", "nodeName", "nodeType", "packageName", "packageVersion", "graph",
-                 "commandLine", "env", "startDateTime", "endDateTime", "elapsedTime", "elapsedTimeStr",
-                 "hostname", "sessionUid"}  # 2019.2 StatusData
-
 
 @pytest.fixture
 def meshroom(tmp_path):
@@ -51,7 +47,7 @@ def test_cache_layout_and_status_files_are_meshrooms(meshroom):
     names = {p.name for p in depth.iterdir()}
     assert {"0.status", "0.log", "0.statistics", "1.status", "1.log", "1.statistics"} <= names
     status = json.loads((depth / "0.status").read_text())
-    assert set(status) == STATUS_FIELDS and status["status"] == "SUCCESS"
+    assert status["status"] == "SUCCESS"  # its fields, per release: test_meshroom_releases
     meshing = root / "cache" / "Meshing" / graph["Meshing_1"]["uids"]["0"]
     assert {"status", "log", "statistics", "mesh.obj", "densePointCloud.abc"} <= {p.name for p in meshing.iterdir()}
 
