@@ -27,7 +27,7 @@ rule is a small pure function that decides, or passes the round on (with its mem
     rounds; an unreadable heartbeat counts only once it stayed unreadable past the grace (told once).
     (SkyPilot #10155 and #10162 restarted healthy jobs on single failed probes.)
 12. ``recover``: reconnect, Run all, answer the dialogs, then wait for a heartbeat with a new
-    session; none within ``recovery_timeout_seconds`` → reload and back off (doubling, capped). A
+    session (a step on an unchanged page, and Run all, are repeated no sooner than ``step_retry_seconds``); none within ``recovery_timeout_seconds`` → reload and back off (doubling, capped). A
     live VM re-attached (the page shows the job running, no Run all sent) ends the recovery. Only a
     Run all sent to a dead runtime is a restart; restarts faster than ``crash_loop_restarts`` in
     ``crash_loop_hours`` without progress stop the watch (THRASHING).
@@ -317,9 +317,12 @@ def recover(r: Round):
     if page in RUNNING_PAGES and mem.run_all_at is None:
         return r.decide(Action.WAIT, "re-attached to the runtime: the page shows the job running", None,
                         **RECOVERY_RESET)
-    repeat = mem.last_step is not None and mem.last_step[:2] == (step, page)
-    if step is not Action.WAIT and repeat and now - mem.last_step[2] < cfg.step_retry_seconds:
-        return r.decide(Action.WAIT, f"{step.value} sent {now - mem.last_step[2]:.0f} s ago; page {page.value}",
+    if step is Action.RUN_ALL and mem.run_all_at is not None:
+        last = mem.run_all_at  # the page may show idle for a moment between the dialogs: one Run all is enough
+    else:
+        last = mem.last_step[2] if mem.last_step is not None and mem.last_step[:2] == (step, page) else None
+    if step is not Action.WAIT and last is not None and now - last < cfg.step_retry_seconds:
+        return r.decide(Action.WAIT, f"{step.value} sent {now - last:.0f} s ago; page {page.value}",
                         Cause.RUNTIME_LOST)
     if step is Action.RUN_ALL and mem.run_all_at is None:
         chunks = r.beat.beat.chunks_done if r.beat.beat else 0
