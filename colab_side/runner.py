@@ -20,7 +20,7 @@ from pathlib import Path
 
 from colab_side import heartbeat as hb
 from colab_side.beat import HeartbeatWriter
-from colab_side import identity
+from colab_side import identity, policy
 from colab_side.drive import FULL, Drive, DriveError, mount_colab
 from colab_side.events import Journal, parse_events
 from colab_side.layout import NotOurs, job_layout, work_dir
@@ -432,7 +432,7 @@ class Session:
     def _chunk_tick(self, node: Node, elapsed: float, line: str | None) -> None:
         if line:
             self.beat.update(last_log_line=line)
-        warning = chunk_log.long_chunk_warning(node.name, elapsed, self.s.lifetime_hours)
+        warning = policy.long_chunk_warning(node.name, elapsed, self.s.lifetime_hours)
         if warning:
             self._add_warning(warning)
 

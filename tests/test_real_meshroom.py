@@ -55,7 +55,7 @@ def test_a_silent_alicevision_call_is_seen_through_its_log_and_parameters_reach_
 
     def command(job, *extra):
         return real_meshroom.job_command(tmp_path / "drive", images, job, version, archive, tmp_path / f"local-{job}",
-                                         ("--lifetime-hours", "0.0003", *extra))
+                                         extra)
 
     bad = subprocess.run(command("bad", "--param", "DepthMap_1.downscal=4"), env=env, capture_output=True, timeout=240)
     beat = heartbeat(tmp_path / "drive" / "keepalive" / "bad")
@@ -69,7 +69,6 @@ def test_a_silent_alicevision_call_is_seen_through_its_log_and_parameters_reach_
         # meshroom_compute prints nothing while the stand-in works; its words are only in the chunk's log file
         assert wait_for(lambda: "(stand-in)" in (heartbeat(job_dir).get("last_log_line") or "")
                         or ": working, " in (heartbeat(job_dir).get("last_log_line") or ""), timeout=200), heartbeat(job_dir)
-        assert wait_for(lambda: any("may never finish" in w for w in heartbeat(job_dir).get("warnings", [])), timeout=60)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -4,7 +4,7 @@ Real ``meshroom_compute`` prints two lines when a chunk starts (`` - commandLine
 `` - logFile: ...``) and then nothing until the chunk ends, hours later: the AliceVision program's
 output goes to the chunk's log file in the node folder (``CommandLineNode.processChunk`` in
 ``meshroom/core/desc.py``, v2019.2.0 and v2023.3.0). So the heartbeat's ``last_log_line`` and the
-long-chunk warning are driven by a clock and by that file, never by stdout lines.
+long-chunk warning (``policy.long_chunk_warning``) are driven by a clock and by that file, never by stdout lines.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 
 from colab_side.meshroom.graph import Node
-
-LONG_CHUNK_SHARE = 0.75  # warn once a chunk has used this share of the runtime's lifetime
 
 
 def log_file(node: Node, cache, chunk: int) -> Path:
@@ -44,14 +42,6 @@ def read_tail(path, since: float | None = None, size: int = 8192) -> bytes:
             return handle.read(size)
     except OSError:
         return b""
-
-
-def long_chunk_warning(node: str, elapsed: float, lifetime_hours: float) -> str | None:
-    """A warning once one chunk has run most of the runtime's lifetime, else None."""
-    if elapsed <= LONG_CHUNK_SHARE * lifetime_hours * 3600:
-        return None
-    return (f"{node} has run {elapsed / 3600:.1f} h of the runtime's {lifetime_hours:g} h lifetime in one chunk: "
-            "it may never finish on this plan")
 
 
 class ChunkWatch:
