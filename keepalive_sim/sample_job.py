@@ -34,9 +34,12 @@ def extracted_release(root, version: str = "2019.2") -> Path:
 
 
 def save_project(exe_dir: Path, version: str, images: Path, project: Path, output: Path | None = None) -> Path:
-    """``--save`` the release's photogrammetry graph for ``images`` (with a Publish node when ``output``)."""
+    """``--save`` the release's photogrammetry graph for ``images`` (with a Publish node when ``output``).
+
+    ``--cache`` is always given, as colab_side does: real 2021.1 saves stale uids and sizes without it."""
     batch = RELEASE_LAYOUT[version][2]
-    command = [str(exe_dir / batch), "--input", str(images), "--save", str(project)]
+    command = [str(exe_dir / batch), "--input", str(images), "--save", str(project),
+               "--cache", str(project.with_suffix(".cache"))]
     if output is not None:
         command += ["--output", str(output)]
     if batch == "meshroom_batch":

@@ -13,6 +13,8 @@ import math
 import os
 import random
 import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -57,8 +59,8 @@ def saved(meshroom):
     return json.loads(save_project(exe, release, images, root / "project.mg", root / "out").read_text())
 
 
-def test_saved_graph_matches_the_release_source(meshroom, saved):
-    release = meshroom[0]
+def assert_matches_description(saved: dict, release: str) -> None:
+    """A saved ``.mg`` (with --output, for IMAGES images) has the structure the release's source gives it."""
     want = description(release)
     assert list(saved["header"]) == want["header_keys"]
     assert saved["header"]["fileVersion"] == want["fileVersion"]
@@ -78,6 +80,28 @@ def test_saved_graph_matches_the_release_source(meshroom, saved):
         linked = {attr: value for attr, value in node["inputs"].items() if list(links(value))}
         assert linked == spec["links"], name
         assert node["outputs"] == spec["outputs"], name
+
+
+def test_saved_graph_matches_the_release_source(meshroom, saved):
+    assert_matches_description(saved, meshroom[0])
+
+
+REAL_SOURCE = os.environ.get("KEEPALIVE_MESHROOM_SOURCE")
+
+
+@pytest.mark.skipif(not REAL_SOURCE or not (Path(REAL_SOURCE) / "meshroom" / "core").is_dir(),
+                    reason="set KEEPALIVE_MESHROOM_SOURCE to a Meshroom source tree (one tag) to check it")
+def test_the_real_engine_saves_the_described_graph(tmp_path):
+    """Meshroom's own code (tools/real_meshroom.py builds it into a release) saves what tests/data describes."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    import real_meshroom
+
+    release = real_meshroom.source_version(Path(REAL_SOURCE))
+    with tarfile.open(real_meshroom.build_release(REAL_SOURCE, tmp_path / "release")) as tar:
+        tar.extractall(tmp_path, filter="tar")
+    images = make_images(tmp_path / "images", IMAGES)
+    project = save_project(tmp_path / f"Meshroom-{release}.0", release, images, tmp_path / "project.mg", tmp_path / "out")
+    assert_matches_description(json.loads(project.read_text()), release)
 
 
 def test_publish_node_only_with_output(meshroom):
