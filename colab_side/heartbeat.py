@@ -1,7 +1,8 @@
 """The heartbeat: the one contract between the notebook (writer) and the daemon (reader).
 
-The notebook rewrites ``heartbeat.json`` in its job folder on Drive, whole and atomically
-(temp file + rename), every few seconds and at every change of phase. The daemon on the
+The notebook rewrites ``heartbeat.json`` in its job folder on Drive, whole and in place (a
+rename over it would send every old copy to Drive's Trash, which counts against the quota), every
+few seconds and at every change of phase; a reader may see it cut and reads it again. The daemon on the
 user's PC reads the same file through Google Drive for desktop. Both halves import this
 module and nothing else of each other, so a field added here is added for both.
 
