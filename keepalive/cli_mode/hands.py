@@ -40,35 +40,57 @@ LOGIN_HINT = "the colab CLI is signed out: run 'colab sessions' in a terminal an
 
 
 class Waiter:
-    """The attached ``colab exec`` that waits on the job (keeping the kernel busy) and streams its log."""
+    """The attached ``colab exec`` that waits on the job (keeping the kernel busy) and streams its log.
+
+    One cell lasts at most ``cell_seconds`` and ends with PAUSE while the job runs; the next one is
+    started at once, so the kernel is idle only for the time a ``colab exec`` takes to start.
+    """
 
     def __init__(self, cli: ColabCli, session: str, script: Path, log_path: Path, cell_seconds: float):
         # --timeout beyond the cell's own end: past it the 0.7.5 client would busy-poll at 100 % CPU
-        self.proc = cli.start("exec", "-s", session, "-f", str(script), "--timeout", f"{cell_seconds + 300:.0f}",
-                              stdout=subprocess.PIPE)
-        self.deadline = time.monotonic() + cell_seconds + 600  # our own limit on this call
+        self.args = ["exec", "-s", session, "-f", str(script), "--timeout", f"{cell_seconds + 300:.0f}"]
+        self.cell_seconds = cell_seconds
         self.cli = cli
         self.log_path = log_path
         self.attached: dict | None = None
         self.ended: dict | None = None
         self.outcome: Outcome | None = None
+        self.cells = 0
         self._text: list[str] = []
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._next_cell()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
+    def _next_cell(self) -> bool:
+        with self._lock:
+            if self._stopped:
+                return False
+            self.proc = self.cli.start(*self.args, stdout=subprocess.PIPE)
+            self.deadline = time.monotonic() + self.cell_seconds + 600  # our own limit on this call
+            self.cells += 1
+            return True
+
     def _read(self) -> None:
         with open(self.log_path, "a", encoding="utf-8") as log:
-            for line in self.proc.stdout:
-                found = vm_code.markers(line)
-                if not found:
-                    self._text = (self._text + [line])[-20:]
-                    log.write(scrub(line))
-                    log.flush()
-                elif found[0][0] == "ATTACHED":
-                    self.attached = found[0][1]
-                elif found[0][0] == "END":
-                    self.ended = found[0][1]
-        code = self.proc.wait()
+            while True:
+                paused = False
+                for line in self.proc.stdout:
+                    found = vm_code.markers(line)
+                    if not found:
+                        self._text = (self._text + [line])[-20:]
+                        log.write(scrub(line))
+                        log.flush()
+                    elif found[0][0] == "ATTACHED":
+                        self.attached = found[0][1]
+                    elif found[0][0] == "END":
+                        self.ended = found[0][1]
+                    else:
+                        paused = found[0][0] == "PAUSE"
+                code = self.proc.wait()
+                if not (paused and code == 0 and self._next_cell()):
+                    break
         self.outcome = self.cli.outcome(Answer("exec", code, "".join(self._text)))
 
     @property
@@ -79,8 +101,10 @@ class Waiter:
 
     def stop(self) -> None:
         """End the local call; the cell on the VM goes on until the job ends (it keeps the runtime busy)."""
-        if self.proc.poll() is None:
-            stop_group(self.proc)
+        with self._lock:
+            self._stopped = True
+            if self.proc.poll() is None:
+                stop_group(self.proc)
         self._thread.join(timeout=5)
         if self.outcome is None:
             self.outcome = Outcome.TIMED_OUT

@@ -66,6 +66,11 @@ class Server:
         with self.state() as data:
             data["calls"] = data.get("calls", []) + [[command, with_session]]
 
+    def record_cell(self, endpoint: str, source: str, started: float, ended: float) -> None:
+        """When a VM's kernel was busy with a cell (wall clock), and what it ran."""
+        with self.state() as data:
+            data["cells"] = data.get("cells", []) + [[endpoint, source, started, ended]]
+
     def record_ask(self, accelerator: str) -> None:
         with self.state() as data:
             data["asked"] = data.get("asked", []) + [accelerator]
@@ -152,6 +157,10 @@ class FakeColab:
     def calls(self) -> list[tuple[str, bool]]:
         """Every command the fake was called with, and whether it was given ``-s NAME``."""
         return [tuple(call) for call in self.server.read().get("calls", [])]
+
+    def cells(self) -> list[tuple[str, str, float, float]]:
+        """(endpoint, file run, start, end) of every cell a kernel ran, wall clock."""
+        return [tuple(cell) for cell in self.server.read().get("cells", [])]
 
     def assignments(self) -> dict:
         return self.server.read()["assignments"]

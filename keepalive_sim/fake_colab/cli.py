@@ -199,11 +199,12 @@ def cmd_exec(server, args) -> int:
         env["PATH"] = f"{fake_gpu_bin(root / 'gpu-bin')}{os.pathsep}{env.get('PATH', '')}"
     with open(root / "kernel.lock", "w") as kernel:
         fcntl.flock(kernel, fcntl.LOCK_EX)  # a busy kernel: this cell waits for the running one
-        cell = subprocess.run([sys.executable, "-c", source], cwd=root / "content", env=env,
-                              stdin=subprocess.DEVNULL, pass_fds=(kernel.fileno(),))
+        started = time.time()
+        subprocess.run([sys.executable, "-c", source], cwd=root / "content", env=env, stdin=subprocess.DEVNULL,
+                       pass_fds=(kernel.fileno(),))  # its exit code is not the CLI's: exec exits 0
+        server.record_cell(endpoint, Path(args.file).name if args.file else "<stdin>", started, time.time())
     if endpoint not in server.read()["assignments"]:
         return traceback_exit("RuntimeError: Connection was lost.")
-    del cell  # the exit code of the cell is not the CLI's
     return 0
 
 
