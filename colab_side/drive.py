@@ -286,8 +286,7 @@ class Drive:
                 os.replace(temp, path)
             finally:
                 _truncate_and_unlink(temp)
-            if path.read_bytes() != data:
-                raise OSError(errno.EIO, f"{path.name} reads back different from what was written")
+            _read_back(path, data)
 
         self._attempt(path.name, action)
 
@@ -308,8 +307,7 @@ class Drive:
                 handle.truncate()
                 handle.flush()
                 os.fsync(handle.fileno())
-            if path.read_bytes() != data:
-                raise OSError(errno.EIO, f"{path.name} reads back different from what was written")
+            _read_back(path, data)
 
         self._attempt(path.name, action)
 
@@ -404,6 +402,11 @@ def _digest_of(handle) -> str:
     reader = HashingReader(handle)
     reader.drain()
     return reader.digest.hexdigest()
+
+
+def _read_back(path: Path, data: bytes) -> None:
+    if path.read_bytes() != data:
+        raise OSError(errno.EIO, f"{path.name} reads back different from what was written")
 
 
 def _truncate(path: Path) -> None:
