@@ -11,7 +11,6 @@ Colab and the PC cancels out; the estimate is never earlier than the truth (see 
 from __future__ import annotations
 
 import glob
-import os
 import string
 import sys
 import time
@@ -124,10 +123,3 @@ class HeartbeatWatch:
         except OSError as exc:
             return self.tracker.unreadable(f"cannot read it ({exc.strerror or exc})", now)
         return self.tracker.seen(beat, now, self.wall())
-
-    def file_age(self) -> float | None:
-        """Seconds since the heartbeat file last changed on this PC (for the status command)."""
-        try:
-            return max(0.0, self.wall() - os.path.getmtime(self.path))
-        except (OSError, TypeError):
-            return None

@@ -2,7 +2,8 @@
 
 ``events.jsonl`` gets every decision that is not a plain wait, every action with its result and
 every heartbeat session change; ``keepalive status`` reads it. ``state.json`` holds what the
-daemon shows (last action, restarts). ``daemon.lock`` is an OS file lock held by the daemon watching
+daemon shows (last action, restarts, when this PC last saw the heartbeat change);
+``status_seen.json`` is the ``status`` command's own note of that. ``daemon.lock`` is an OS file lock held by the daemon watching
 this job, so that a second one refuses to start; ``daemon.pid`` names it.
 """
 
@@ -71,14 +72,16 @@ class Journal:
                 rows[-1]["ended_by"] = event.get("cause") if event.get("action") != "wait" else rows[-1]["ended_by"]
         return rows
 
-    def save_state(self, state: dict) -> None:
-        temp = self.state_path.with_name("state.json.tmp")
+    def save_state(self, state: dict, name: str = "state.json") -> None:
+        """Replace the state file ``name`` (the daemon's by default) in one step."""
+        path = self.folder / name
+        temp = path.with_name(name + ".tmp")
         temp.write_text(json.dumps(state, sort_keys=True, default=str, indent=1), encoding="utf-8")
-        os.replace(temp, self.state_path)
+        os.replace(temp, path)
 
-    def load_state(self) -> dict:
+    def load_state(self, name: str = "state.json") -> dict:
         try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            state = json.loads((self.folder / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
         return state if isinstance(state, dict) else {}

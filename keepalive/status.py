@@ -7,9 +7,12 @@ import time
 import unicodedata
 
 from colab_side import heartbeat as hb
+from keepalive.drive_store import DurableOnPC
 from keepalive.heartbeat_watch import HeartbeatWatch, find_drive_folder
 from keepalive.journal import Journal
 from keepalive.states import Verdict
+
+STATUS_SEEN = "status_seen.json"  # status's own note of when this PC first saw the heartbeat's (session, seq)
 
 
 def number(value) -> float | None:
@@ -67,25 +70,47 @@ def describe(beat: hb.Heartbeat | None, verdict: str, age: float | None, sync_la
         "what_to_do": text(beat.action) if final and beat.action else None,
         "warnings": [text(w) for w in beat.warnings] if beat else [],
         "restarts": int(number(state.get("restarts")) or 0),
+        "chunks_durable_on_pc": None if number(state.get("chunks_durable_on_pc")) is None
+        else count(state.get("chunks_durable_on_pc")),
         "last_action": text(state.get("last_action")) or None,
         "last_action_reason": text(state.get("last_reason")) or None,
         "last_action_time": text(state.get("last_action_time")) or None,
     }
 
 
+def heartbeat_key(beat: hb.Heartbeat) -> dict:
+    return {"session": beat.session, "seq": beat.seq}
+
+
+def seen_at(beat: hb.Heartbeat, notes) -> float | None:
+    """When this PC first saw ``beat``'s (session, seq), by its own clock, from notes ``{session, seq, pc_time}``."""
+    for note in notes:
+        if isinstance(note, dict) and {k: note.get(k) for k in ("session", "seq")} == heartbeat_key(beat):
+            return number(note.get("pc_time"))
+    return None
+
+
 def collect(cfg, wall: float | None = None) -> dict:
-    """For ``keepalive status``: works whether or not a daemon is running."""
+    """For ``keepalive status``: works whether or not a daemon is running.
+
+    The heartbeat's age is judged on this PC's clock only: since the daemon (or an earlier ``status``)
+    first saw its (session, seq). A heartbeat seen for the first time counts as a change seen now, as
+    the daemon counts it; neither the file's mtime nor the time written in it (Colab's clocks) is used.
+    """
+    wall = time.time() if wall is None else wall
     folder = cfg.drive_folder or find_drive_folder()
     journal = Journal(cfg.dirs.state, cfg.job)
     state = journal.load_state()
-    watch = HeartbeatWatch(folder, cfg.job, cfg.supervisor.grace_seconds)
-    view = watch.poll()
-    age = watch.file_age()
-    if view.verdict in (Verdict.FRESH, Verdict.STALE):
-        verdict = Verdict.FRESH if age is not None and age <= cfg.supervisor.grace_seconds else Verdict.STALE
-    else:
-        verdict = view.verdict
-    info = describe(view.beat, verdict, age, None, state, wall)
+    view = HeartbeatWatch(folder, cfg.job, cfg.supervisor.grace_seconds).poll()
+    age, verdict = None, view.verdict
+    if view.beat is not None and view.verdict in (Verdict.FRESH, Verdict.STALE):
+        first = seen_at(view.beat, [state.get("heartbeat_seen"), journal.load_state(STATUS_SEEN)])
+        if first is None:
+            journal.save_state({**heartbeat_key(view.beat), "pc_time": wall}, STATUS_SEEN)
+        age = None if first is None else max(0.0, wall - first)
+        verdict = Verdict.FRESH if age is None or age <= cfg.supervisor.grace_seconds else Verdict.STALE
+    durable = DurableOnPC(folder, cfg.job).count()
+    info = describe(view.beat, verdict, age, None, {**state, "chunks_durable_on_pc": durable}, wall)
     info["job"] = cfg.job
     info["drive_folder"] = str(folder) if folder else None
     info["sessions"] = journal.sessions()[-10:]
@@ -107,7 +132,7 @@ def render_text(info: dict) -> str:
         f"job {text(info.get('job'))}: phase {text(info.get('phase')) or '-'}, node {text(info.get('node')) or '-'}"
         f" chunk {'-' if chunk is None else int(chunk)}",
         f"progress {'-' if progress is None else f'{progress * 100:.1f}%'}"
-        f" ({count(info.get('chunks_done'))}/{count(info.get('chunks_total'))} chunks),"
+        f" ({count(info.get('chunks_done'))}/{count(info.get('chunks_total'))} chunks{durable_text(info)}),"
         f" ETA {clock_text(info.get('eta_seconds'))}",
         f"heartbeat {text(info.get('heartbeat'))} (age {clock_text(info.get('heartbeat_age_seconds'))}),"
         f" restarts {count(info.get('restarts'))}",
@@ -116,6 +141,12 @@ def render_text(info: dict) -> str:
     if info.get("reason"):
         lines.append(f"{text(info.get('cause'))}: {text(info['reason'])} — {text(info.get('what_to_do'))}")
     return "\n".join(lines)
+
+
+def durable_text(info: dict) -> str:
+    """The chunks the PC sees durable in the store's manifest, beside the runtime's own count."""
+    durable = number(info.get("chunks_durable_on_pc"))
+    return "" if durable is None else f", {count(durable)} durable on this PC's Drive"
 
 
 def count(value) -> int:

@@ -16,7 +16,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from keepalive.status import clock_text, count, number, text
+from keepalive.status import clock_text, count, durable_text, number, text
 
 
 def _age_style(verdict, age, grace: float) -> str:
@@ -45,7 +45,7 @@ def render(info: dict, grace: float = 300.0) -> Panel:
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=1.0, completed=progress, width=40),
                 Text(f"{progress * 100:5.1f}%  {count(info.get('chunks_done'))}/{count(info.get('chunks_total'))}"
-                     f" chunks  ETA {clock_text(info.get('eta_seconds'))}"))
+                     f" chunks{durable_text(info)}  ETA {clock_text(info.get('eta_seconds'))}"))
     chunk = number(info.get("chunk"))
     rows = [
         ("phase", Text(text(info.get("phase")) or "-", style="bold")),

@@ -166,3 +166,42 @@ def test_the_example_config_is_complete_and_valid(tmp_path):
     cfg = config.load(example, env={"KEEPALIVE_HOME": str(tmp_path)})
     assert cfg.warnings == []
     assert cfg.supervisor.grace_seconds == 300 and cfg.poll_seconds == 10
+
+
+def test_status_judges_the_heartbeats_age_on_this_pcs_clock_only(tmp_path):
+    from keepalive import status
+
+    cfg = config.load(env={"KEEPALIVE_HOME": str(tmp_path / "home")}, job="castle", drive_folder=str(tmp_path / "d"))
+    grace = cfg.supervisor.grace_seconds
+    path = hb.heartbeat_path(tmp_path / "d", "castle")
+    path.parent.mkdir(parents=True)
+
+    def beat(seq, written="2099-01-01T00:00:00+00:00"):  # Colab's clock, far off: never used for the age
+        path.write_text(hb.Heartbeat(job="castle", session="s", seq=seq, time=written, phase="computing").to_json())
+        os.utime(path, (0, 0))  # nor is the file's mtime (1970)
+
+    beat(1)
+    first = status.collect(cfg, wall=1_000_000.0)
+    assert first["heartbeat"] == "fresh" and first["heartbeat_age_seconds"] is None  # first seen now
+    later = status.collect(cfg, wall=1_000_000.0 + grace + 1)
+    assert later["heartbeat"] == "stale" and later["heartbeat_age_seconds"] == grace + 1
+    beat(2)
+    assert status.collect(cfg, wall=1_000_000.0 + grace + 2)["heartbeat"] == "fresh"  # it moved
+    journal = Journal(cfg.dirs.state, "castle")  # what a running daemon noted beats status's own note
+    journal.save_state({"heartbeat_seen": {"session": "s", "seq": 2, "pc_time": 1_000_000.0 - 3600}})
+    noted = status.collect(cfg, wall=1_000_000.0 + grace + 2)
+    assert noted["heartbeat"] == "stale" and noted["heartbeat_age_seconds"] == 3600 + grace + 2
+
+
+def test_the_example_config_shows_every_setting(tmp_path):
+    import dataclasses
+    import tomllib
+    from pathlib import Path
+
+    example = tomllib.loads((Path(__file__).parent.parent / "configs" / "keepalive.example.toml").read_text())
+    for section, key in config._KEYS:
+        assert (section, key) == ("colab", "url") or key in example.get(section, {}), f"[{section}] {key}"  # url: written by run
+    for section, kind in config._NESTED.items():
+        shown = example.get(section, {})
+        missing = [f.name for f in dataclasses.fields(kind) if f.name not in shown and f.name != "blind"]
+        assert section == "cli" or missing == [], f"[{section}] {missing}"  # [cli]: documented with cli mode

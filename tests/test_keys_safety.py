@@ -95,3 +95,20 @@ def test_run_all_reopens_the_tab_then_presses_run_all_and_answers_dialogs(monkey
     assert keyboard.typed[0].endswith("+w") and keyboard.typed[1].endswith("+f9") and opened == [True]
     assert "space" in keyboard.typed and keyboard.typed[-1] == "enter"
     assert not key_hands.act(Action.CONNECT_DRIVE)  # keys mode answers dialogs only as part of Run all
+
+
+def test_after_opening_it_waits_for_the_notebooks_title_not_a_fixed_time():
+    """Typing into a window still titled "Untitled" would only close it again next round (a loaded PC)."""
+    titles = iter(["Untitled - Chromium"] * 5)
+    key_hands = hands(Keyboard())
+    key_hands.focus = lambda: next(titles, "demo.ipynb - Colaboratory - Chromium")
+    key_hands.seq.update(load_seconds=2.0, load_max_seconds=60.0)
+    assert key_hands._wait_until_loaded()
+    assert key_hands.clock.now == 2.0 + 5 * 0.5  # the minimum, then until the title showed
+    never = hands(Keyboard(), title="Untitled - Chromium")
+    never.seq.update(load_seconds=2.0, load_max_seconds=60.0)
+    assert not never._wait_until_loaded() and 60.0 <= never.clock.now < 61.0
+    unknown = hands(Keyboard())
+    unknown.focus = lambda: None  # this platform cannot tell window titles
+    unknown.seq.update(load_seconds=2.0, load_max_seconds=60.0)
+    assert unknown._wait_until_loaded() and unknown.clock.now == 2.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 
 import pytest
 
@@ -25,7 +24,8 @@ def own_browser(tmp_path) -> dict:
     browser = ["chromium", *root_flags(), "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'own-browser'}",
                "--window-position=0,0", "--window-size=1200,780", "--new-window", "{url}"]
-    return {"browser_command": browser, "load_seconds": 4.0, "idle_seconds": 0.3}
+    # the notebook's title in its window is the sign it loaded (however loaded the machine); 1 s more to settle
+    return {"browser_command": browser, "load_seconds": 1.0, "load_max_seconds": 120.0, "idle_seconds": 0.3}
 
 
 def test_keys_mode_runs_all_answers_the_dialogs_and_recovers_a_disconnect(xvfb_display, tmp_path):
@@ -45,12 +45,8 @@ def test_keys_mode_runs_all_answers_the_dialogs_and_recovers_a_disconnect(xvfb_d
 
         demo.sim.show_captcha()
         demo.hands.open()  # the daemon closed its browser when the job was done
-        deadline = time.monotonic() + 10
-        seen = demo.hands.observe().state
-        while seen is not PageState.CAPTCHA and time.monotonic() < deadline:
-            time.sleep(0.5)
-            seen = demo.hands.observe().state
-        assert seen is PageState.CAPTCHA
+        # a loaded machine may take long to draw the window: wait for the sight itself, with a deadline
+        assert wait_for(lambda: demo.hands.observe().state is PageState.CAPTCHA, timeout=120)
     finally:
         demo.hands.close()
         demo.stop()
