@@ -7,7 +7,7 @@ import json
 import pytest
 
 from colab_side.meshroom import cache, pruning
-from colab_side.meshroom.graph import load, parse
+from colab_side.meshroom.graph import GraphError, load, parse
 from keepalive_sim.sample_job import extracted_release, make_images, save_project
 
 
@@ -59,6 +59,15 @@ def test_chunks_come_from_the_saved_graph_never_from_a_table(saved):
     doc = json.loads(saved["2023.3"].read_text())
     doc["graph"]["DepthMap_1"]["parallelization"] = {"blockSize": 2, "size": 10, "split": 5}  # a user's own setting
     assert parse(json.dumps(doc)).nodes["DepthMap_1"].chunk_count == 5
+
+
+def test_a_graph_saved_without_its_chunks_is_refused(saved):
+    """Real 2021.1 saved without --cache: every split 0 (and stale uids); computing it would skip chunks."""
+    doc = json.loads(saved["2019.2"].read_text())
+    for node in doc["graph"].values():
+        node["parallelization"].update(size=0, split=0)
+    with pytest.raises(GraphError, match="DepthMap_1|FeatureExtraction_1"):
+        parse(json.dumps(doc))
 
 
 def test_both_uid_forms_and_their_cache_folders(saved):

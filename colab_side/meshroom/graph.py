@@ -237,6 +237,9 @@ def parse(text: str, source: str = "project") -> Graph:
         if nodes[name].chunk_count > MAX_COUNT or _climbs(nodes[name].folder) or any(
                 _climbs(value) for value in nodes[name].outputs.values()):
             raise GraphError(f"{source}: node {name} has too many chunks or a path that leads out of its folder")
+        if nodes[name].block_size and "split" in par and nodes[name].split == 0:
+            raise GraphError(f"{source}: node {name} was saved without its chunks (split 0), as Meshroom 2021.1 "
+                             "saves without --cache; its uids are stale too")
     graph = Graph(nodes, doc.get("header") or {})
     graph.order()  # a cycle is an error now, not later
     return graph
