@@ -28,7 +28,7 @@ _BYTES = 512
 
 
 def parse_arguments(argv: list[str]) -> dict[str, list[str]]:
-    """``--key v1 v2 --other=v`` → ``{"key": ["v1", "v2"], "other": ["v"]}`` (single-dash values, like ``-1``, stay values)."""
+    """``--key v1 v2 --other=v`` → ``{"key": ["v1", "v2"], "other": ["v"]}``; ``-1`` and the like stay values."""
     found: dict[str, list[str]] = {}
     key = None
     for token in argv:

@@ -200,9 +200,12 @@ def snapshot_colab_side(dest: Path) -> dict:
             "uncommitted": [line[3:] for line in changed.stdout.splitlines()]}
 
 
-def session(command: list[str], env: dict, kill_after: float | None, log) -> int | None:
-    """One session; SIGKILL its whole process group after ``kill_after`` seconds. None when killed."""
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+def session(command: list[str], env: dict, kill_after: float | None, log, cwd: Path) -> int | None:
+    """One session; SIGKILL its whole process group after ``kill_after`` seconds. None when killed.
+
+    ``cwd`` must not be the repository: ``python -m`` would import colab_side from there, not the snapshot.
+    """
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)
     try:
         return proc.wait(timeout=kill_after)
     except subprocess.TimeoutExpired:
@@ -259,14 +262,16 @@ def verify(source, work, kills: int = 5, images: int = 12, seconds: float = 0.3,
                     "colab_side": report_code}
     with open(work / "sessions.log", "w") as log:
         started = time.monotonic()
-        code = session(job_command(drive, pictures, "reference", version, archive, work / "local-ref", extra), env, None, log)
+        reference = job_command(drive, pictures, "reference", version, archive, work / "local-ref", extra)
+        code = session(reference, env, None, log, work)
         report["reference"] = {"exit": code, "seconds": round(time.monotonic() - started, 1)}
         killed, codes = 0, []
         while True:
             delay = rng.uniform(1.0, max_delay) if killed < kills else None
             local = work / "local-killed"  # like /content on Colab: the same path, wiped for each new runtime
             shutil.rmtree(local, ignore_errors=True)
-            code = session(job_command(drive, pictures, "killed", version, archive, local, extra), env, delay, log)
+            killed_session = job_command(drive, pictures, "killed", version, archive, local, extra)
+            code = session(killed_session, env, delay, log, work)
             codes.append(code)
             if code is None:
                 killed += 1
@@ -281,7 +286,8 @@ def verify(source, work, kills: int = 5, images: int = 12, seconds: float = 0.3,
                            chunks_redone=sorted({k for k in keys if keys.count(k) > 1}),
                            heartbeat=_read_json(job_dir / "heartbeat.json"))
     report["reference"]["meshroom_published"] = meshroom_published(drive / "keepalive" / "reference")
-    report["identical"] = bool(report["reference"]["result"]) and report["reference"]["result"] == report["killed"]["result"]
+    expected = report["reference"]["result"]
+    report["identical"] = bool(expected) and expected == report["killed"]["result"]
     return report
 
 
@@ -315,7 +321,8 @@ def main(argv=None) -> int:
     if args.command == "build":
         print(build_release(args.source, args.dest))
         return 0
-    report = verify(args.source, args.work, args.kills, args.images, args.seconds, args.seed, args.max_delay, args.extra)
+    report = verify(args.source, args.work, args.kills, args.images, args.seconds, args.seed, args.max_delay,
+                    args.extra)
     print(json.dumps(report, indent=1))
     return 0 if report["identical"] else 1
 

@@ -57,7 +57,8 @@ def read_overrides(path) -> dict[str, dict]:
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise OptionsError(f"overrides file {path} is not readable JSON ({exc})") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise OptionsError(f'overrides file {path} must map node names to attributes: {{"DepthMap_1": {{"downscale": 4}}}}')
+        raise OptionsError(f"overrides file {path} must map node names to attributes: "
+                           '{"DepthMap_1": {"downscale": 4}}')
     return data
 
 
@@ -65,7 +66,8 @@ def check_pipeline(graph: Graph, path) -> None:
     """Meshroom's own requirements of a custom pipeline (with ``--output``): one CameraInit, a Publish."""
     types = [node.node_type for node in graph.nodes.values()]
     if types.count("CameraInit") != 1:
-        raise OptionsError(f"pipeline {path} has {types.count('CameraInit')} CameraInit nodes; Meshroom needs exactly one")
+        raise OptionsError(f"pipeline {path} has {types.count('CameraInit')} CameraInit nodes; "
+                           "Meshroom needs exactly one")
     if "Publish" not in types:
         raise OptionsError(f"pipeline {path} has no Publish node; Meshroom needs one to publish the result "
                            "(link it to Texturing's outputMesh, outputMaterial and outputTextures)")
