@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from colab_side import heartbeat as hb
 from keepalive.states import HEARTBEAT_CAUSES, Action, Cause, Notice, PageState, Verdict
@@ -281,3 +283,27 @@ def test_a_never_started_job_is_started():
     missing = BeatView(MISSING, None)
     decisions = run([(PageState.IDLE, missing)] * 3, mem=Memory())
     assert decisions[-1].action is Action.RUN_ALL
+
+
+pages = st.lists(st.sampled_from(list(PageState)), min_size=1, max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pages, st.floats(min_value=0.5, max_value=600))
+def test_property_a_heartbeat_that_keeps_advancing_never_gets_run_all(page_list, step):
+    # every round a new beat, written half a second before it is seen, whatever the page shows
+    rounds = [(page, view(FRESH, seq=i, written_at=1000.0 + i * step - 0.5)) for i, page in enumerate(page_list)]
+    assert Action.RUN_ALL not in actions(run(rounds, step=step))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(list(PageState)), st.sampled_from(list(Verdict)),
+                          st.sampled_from(list(hb.Phase)), st.integers(0, 3), st.booleans()), max_size=60))
+def test_property_any_sequence_of_pages_and_heartbeats_is_decided(script):
+    mem, now = Memory(), 0.0
+    for page, verdict, phase, session, readable in script:
+        bv = BeatView(verdict, beat(session=f"s{session}", phase=phase) if readable else None,
+                      since_change=now, written_at=now - 1, unreadable_for=now if verdict is CORRUPT else None)
+        decision = decide(page, bv, mem, now, CFG)
+        assert isinstance(decision.action, Action) and decision.reason
+        mem, now = decision.memory, now + 7.0
