@@ -112,3 +112,13 @@ def test_after_opening_it_waits_for_the_notebooks_title_not_a_fixed_time():
     unknown.focus = lambda: None  # this platform cannot tell window titles
     unknown.seq.update(load_seconds=2.0, load_max_seconds=60.0)
     assert unknown._wait_until_loaded() and unknown.clock.now == 2.0
+
+
+def test_a_window_just_opened_gets_its_keys_once_its_title_shows_and_never_before():
+    loading = ["Untitled - Chromium"] * 8  # Google's pop-up, still loading
+    key_hands = hands(Keyboard())
+    key_hands.focus = lambda: loading.pop() if loading else "Sign in - Google Accounts - Chromium"
+    typed = []
+    key_hands._press = lambda step: typed.append((step, len(loading)))
+    assert key_hands.play(["enter"])
+    assert typed == [("enter", 0)]  # typed only once the title had shown

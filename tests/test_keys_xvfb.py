@@ -82,7 +82,7 @@ def test_run_all_takes_the_focus_back_and_leaves_one_notebook_window(xvfb_displa
         terminal = _other_window("me@pc: ~/src/colab-keepalive")
         assert not hands.is_browser_title(keys.focused_window_title())
         assert hands.act(Action.RUN_ALL)
-        assert wait_for(lambda: sleeper_sim.state()["running"])
+        assert wait_for(lambda: sleeper_sim.state()["running"], timeout=240)
         state = sleeper_sim.state()
         assert state["run_all_count"] == 1 and state["authorship_accepted"] and state["consent_granted"]
         assert state["running"] and not state["popup_open"]

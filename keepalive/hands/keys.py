@@ -272,10 +272,23 @@ class KeyHands:
                 self._note(f"not typing {step!r}: the user moved the mouse")
                 return False
             else:
-                if self._focused() is False and not (self.raise_window(self.title_pattern) and self._focused()):
+                if not self._focus_for_typing():
                     self._note(f"not typing {step!r}: the focused window is {self.focus()!r}")
                     return False
                 self._press(step)
+        return True
+
+    def _focus_for_typing(self) -> bool:
+        """Whether the focused window is the notebook's or Google's pop-up, waiting for it a while.
+
+        A window just opened (the Drive pop-up) is titled "Untitled" until its page loads: wait for its title,
+        at most ``focus_wait_seconds``; then bring the notebook's window forward, or refuse.
+        """
+        deadline = self.clock() + float(self.seq["focus_wait_seconds"])
+        while self._focused() is False:
+            if self.clock() >= deadline:
+                return bool(self.raise_window(self.title_pattern) and self._focused())
+            self.sleep(0.25)
         return True
 
     def _press(self, step: str) -> None:
