@@ -4,6 +4,7 @@ CLI's ever reaches our output or files; bad setups are one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -65,6 +66,9 @@ def test_a_killed_daemon_started_again_attaches_to_its_job_and_the_result_is_unc
     assert stand.heartbeat().phase == hb.DONE
     assert stand.fake.allocations() == ["T4"]  # the second daemon found the runtime and the job it left
     assert stand.job.result_files() == reference_result(tmp_path / "reference", 4) != {}
+    status = subprocess.run([sys.executable, "-m", "keepalive", "status", "--mode", "cli", "--job", "castle", "--json"],
+                            env=stand.env, capture_output=True, text=True, timeout=60)
+    assert json.loads(status.stdout)["phase"] == "done"
     output = kept_text(stand) + log.read_text()
     assert (Path(stand.env["HOME"]) / ".config" / "colab-cli" / "colab.log").read_text().count("ya29.") > 0
     assert "ya29." not in output and "Bearer" not in output  # the CLI's tokens stay in the CLI's files

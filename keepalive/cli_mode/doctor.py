@@ -10,12 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from keepalive.cli_mode.runner import ColabCli, Outcome, load_answers, parse_sessions, parse_version, scrub, \
+from keepalive.cli_mode.runner import INSTALL_HINT, ColabCli, Outcome, load_answers, parse_sessions, parse_version, scrub, \
     switch_off_update_check, version_problem
 from keepalive.cli_mode.hands import LOGIN_HINT
-
-INSTALL = "install it with 'pipx install google-colab-cli' (or 'uv tool install google-colab-cli'), or set cli.path"
-
 
 def run_doctor(cfg, env: dict | None = None) -> dict:
     env = dict(os.environ if env is None else env)
@@ -23,7 +20,7 @@ def run_doctor(cfg, env: dict | None = None) -> dict:
     report = {"program": cli.resolved(), "version": None, "version_ok": False, "problem": None, "login": None,
               "sessions": [], "session": cfg.cli.session_name(cfg.job), "update_check": "off"}
     if report["program"] is None:
-        report["problem"] = f"the colab CLI ({cfg.cli.path}) is not found: {INSTALL}"
+        report["problem"] = f"the colab CLI ({cfg.cli.path}) is not found: {INSTALL_HINT}"
         return report
     switch_off_update_check(Path(env.get("HOME") or Path.home()))
     found = parse_version(cli.call("version").out)

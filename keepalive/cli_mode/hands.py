@@ -29,10 +29,11 @@ from pathlib import Path
 from keepalive import notebook
 from keepalive.cli_mode import vm_code
 from keepalive.cli_mode.drivemount import drivemount
-from keepalive.cli_mode.runner import Answer, ColabCli, Outcome, load_answers, parse_sessions, parse_version, scrub, \
+from keepalive.cli_mode.runner import INSTALL_HINT, Answer, ColabCli, Outcome, load_answers, parse_sessions, parse_version, scrub, \
     stop_group, switch_off_update_check, version_problem
 from keepalive.cli_mode.settings import CliSettingsError, check
 from keepalive.cli_mode.watch import CliHeartbeatWatch, mirror_folder
+from keepalive.config import ConfigError
 from keepalive.hands.page import Observation
 from keepalive.states import Action, PageState
 
@@ -115,8 +116,6 @@ class CliHands:
         try:
             self.settings = check(cfg.cli, cfg.job)
         except CliSettingsError as exc:
-            from keepalive.config import ConfigError
-
             raise ConfigError(str(exc)) from None
         self.home = Path(env["HOME"]) if env and env.get("HOME") else Path.home()
         self.cli = ColabCli(self.settings.path, self.settings.call_seconds, load_answers(self.settings.answers), env)
@@ -135,31 +134,25 @@ class CliHands:
         self.endpoint: str | None = None
         self.mounted = False
         self.attach_needed = True  # a job may already run on a runtime we find (daemon restarted)
-        self.stopped = False
 
     # --- start and stop -----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Check the CLI (installed, supported version), switch its update check off, write the VM code."""
-        from keepalive.config import ConfigError
-
         if self.cli.resolved() is None:
-            raise ConfigError(f"the colab CLI ({self.settings.path}) is not found: install it with "
-                              "'pipx install google-colab-cli' (or 'uv tool install google-colab-cli'), "
-                              "or set cli.path in the config")
+            raise ConfigError(f"the colab CLI ({self.settings.path}) is not found: {INSTALL_HINT}")
         switch_off_update_check(self.home)
         problem = version_problem(parse_version(self.cli.call("version").out), self.cli.answers)
         if problem:
             raise ConfigError(problem)
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "launch.py").write_text(vm_code.launch(self.job_args), encoding="utf-8")
-        (self.folder / "wait.py").write_text(vm_code.wait(self.settings.waiter_poll_seconds,
-                                                                       self.settings.waiter_cell_seconds), encoding="utf-8")
+        waiting = vm_code.wait(self.settings.waiter_poll_seconds, self.settings.waiter_cell_seconds)
+        (self.folder / "wait.py").write_text(waiting, encoding="utf-8")
         (self.folder / "mount.py").write_text(vm_code.mount_check(), encoding="utf-8")
         (self.folder / "colab_side.zip").write_bytes(notebook.colab_side_zip())
 
     def close(self) -> None:
-        self.stopped = True
         if self.waiter is not None:
             self.waiter.stop()
         self.cli.stop_all()

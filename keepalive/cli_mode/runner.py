@@ -30,6 +30,8 @@ _SECRETS = [
     re.compile(r"()\bya29\.[A-Za-z0-9._-]+"),
     re.compile(r"()\b1//[A-Za-z0-9._-]{20,}"),
 ]
+INSTALL_HINT = ("install it with 'pipx install google-colab-cli' (or 'uv tool install google-colab-cli'), "
+                "or set cli.path in the config")
 _SESSION_LINE = re.compile(r"^\[(?P<name>[^\]]+)\] (?P<endpoint>\S+) \| Hardware: (?P<hardware>[^|]+?) \|")
 _VERSION = re.compile(r"Version:\s*(\d+(?:\.\d+)*)")
 
