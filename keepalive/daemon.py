@@ -49,18 +49,21 @@ class Daemon:
     # --- one round ----------------------------------------------------------------------------------
 
     def step(self) -> Decision | None:
-        """One round; one that raises is written down (and told, once in a row) and None is returned."""
+        """One round; one that raises is written down (and said, once in a row) and None is returned."""
+        return self._guarded("round", self._round)
+
+    def _guarded(self, what: str, work):
         try:
-            decision = self._round()
+            outcome = work()
         except Exception as exc:  # a page, a file or a bug: the watch must go on
             self._failed_rounds += 1
-            self.journal.record("round_failed", error=f"{type(exc).__name__}: {exc}",
+            self.journal.record(f"{what}_failed", error=f"{type(exc).__name__}: {exc}",
                                 traceback=traceback.format_exc(limit=10), in_a_row=self._failed_rounds)
             if self._failed_rounds == 1:
-                print(f"keepalive: a round failed ({type(exc).__name__}: {exc}); carrying on", file=sys.stderr)
+                print(f"keepalive: a {what} failed ({type(exc).__name__}: {exc}); carrying on", file=sys.stderr)
             return None
         self._failed_rounds = 0
-        return decision
+        return outcome
 
     def _round(self) -> Decision:
         observation = self.hands.observe()
@@ -104,10 +107,13 @@ class Daemon:
                                 phase=current.phase)
 
     def reopen(self) -> None:
-        """The scheduled reopen: reload the one tab, unless a recovery is under way."""
+        """The scheduled reopen: reload the one tab, unless a recovery is under way (guarded like a round)."""
         if self.memory.recovering_since is None and not self.stopping:
-            self.hands.reopen()
-            self.journal.record("reopen")
+            self._guarded("reopen", self._reopen)
+
+    def _reopen(self) -> None:
+        self.hands.reopen()
+        self.journal.record("reopen")
 
     # --- the loop -----------------------------------------------------------------------------------
 

@@ -278,3 +278,19 @@ def test_a_recovery_follows_the_page_fast_whatever_the_poll(tmp_path, restore_si
     finally:
         deadline.cancel()
     assert code == 0 and rig.hands.acted == [Action.RECONNECT, Action.RUN_ALL]
+
+
+class BrokenReopenHands(ScriptedHands):
+    def reopen(self) -> None:
+        raise OSError("chromedriver is gone")
+
+
+def test_a_scheduled_reopen_that_raises_is_written_down_and_the_watch_goes_on(tmp_path):
+    rig = Rig(tmp_path)
+    rig.hands = BrokenReopenHands()
+    rig.daemon = rig.make_daemon()
+    rig.beat()
+    rig.daemon.step()
+    rig.daemon.reopen()
+    assert "OSError: chromedriver is gone" in rig.events("reopen_failed")[0]["error"]
+    assert rig.daemon.step().action is Action.WAIT
