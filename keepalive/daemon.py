@@ -20,7 +20,7 @@ import traceback
 import schedule
 
 from keepalive.states import Action, Cause
-from keepalive.status import describe
+from keepalive.status import count, describe
 from keepalive.supervisor import Decision, Memory, decide
 
 EXIT_CODES = {Cause.JOB_DONE: 0}
@@ -37,7 +37,7 @@ class Daemon:
         self.clock = clock
         saved = journal.load_state()
         self.memory = Memory()
-        self.state = {"job": cfg.job, "restarts": int(saved.get("restarts", 0) or 0), "last_action": None,
+        self.state = {"job": cfg.job, "restarts": count(saved.get("restarts")), "last_action": None,
                       "last_reason": None, "last_action_time": None, "cause": None}
         self._restarts_seen = 0
         self._failed_rounds = 0

@@ -294,3 +294,10 @@ def test_a_scheduled_reopen_that_raises_is_written_down_and_the_watch_goes_on(tm
     rig.daemon.reopen()
     assert "OSError: chromedriver is gone" in rig.events("reopen_failed")[0]["error"]
     assert rig.daemon.step().action is Action.WAIT
+
+
+@pytest.mark.parametrize("saved", ['{"restarts": "many"}', '{"restarts": [1]}', "[1, 2]", "\xff"])
+def test_a_damaged_saved_state_does_not_stop_the_daemon_from_starting(tmp_path, saved):
+    rig = Rig(tmp_path)
+    rig.journal.state_path.write_text(saved, encoding="latin-1")
+    assert rig.make_daemon().state["restarts"] == 0
