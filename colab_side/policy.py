@@ -59,17 +59,14 @@ def node_error(node: str, chunk: int, sessions: int, max_node_errors: int, last_
                    "nothing: the next session tries it again")
 
 
-def drive_error(message: str, full: bool) -> Verdict:
+def drive_error(message: str, full: bool, timeout: bool = False) -> Verdict:
     """Drive kept failing after retries and remounts: only a full Drive needs the human."""
     if full:
         return Verdict(Phase.BLOCKED, Cause.DRIVE_FULL, message, "free space on Drive (empty its Trash too), then Run all")
+    if timeout:
+        return Verdict(Phase.RESTARTABLE, Cause.DRIVE_TIMEOUT, message,
+                       "nothing if it passes; if it repeats, open the notebook and answer Drive's consent prompt")
     return Verdict(Phase.RESTARTABLE, Cause.DRIVE_ERROR, message, "nothing: the next session retries Drive")
-
-
-def remount_timeout(seconds: float) -> Verdict:
-    return Verdict(Phase.RESTARTABLE, Cause.DRIVE_TIMEOUT,
-                   f"remounting Drive did not come back within {seconds:g} s",
-                   "if it repeats, open the notebook and answer Drive's consent prompt")
 
 
 def no_gpu(gpu: str | None, required: bool) -> Verdict | None:
@@ -88,11 +85,10 @@ def drive_space(free: int | None, margin: int, node: str) -> Verdict | None:
                    f"free at least {(margin - free) / GB:.2f} GB on Drive (empty its Trash too), then Run all")
 
 
-def disk_full(free: int, what: str) -> Verdict:
+def disk_full(detail: str) -> Verdict:
     """The runtime's local disk filled up: a new runtime has the same disk, so the human must choose."""
-    return Verdict(Phase.BLOCKED, Cause.DISK_FULL,
-                   f"the runtime's local disk is full ({free / GB:.2f} GB free) while {what}",
-                   "use a runtime with a larger disk, or fewer or smaller images (see `python -m colab_side plan`)")
+    return Verdict(Phase.BLOCKED, Cause.DISK_FULL, f"the runtime's local disk is full: {detail}",
+                   "use a runtime with a larger disk, or fewer or smaller images (see python -m colab_side plan)")
 
 
 # --- warnings --------------------------------------------------------------------------------------

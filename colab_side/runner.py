@@ -12,6 +12,7 @@ human), or by being killed — the normal case on Colab — after which the next
 
 from __future__ import annotations
 
+import errno
 import shutil
 import subprocess
 import tempfile
@@ -21,14 +22,14 @@ from pathlib import Path
 from colab_side import heartbeat as hb
 from colab_side.beat import HeartbeatWriter
 from colab_side import identity, policy
-from colab_side.drive import FULL, Drive, DriveError, mount_colab
+from colab_side.drive import FULL, RETRYABLE, Drive, DriveError, mount_colab
 from colab_side.events import Journal, parse_events
 from colab_side.layout import NotOurs, job_layout, work_dir
 from colab_side.lease import Lease, Superseded
 from colab_side.meshroom import cache as meshroom_cache
-from colab_side.meshroom import chunk_log, commands, install, pruning, versions
+from colab_side.meshroom import chunk_log, commands, estimates, install, pruning, versions
 from colab_side.meshroom.graph import Graph, GraphError, Node, load as load_graph, parse as parse_graph
-from colab_side.settings import GB, Settings, SettingsError, make as make_settings
+from colab_side.settings import Settings, SettingsError, make as make_settings
 from colab_side.store import Store
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".heic", ".dng", ".cr2", ".nef", ".arw")
@@ -40,6 +41,10 @@ class Stop(Exception):
     def __init__(self, phase: str, cause: str | None = None, reason: str = "", action: str = ""):
         super().__init__(reason)
         self.phase, self.cause, self.reason, self.action = phase, cause, reason, action
+
+    @classmethod
+    def of(cls, verdict: policy.Verdict) -> "Stop":
+        return cls(verdict.phase, verdict.cause, verdict.reason, verdict.action)
 
 
 class Interrupted(Exception):
@@ -70,6 +75,7 @@ def find_images(folder: Path) -> list[Path]:
     return images
 
 
+LOW_DISK_BYTES = 256 << 20  # a chunk that ends in ERROR with less free is a full disk, not the node's fault
 RESTARTABLE_EXIT = 75  # EX_TEMPFAIL: this session ended by itself, a new one resumes
 SUPERSEDED_EXIT = 3
 
@@ -80,7 +86,6 @@ class Session:
         self.s = settings
         self.drive = drive
         self._proc = None
-        self.durations: list[float] = []
         self.node_durations: dict[str, list[float]] = {}
 
     # --- the session as a whole -------------------------------------------------------------------
@@ -131,11 +136,13 @@ class Session:
             self.journal.log(f"session ends: {exc}; the next session resumes from the store")
         except DriveError as exc:
             code, end = self._end(self._drive_stop(exc))
-        except OSError as exc:
-            if exc.errno not in FULL:
+        except OSError as exc:  # outside Drive's wrapper: the local disk, or a listing of the images on Drive
+            if exc.errno in FULL:
+                code, end = self._end(Stop.of(policy.disk_full(str(exc))))
+            elif exc.errno in RETRYABLE:
+                code, end = self._end(self._drive_stop(DriveError(f"reading the images failed: {exc}")))
+            else:
                 raise
-            code, end = self._end(Stop(hb.BLOCKED, hb.DISK_FULL, f"the runtime's local disk is full: {exc}",
-                                       "use a runtime with a larger disk, or fewer or smaller images"))
         finally:
             if end != "superseded":  # the newer session owns the job's shared files; the log is this session's own
                 self.journal.event("session_end", end=end)
@@ -156,12 +163,7 @@ class Session:
     @staticmethod
     def _drive_stop(exc: DriveError) -> Stop:
         """Only a full Drive needs the human; an outage, a timeout or a failed remount is restartable."""
-        if exc.full:
-            return Stop(hb.BLOCKED, hb.DRIVE_FULL, str(exc), "free space on Drive (empty its Trash too), then Run all")
-        if exc.timeout:
-            return Stop(hb.RESTARTABLE, hb.DRIVE_TIMEOUT, str(exc),
-                        "nothing if it passes; if it repeats, open the notebook and answer Drive's consent prompt")
-        return Stop(hb.RESTARTABLE, hb.DRIVE_ERROR, str(exc), "nothing: the next session retries Drive")
+        return Stop.of(policy.drive_error(str(exc), exc.full, exc.timeout))
 
     def _superseded(self, owner: str) -> None:
         """Called by the heartbeat thread when a newer session took the lease: stop Meshroom at once."""
@@ -182,9 +184,8 @@ class Session:
             raise Stop(hb.DONE, reason="the result was already published and verified")
         self._check_errors()
         gpu = detect_gpu()
-        if gpu is None and self.s.gpu_required:
-            raise Stop(hb.BLOCKED, hb.NO_GPU, "this runtime has no GPU",
-                       "choose a GPU runtime (Runtime > Change runtime type > GPU), then Run all")
+        if verdict := policy.no_gpu(gpu, self.s.gpu_required):
+            raise Stop.of(verdict)
         self.beat.update(phase=hb.INSTALLING, gpu=gpu, local_free_bytes=shutil.disk_usage(self.local).free,
                          drive_free_bytes=self.drive.free_bytes(), durable_chunks=self.store.durable_chunks,
                          pruned_bytes=self.store.pruned_bytes)
@@ -203,7 +204,11 @@ class Session:
         self._check_disk()
         self._load_history()
         self._update_progress(hb.COMPUTING)
-        for name in self.graph.order():
+        producers = {name: self.graph.dependencies(name) for name in self.graph.nodes}
+        done = self.store.durable_nodes(self.graph)
+        lost_results = self.graph.publish_nodes() - done  # e.g. Texturing's archive was damaged: Publish reads it again
+        done -= {consumer for name in lost_results for consumer in self.graph.consumers(name)}
+        for name in policy.compute_order(self.graph.order(), producers, done):
             self._compute_node(self.graph.nodes[name])
         self._publish()
 
@@ -248,20 +253,15 @@ class Session:
         self.journal.log(f"--replan: the old job's records are kept in {aside}; delete that folder to free its space")
 
     def _check_errors(self) -> None:
-        for node, sessions in self.store.manifest["errors"].items():
-            if len(sessions) >= self.s.max_node_errors:
-                raise Stop(hb.FAILED, hb.CODE_ERROR,
-                           f"{node} ended in ERROR in {len(sessions)} sessions; see logs/ and events.jsonl",
-                           f"fix the cause (images, parameters), then remove \"{node}\" from the store's "
-                           "manifest errors or start a new job")
+        if verdict := policy.repeated_errors(self.store.manifest["errors"], self.s.max_node_errors):
+            raise Stop.of(verdict)
 
     def _check_disk(self) -> None:
         """Say before it fails when the local cache will not fit (a rough guess: twice the store)."""
         free = shutil.disk_usage(self.local).free
         need = 2 * self.store.stored_bytes
-        if need > free:
-            self.beat.update(warnings=[f"local disk has {free / GB:.1f} GB free; the cache may need "
-                                       f"{need / GB:.1f} GB (DISK_FULL risk)"])
+        if warning := policy.disk_warning(free, need):
+            self._add_warning(warning)
             self.journal.log(f"warning: the local cache may not fit: {need} bytes needed, {free} free")
 
     def _published_result_intact(self) -> bool:
@@ -367,11 +367,8 @@ class Session:
     def _compute_node(self, node: Node) -> None:
         if self.store.node_durable(node):
             return
-        free = self.drive.free_bytes()
-        if free is not None and free < self.s.drive_margin_bytes:
-            raise Stop(hb.BLOCKED, hb.DRIVE_FULL,
-                       f"Drive has {free / GB:.2f} GB free, {self.s.drive_margin_bytes / GB:.2f} GB needed before {node.name}",
-                       f"free at least {(self.s.drive_margin_bytes - free) / GB:.2f} GB on Drive, then Run all")
+        if verdict := policy.drive_space(self.drive.free_bytes(), self.s.drive_margin_bytes, node.name):
+            raise Stop.of(verdict)
         self.journal.event("node_start", node=node.name, chunks=node.chunk_count)
         started = time.monotonic()
         for chunk in range(node.chunk_count):
@@ -400,13 +397,14 @@ class Session:
             after = meshroom_cache.snapshot(folder)
             changed = [rel for rel, sig in after.items() if before.get(rel) != sig]
             entry = self.store.add_chunk(node, chunk, self.cache, changed, self.beat.session)
-            self.durations.append(seconds)
             self.node_durations.setdefault(node.name, []).append(seconds)
             self.journal.event("chunk_done", node=node.name, chunk=chunk, seconds=round(seconds, 3),
                                bytes=entry["size"], files=entry["files"])
             self.journal.sync_log()
             self._update_progress(hb.COMPUTING)
             return
+        if status == meshroom_cache.ERROR and shutil.disk_usage(self.local).free < LOW_DISK_BYTES:
+            raise OSError(errno.ENOSPC, f"{node.name} chunk {chunk} ended in ERROR with the local disk all but full")
         if status == meshroom_cache.ERROR and self.graph.dependencies(node.name) & set(self.store.manifest["pruned"]):
             needed = self.store.producers_to_recompute(self.graph)  # never counted: not the node's own fault
             self.store.unprune(needed)
@@ -416,11 +414,10 @@ class Session:
             tail = self._log_tail(node, chunk)
             count = self.store.record_error(node.name, self.beat.session)
             self.journal.event("error", node=node.name, chunk=chunk, exit_code=code, sessions=count, log_tail=tail)
-            if count >= self.s.max_node_errors:
-                raise Stop(hb.FAILED, hb.CODE_ERROR,
-                           f"{node.name} chunk {chunk} ended in ERROR in {count} sessions: {tail[-1] if tail else ''}",
-                           f"read logs/ for {node.name}; fix the images or parameters and start a new job")
-            raise Interrupted(f"{node.name} ended in ERROR (session {count} of {self.s.max_node_errors})")
+            verdict = policy.node_error(node.name, chunk, count, self.s.max_node_errors, tail[-1] if tail else "")
+            if verdict.final:
+                raise Stop.of(verdict)
+            raise Interrupted(verdict.reason)
         raise Interrupted(f"{node.name} chunk {chunk} stopped with exit code {code} and status {status}")
 
     def _log_tail(self, node: Node, chunk: int, lines: int = 10) -> list[str]:
@@ -454,25 +451,25 @@ class Session:
         """Chunk durations measured by earlier sessions, for the ETA and the 12-hour risk."""
         for event in parse_events((self.drive.read_bytes(self.layout.events) or b"").decode("utf-8", "replace")):
             if event.get("event") == "chunk_done" and isinstance(event.get("seconds"), (int, float)):
-                self.durations.append(float(event["seconds"]))
                 self.node_durations.setdefault(str(event.get("node")), []).append(float(event["seconds"]))
-        lifetime = self.s.lifetime_hours * 3600
-        for name, times in self.node_durations.items():
-            node = self.graph.nodes.get(name)
-            if node and not self.store.node_durable(node) and max(times) > lifetime:
-                self._add_warning(f"a chunk of {name} took {max(times) / 3600:.1f} h, more than the runtime's "
-                                  f"{self.s.lifetime_hours:g} h lifetime: it may never finish")
+        unfinished = [name for name, node in self.graph.nodes.items() if not self.store.node_durable(node)]
+        for warning in policy.history_warnings(self.node_durations, unfinished, self.s.lifetime_hours):
+            self._add_warning(warning)
+        model = estimates.load()
+        self.estimated_chunk_seconds = {
+            name: estimates.figure(model["seconds"], node.node_type, len(self.images)) / node.chunk_count
+            for name, node in self.graph.nodes.items()}
 
     def _update_progress(self, phase: str) -> None:
         graph, store = self.graph, self.store
         nodes_done = len(store.durable_nodes(graph))
-        chunks_done = sum(1 for n in graph.nodes.values() for c in range(n.chunk_count) if store.has(n.name, c))
-        remaining = graph.chunks_total - chunks_done
-        mean = sum(self.durations) / len(self.durations) if self.durations else None
+        remaining = {n.name: sum(1 for c in range(n.chunk_count) if not store.has(n.name, c)) for n in graph.nodes.values()}
+        chunks_done = graph.chunks_total - sum(remaining.values())
+        eta = policy.eta_seconds(remaining, self.node_durations, self.estimated_chunk_seconds)
         self.beat.update(
             phase=phase, nodes_done=nodes_done, nodes_total=len(graph.nodes), chunks_done=chunks_done,
             chunks_total=graph.chunks_total, progress=round(chunks_done / graph.chunks_total, 4),
-            eta_seconds=round(remaining * mean, 1) if mean is not None else None,
+            eta_seconds=round(eta, 1) if eta is not None else None,
             durable_chunks=store.durable_chunks, pruned_bytes=store.pruned_bytes,
             cache_bytes=sum(size for size, _ in meshroom_cache.snapshot(self.cache).values()),
             local_free_bytes=shutil.disk_usage(self.local).free, drive_free_bytes=self.drive.free_bytes(),

@@ -28,8 +28,8 @@ def test_only_a_full_drive_needs_the_human_other_drive_trouble_restarts():
     assert (outage.phase, outage.cause, outage.final) == (Phase.RESTARTABLE, Cause.DRIVE_ERROR, False)
     full = policy.drive_error("quota exceeded", full=True)
     assert (full.phase, full.cause, full.final) == (Phase.BLOCKED, Cause.DRIVE_FULL, True) and "Trash" in full.action
-    hang = policy.remount_timeout(120)
-    assert (hang.phase, hang.cause) == (Phase.RESTARTABLE, Cause.DRIVE_TIMEOUT) and "120 s" in hang.reason
+    hang = policy.drive_error("remount did not return within 120 s", full=False, timeout=True)
+    assert (hang.phase, hang.cause, hang.final) == (Phase.RESTARTABLE, Cause.DRIVE_TIMEOUT, False)
 
 
 def test_no_gpu_blocks_only_when_one_is_required():
@@ -46,7 +46,8 @@ def test_drive_space_before_a_node():
 
 
 def test_local_disk_full_is_named_and_warned_of_before():
-    assert policy.disk_full(0, "packing DepthMap_1 chunk 3").cause == Cause.DISK_FULL
+    full = policy.disk_full("[Errno 28] No space left on device")
+    assert (full.phase, full.cause) == (Phase.BLOCKED, Cause.DISK_FULL) and "plan" in full.action
     assert policy.disk_warning(free=10 * GB, need=5 * GB) is None
     assert "DISK_FULL" in policy.disk_warning(free=5 * GB, need=10 * GB)
 
