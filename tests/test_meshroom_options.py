@@ -60,6 +60,10 @@ def test_a_custom_pipeline_needs_one_camera_init_and_a_publish_node(tmp_path):
     good = tmp_path / "good.mg"
     good.write_text(json.dumps(GRAPH))
     assert PipelineOptions.read(pipeline=good).pipeline == good
+    template = {"header": {"template": True}, "graph": {  # as Meshroom's "Save As Template" writes: no uids
+        name: {"nodeType": node["nodeType"], "inputs": {}} for name, node in GRAPH["graph"].items()}}
+    (tmp_path / "template.mg").write_text(json.dumps(template))
+    assert PipelineOptions.read(pipeline=tmp_path / "template.mg").pipeline == tmp_path / "template.mg"
     doc = json.loads(json.dumps(GRAPH))
     del doc["graph"]["Publish_1"]
     (tmp_path / "nopublish.mg").write_text(json.dumps(doc))

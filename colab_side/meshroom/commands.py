@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from colab_side.meshroom.graph import Graph, GraphError, load as load_graph
+from colab_side.meshroom.graph import Graph
 from colab_side.meshroom.versions import MeshroomVersion
 
 _PARAM = re.compile(r"^(\w+)\.(\w[\w.]*)=(.*)$", re.S)  # meshroom_batch's own pattern, instance form
@@ -62,9 +62,22 @@ def read_overrides(path) -> dict[str, dict]:
     return data
 
 
-def check_pipeline(graph: Graph, path) -> None:
+def pipeline_node_types(path) -> list[str]:
+    """The node types of a pipeline file: a saved project, or a template (``"template": true``, no uids)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise OptionsError(f"pipeline {path} does not exist") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise OptionsError(f"pipeline {path} is not readable JSON ({exc})") from None
+    nodes = doc.get("graph") if isinstance(doc, dict) else None
+    if not isinstance(nodes, dict) or not all(isinstance(n, dict) and n.get("nodeType") for n in nodes.values()):
+        raise OptionsError(f"pipeline {path} is not a Meshroom graph (a 'graph' of nodes with a nodeType)")
+    return [node["nodeType"] for node in nodes.values()]
+
+
+def check_pipeline(types: list[str], path) -> None:
     """Meshroom's own requirements of a custom pipeline (with ``--output``): one CameraInit, a Publish."""
-    types = [node.node_type for node in graph.nodes.values()]
     if types.count("CameraInit") != 1:
         raise OptionsError(f"pipeline {path} has {types.count('CameraInit')} CameraInit nodes; "
                            "Meshroom needs exactly one")
@@ -108,10 +121,7 @@ class PipelineOptions:
         """Check everything that can be checked without Meshroom; OptionsError otherwise."""
         pipeline = Path(pipeline) if pipeline else None
         if pipeline:
-            try:
-                check_pipeline(load_graph(pipeline), pipeline)
-            except GraphError as exc:
-                raise OptionsError(f"pipeline: {exc}") from None
+            check_pipeline(pipeline_node_types(pipeline), pipeline)
         overrides = Path(overrides) if overrides else None
         requested = {node: dict(attrs) for node, attrs in (read_overrides(overrides) if overrides else {}).items()}
         for text in params or ():
