@@ -111,12 +111,13 @@ class Shape:
     order: tuple[str, ...]
     producers: Mapping[str, frozenset]
     chunks: Mapping[str, int]
+    results: frozenset = frozenset()  # nodes whose files are published (Texturing under Publish)
 
     @classmethod
     def of(cls, graph) -> "Shape":
         """From a ``colab_side.meshroom.graph.Graph``."""
         return cls(tuple(graph.order()), {n: frozenset(graph.dependencies(n)) for n in graph.nodes},
-                   {n: node.chunk_count for n, node in graph.nodes.items()})
+                   {n: node.chunk_count for n, node in graph.nodes.items()}, frozenset(graph.publish_nodes()))
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class Risk:
 def at_risk(candidates: Iterable[Archive], keep, shape: Shape, pruned: set[str]) -> Risk:
     """Finished chunks not kept whose node the next session must compute again (``policy.compute_order``)."""
     done = {n for n in shape.order if n in pruned or all((n, c) in keep for c in range(shape.chunks[n]))}
-    redo = set(policy.compute_order(shape.order, shape.producers, done))
+    redo = set(policy.compute_order(shape.order, shape.producers, done, shape.results))
     lost = [a for a in candidates if a.node in redo and (a.node, a.chunk) not in keep]
     return Risk(len(lost), sum(a.seconds for a in lost), frozenset(a.node for a in lost))
 

@@ -122,11 +122,13 @@ def history_warnings(durations: Mapping[str, Sequence[float]], unfinished: Itera
 
 # --- what to compute, and when it ends -------------------------------------------------------------
 
-def compute_order(order: Sequence[str], producers: Mapping[str, set[str]], done: set[str]) -> list[str]:
+def compute_order(order: Sequence[str], producers: Mapping[str, set[str]], done: set[str],
+                  results: Iterable[str] = ()) -> list[str]:
     """The nodes still to compute, each as late as its first consumer allows.
 
-    Like Meshroom, a node is computed only when a node still to compute reads it (or when nothing
-    reads it: a result); ``done`` nodes stop the walk. A node that was pruned or dropped and is
+    Like Meshroom, a node is computed only when a node still to compute reads it, or when it is a
+    result: nothing reads it, or it is in ``results`` (the nodes whose files are published, such as
+    Texturing under Publish); ``done`` nodes stop the walk. A node that was pruned or dropped and is
     needed again only at the end (PrepareDenseScene for Texturing) is computed just before that
     consumer, so a kill meanwhile does not redo it twice.
     """
@@ -134,9 +136,10 @@ def compute_order(order: Sequence[str], producers: Mapping[str, set[str]], done:
     for name in order:
         for producer in producers.get(name, ()):
             consumers[producer].add(name)
+    results = set(results)
     needed: set[str] = set()
     for name in reversed(order):
-        if name not in done and (not consumers[name] or consumers[name] & needed):
+        if name not in done and (not consumers[name] or name in results or consumers[name] & needed):
             needed.add(name)
     position = {name: index for index, name in enumerate(order)}
     placed: list[str] = []

@@ -205,10 +205,8 @@ class Session:
         self._load_history()
         self._update_progress(hb.COMPUTING)
         producers = {name: self.graph.dependencies(name) for name in self.graph.nodes}
-        done = self.store.durable_nodes(self.graph)
-        lost_results = self.graph.publish_nodes() - done  # e.g. Texturing's archive was damaged: Publish reads it again
-        done -= {consumer for name in lost_results for consumer in self.graph.consumers(name)}
-        for name in policy.compute_order(self.graph.order(), producers, done):
+        done = self.store.durable_nodes(self.graph)  # results lost since (a damaged Texturing archive) are redone
+        for name in policy.compute_order(self.graph.order(), producers, done, self.graph.publish_nodes()):
             self._compute_node(self.graph.nodes[name])
         self._publish()
 

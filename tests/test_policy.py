@@ -72,6 +72,13 @@ def test_a_dropped_input_needed_only_at_the_end_is_computed_just_before_its_cons
     assert order == ["DMF", "Meshing", "PDS", "Texturing"]
 
 
+def test_a_published_node_whose_files_were_lost_is_computed_again_though_its_consumer_is_done():
+    publish = {**READS, "Publish": {"Texturing"}}
+    done = {"SfM", "PDS", "DM", "DMF", "Meshing", "Publish"}
+    assert policy.compute_order([*PIPELINE, "Publish"], publish, done) == []
+    assert policy.compute_order([*PIPELINE, "Publish"], publish, done, results={"Texturing"}) == ["Texturing"]
+
+
 def test_nodes_no_longer_read_by_anything_to_compute_are_not_computed_again():
     assert policy.compute_order(PIPELINE, READS, {"SfM", "Meshing"}) == ["PDS", "Texturing"]
     assert policy.compute_order(PIPELINE, READS, set(PIPELINE)) == []
