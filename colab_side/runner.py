@@ -312,9 +312,9 @@ class Session:
         except commands.OptionsError as exc:
             raise Stop(hb.FAILED, hb.BAD_INPUT, str(exc), "correct the pipeline, param or overrides setting") from None
 
-        def save(project: Path, chosen: commands.PipelineOptions) -> None:
-            self._execute(commands.save_command(self.version, self.exe_dir, self.s.images, project, self.local / "cache",
-                                                self.local / "publish", chosen, self.local))
+        def save(project: Path, chosen: commands.PipelineOptions) -> int:
+            return self._execute(commands.save_command(self.version, self.exe_dir, self.s.images, project,
+                                                       self.local / "cache", self.local / "publish", chosen, self.local))
 
         if options.requested:
             probe = self.local / "probe.mg"
@@ -326,7 +326,10 @@ class Session:
             if problems:
                 raise Stop(hb.FAILED, hb.BAD_INPUT, "; ".join(problems),
                            "use a node and input attribute named above, then Run all")
-        save(local, options)
+        if save(local, options) != 0 and options.requested:
+            raise Stop(hb.FAILED, hb.BAD_INPUT, f"Meshroom {self.version.version} refused the parameter values "
+                       "(its message is in logs/)", "check each value's type (numbers; true/false, or 0/1 on 2021.1 "
+                       "whose booleans take only 0/1), then Run all")
 
     def _adopt(self, seed_cache: Path) -> None:
         """Take over the finished nodes of a seed-style cache (``meshroom_photogrammetry --cache``).

@@ -63,6 +63,10 @@ def test_a_silent_alicevision_call_is_seen_through_its_log_and_parameters_reach_
     beat = heartbeat(tmp_path / "drive" / "keepalive" / "bad")
     assert bad.returncode != 0 and beat["cause"] == "BAD_INPUT", beat
     assert "DepthMap_1" in beat["reason"] and "downscal " in beat["reason"] and "downscale" in beat["reason"]
+    refused = subprocess.run(command("refused", "--param", "DepthMap_1.downscale=abc"), env=env, capture_output=True,
+                             timeout=240, cwd=tmp_path)
+    beat = heartbeat(tmp_path / "drive" / "keepalive" / "refused")
+    assert refused.returncode != 0 and beat["cause"] == "BAD_INPUT" and "refused the parameter values" in beat["reason"]
 
     job_dir = tmp_path / "drive" / "keepalive" / "good"
     proc = subprocess.Popen(command("good", "--param", "DepthMap_1.downscale=4"), env=env,
