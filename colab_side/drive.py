@@ -176,6 +176,8 @@ class Drive:
         self.sleep = sleep
         self.remount_limit = remount_limit
         self.faults = faults if faults is not None else FaultPlan.parse(os.environ.get("COLAB_SIDE_FAULTS", ""))
+        self._remount_lock = threading.Lock()
+        self._remounts = 0
 
     # --- retrying ---------------------------------------------------------------------------------
 
@@ -200,9 +202,24 @@ class Drive:
                 self.sleep(delay)
 
     def _remount(self) -> None:
-        """Call ``remount`` in a thread with a time limit; DriveError(timeout) if it does not return."""
+        """Call ``remount`` in a thread with a time limit; DriveError(timeout) if it does not return.
+
+        One remount at a time: a thread whose call failed while another thread was remounting uses
+        that remount instead of starting its own (the heartbeat and the job share the mount).
+        """
         if not self.remount:
             return
+        seen = self._remounts
+        if not self._remount_lock.acquire(timeout=self.remount_limit):
+            raise DriveError(f"Drive remount did not come back within {self.remount_limit:g} s", timeout=True)
+        try:
+            if self._remounts == seen:
+                self._remount_now()
+                self._remounts += 1
+        finally:
+            self._remount_lock.release()
+
+    def _remount_now(self) -> None:
         failure = []
 
         def call():
