@@ -39,7 +39,7 @@ Nothing here reads a file, a clock or a browser: the loop passes all of it in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from colab_side import heartbeat as hb
 from keepalive.states import HEARTBEAT_CAUSES, Action, Cause, Notice, PageState, Verdict
@@ -75,6 +75,7 @@ class SupervisorConfig:
     step_retry_seconds: float = 30.0  # the same step on an unchanged page is repeated no sooner
     on_done: str = "exit"  # exit, or stay
     blind: bool = False  # keys mode: the page is never seen, so Run all is the one way back
+    human_hints: dict = field(default_factory=dict)  # cause value → what the human should do (the hands know)
 
 
 @dataclass(frozen=True)
@@ -219,8 +220,9 @@ def human_needed(r: Round):
     if cause is None:
         return r.passing(r.forget(*HUMAN_PAGES.values()))
     mem, told = r.tell_once(cause, Notice.NEEDS_HUMAN)
-    return replace(r, mem=mem).decide(Action.NOTIFY_HUMAN if told else Action.WAIT,
-                                      f"{cause.value}: waiting for you in the browser", cause, told)
+    hint = r.cfg.human_hints.get(cause.value, "waiting for you in the browser")
+    return replace(r, mem=mem).decide(Action.NOTIFY_HUMAN if told else Action.WAIT, f"{cause.value}: {hint}",
+                                      cause, told)
 
 
 def usage_limit(r: Round):

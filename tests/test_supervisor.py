@@ -218,6 +218,13 @@ def test_human_pages_notify_once_then_resume_by_themselves(page, cause):
     assert decisions[-1].notify is Notice.NEEDS_HUMAN  # a new CAPTCHA later is told again
 
 
+def test_what_the_human_is_asked_to_do_can_come_from_the_hands():
+    cfg = SupervisorConfig(human_hints={"LOGIN_REQUIRED": "run 'colab sessions' and sign in again"})
+    decision = run([(PageState.SIGNED_OUT, view(STALE))], cfg=cfg)[0]
+    assert decision.reason == "LOGIN_REQUIRED: run 'colab sessions' and sign in again"
+    assert run([(PageState.CAPTCHA, view(STALE))], cfg=cfg)[0].reason == "CAPTCHA: waiting for you in the browser"
+
+
 @pytest.mark.parametrize("refusal", [PageState.GPU_LIMIT, PageState.BACKEND_UNAVAILABLE])
 def test_usage_limits_and_backend_refusals_are_dismissed_and_backed_off_doubling(refusal):
     stale = view(STALE)
@@ -291,8 +298,8 @@ pages = st.lists(st.sampled_from(list(PageState)), min_size=1, max_size=60)
 @settings(max_examples=150, deadline=None)
 @given(pages, st.floats(min_value=0.5, max_value=600))
 def test_property_a_heartbeat_that_keeps_advancing_never_gets_run_all(page_list, step):
-    # every round a new beat, written half a second before it is seen, whatever the page shows
-    rounds = [(page, view(FRESH, seq=i, written_at=1000.0 + i * step - 0.5)) for i, page in enumerate(page_list)]
+    # every round a new beat, written since the previous look, whatever the page shows
+    rounds = [(page, view(FRESH, seq=i, written_at=1000.0 + (i - 0.5) * step)) for i, page in enumerate(page_list)]
     assert Action.RUN_ALL not in actions(run(rounds, step=step))
 
 
