@@ -69,6 +69,7 @@ class World:
         self.attached = False
         self.connecting_until = 0.0
         self.reloading_until = 0.0
+        self.reload_waiting = False  # a reload asked for while offline
         self.died_at: float | None = None
         self.session_count = 0
         self.session: str | None = None
@@ -136,11 +137,14 @@ class World:
         return _inside(now, self.faults.offline) is not None
 
     def page(self, now: float) -> PageState:
-        if now < self.reloading_until or self.offline(now) and self.reloading_until:
-            return PageState.UNKNOWN
         if self.offline(now):
             self.attached = False  # the page lost its connection; the VM may well live on
-            return PageState.DISCONNECTED
+            return PageState.UNKNOWN if self.reload_waiting else PageState.DISCONNECTED
+        if self.reload_waiting:  # back online: the reload tried offline loads now
+            self.reload_waiting = False
+            self._reload(now)
+        if now < self.reloading_until:
+            return PageState.UNKNOWN
         if now < self.connecting_until:
             return PageState.CONNECTING
         if self.vm is None and self.attached and now >= self.died_at + self.notice_seconds:
@@ -151,19 +155,20 @@ class World:
             return PageState.RUNNING  # it died a moment ago; the page has not noticed yet
         return PageState.RUNNING if self.vm == "job" else PageState.IDLE
 
+    def _reload(self, now: float) -> None:
+        self.reloading_until = now + self.reload_seconds
+        self.attached = self.vm is not None  # a reloaded page re-attaches to a VM that lives
+
     def act(self, action: Action, now: float) -> None:
         if self.offline(now):
-            if action is Action.RELOAD:
-                self.reloading_until = now + self.reload_seconds
+            self.reload_waiting = self.reload_waiting or action is Action.RELOAD
             return
-        self.reloading_until = 0.0 if now >= self.reloading_until else self.reloading_until
         if action is Action.RECONNECT and not self.attached:
             if self.vm is None:
                 self.vm, self.connecting_until = "fresh", now + self.connect_seconds
             self.attached = True
         elif action is Action.RELOAD:
-            self.reloading_until = now + self.reload_seconds
-            self.attached = self.vm is not None
+            self._reload(now)
         elif action is Action.RUN_ALL:
             if self.vm == "job":
                 self.log["run_all_live"].append(now)
