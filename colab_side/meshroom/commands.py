@@ -48,14 +48,18 @@ def param_value(text: str):
         return text
 
 
+def _read_json(path, what: str):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise OptionsError(f"{what} {path} does not exist") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise OptionsError(f"{what} {path} is not readable JSON ({exc})") from None
+
+
 def read_overrides(path) -> dict[str, dict]:
     """An overrides file: ``{"Node_1": {"attribute": value, ...}, ...}``."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OptionsError(f"overrides file {path} does not exist") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise OptionsError(f"overrides file {path} is not readable JSON ({exc})") from None
+    data = _read_json(path, "overrides file")
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise OptionsError(f"overrides file {path} must map node names to attributes: "
                            '{"DepthMap_1": {"downscale": 4}}')
@@ -64,12 +68,7 @@ def read_overrides(path) -> dict[str, dict]:
 
 def pipeline_node_types(path) -> list[str]:
     """The node types of a pipeline file: a saved project, or a template (``"template": true``, no uids)."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OptionsError(f"pipeline {path} does not exist") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise OptionsError(f"pipeline {path} is not readable JSON ({exc})") from None
+    doc = _read_json(path, "pipeline")
     nodes = doc.get("graph") if isinstance(doc, dict) else None
     if not isinstance(nodes, dict) or not all(isinstance(n, dict) and n.get("nodeType") for n in nodes.values()):
         raise OptionsError(f"pipeline {path} is not a Meshroom graph (a 'graph' of nodes with a nodeType)")
