@@ -484,8 +484,11 @@ class Session:
         files = meshroom_cache.publish_files(self.graph, self.cache)
         if not files:
             wanted = ", ".join(f"{node}.{attr}" for node, attr in self.graph.published_outputs()) or "no output at all"
+            pruned = sorted(self.graph.publish_nodes() & set(self.store.manifest["pruned"]))
             raise Stop(hb.FAILED, hb.NOTHING_TO_PUBLISH,
                        f"the graph finished but its result ({wanted}) matched no file in the cache",
+                       f"{', '.join(pruned)} was pruned before its result was verified (an older version did this): "
+                       "remove it from the store's manifest \"pruned\" so that it is computed again" if pruned else
                        "check the pipeline's final nodes (Publish inputs) and the logs of the node that should write them")
         published = {rel: self.drive.copy_file(path, self.layout.result / rel) for rel, path in files.items()}
         for rel, digest in published.items():

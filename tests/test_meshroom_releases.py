@@ -227,3 +227,27 @@ def test_texturing_archives_outlive_publishing_until_the_result_is_verified(tmp_
     assert again.returncode == 0, again.stdout[-2000:]
     assert signature(job.job_dir / "result") == result
     assert not chunk_done_keys(read_events(job.job_dir / "events.jsonl")[sessions_before:]), "a chunk was recomputed"
+
+
+def test_a_result_lost_to_pruning_says_how_to_compute_it_again(tmp_path):
+    """A job of an older version that pruned Texturing and published nothing: failed, and the action works."""
+    job = Job(tmp_path, images=4, meshroom="2023.3")
+    assert subprocess.run(job.command(), env=job.env, capture_output=True, timeout=240).returncode == 0
+    result = signature(job.job_dir / "result")
+    manifest_path = job.job_dir / "store" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["chunks"].pop("Texturing_1:0")
+    manifest["pruned"]["Texturing_1"] = {"bytes": 1, "chunks": 1}
+    manifest["published"] = {}
+    manifest_path.write_text(json.dumps(manifest))
+    for path in (job.job_dir / "result").iterdir():
+        path.unlink()
+    assert subprocess.run(job.command(), env=job.env, capture_output=True, timeout=240).returncode != 0
+    beat = json.loads((job.job_dir / "heartbeat.json").read_text())
+    assert beat["cause"] == "NOTHING_TO_PUBLISH" and "Texturing_1 was pruned" in beat["action"]
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["pruned"]["Texturing_1"]  # what the action says
+    manifest_path.write_text(json.dumps(manifest))
+    again = subprocess.run(job.command(), env=job.env, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stdout[-2000:]
+    assert signature(job.job_dir / "result") == result
