@@ -19,6 +19,7 @@ import traceback
 
 import schedule
 
+from keepalive.drive_store import DurableOnPC
 from keepalive.states import Action, Cause
 from keepalive.status import count, describe
 from keepalive.supervisor import Decision, Memory, decide
@@ -42,6 +43,8 @@ class Daemon:
         self._restarts_seen = 0
         self._failed_rounds = 0
         self._chunks = None
+        self._released: set[str] = set()  # sessions whose runtime was released at their end
+        self.durable = DurableOnPC(getattr(watch, "drive_folder", None), cfg.job)
         self.stopping = False
         self.final: Decision | None = None
         self.scheduler = schedule.Scheduler()
@@ -87,6 +90,8 @@ class Daemon:
             self.state.update(last_action=decision.action.value, last_reason=decision.reason,
                               last_action_time=time.strftime("%H:%M:%S"))
         self.state["cause"] = decision.cause.value if decision.cause else None
+        self._release_at_end(beat)
+        self.state["chunks_durable_on_pc"] = self.durable.count()
         if decision.action is Action.STOP:
             self.final = decision
             self.stopping = True
@@ -94,10 +99,23 @@ class Daemon:
         self.view.update(describe(beat.beat, beat.verdict, beat.since_change, beat.sync_lag, self.state))
         return decision
 
+    def _release_at_end(self, beat) -> None:
+        """At a session's done, failed or blocked: disconnect and delete its runtime, once, so no units burn."""
+        current = beat.beat
+        if (not self.cfg.release_runtime_at_end or current is None or not current.final
+                or current.session in self._released):
+            return
+        self._released.add(current.session)
+        ok = self.hands.release_runtime()
+        self.journal.record("runtime_released", session=current.session, phase=current.phase, ok=ok)
+
     def _note_heartbeat(self, beat) -> None:
         current = beat.beat
         if current is None:
             return
+        seen = {"session": current.session, "seq": current.seq}
+        if {k: (self.state.get("heartbeat_seen") or {}).get(k) for k in seen} != seen:
+            self.state["heartbeat_seen"] = {**seen, "pc_time": time.time()}  # status judges age by this PC's clock
         if current.session != self.memory.session:
             self.journal.record("session_seen", session=current.session, chunks_done=current.chunks_done,
                                 phase=current.phase)

@@ -94,6 +94,31 @@ def test_build_wires_the_parts_runs_to_the_end_and_close_lets_go_of_everything(c
     other.unlock()
 
 
+@pytest.mark.parametrize("phase, release, expected", [(hb.DONE, True, 1), (hb.FAILED, True, 1), (hb.DONE, False, 0)])
+def test_at_the_end_the_runtime_is_released_once_unless_configured_otherwise(cfg, restore_signals, phase, release,
+                                                                            expected):
+    cfg.release_runtime_at_end = release
+    path = hb.heartbeat_path(cfg.drive_folder, cfg.job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(hb.Heartbeat(job=cfg.job, session="s1", seq=1, time="2026-01-01T00:00:00+00:00", phase=phase,
+                                 cause=None if phase == hb.DONE else hb.CODE_ERROR).to_json())
+    hands = StandInHands()
+    with app.build(cfg, hands=hands, view=LiveView(stream=io.StringIO())) as watching:
+        watching.run()
+        released = [e for e in watching.journal.events() if e["event"] == "runtime_released"]
+    assert hands.calls.count("release_runtime") == expected
+    assert [(e["session"], e["ok"]) for e in released] == [("s1", True)] * expected
+
+
+def test_the_live_state_notes_when_this_pc_saw_the_heartbeat_and_what_it_sees_durable(cfg, restore_signals):
+    done_heartbeat(cfg)
+    with app.build(cfg, hands=StandInHands(), view=LiveView(stream=io.StringIO())) as watching:
+        watching.run()
+        state = watching.journal.load_state()
+    assert {k: state["heartbeat_seen"][k] for k in ("session", "seq")} == {"session": "s1", "seq": 1}
+    assert state["chunks_durable_on_pc"] is None  # no manifest on this Drive (yet)
+
+
 def test_a_second_build_for_the_same_job_is_refused_before_its_hands_start(cfg):
     first = app.build(cfg, hands=StandInHands(), view=LiveView(stream=io.StringIO()))
     try:
@@ -157,3 +182,28 @@ def test_keeping_awake_can_be_switched_off(monkeypatch):
     with app.keep_awake(False, said.append):
         pass
     assert said == []
+
+
+@pytest.mark.browser
+def test_selenium_hands_disconnect_and_delete_the_runtime_through_the_runtime_menu(tmp_path, sleeper_sim):
+    from conftest import chromium_available, headless_config, wait_for
+    from keepalive.states import Action
+
+    if not chromium_available():
+        pytest.skip("needs chromium and chromedriver")
+    settings = config.load(env={"KEEPALIVE_HOME": str(tmp_path / "home")}, origin=sleeper_sim.origin,
+                           url=sleeper_sim.notebook_url)
+    settings.browser = headless_config()
+    settings.page = sleeper_sim.page_overrides()
+    hands = SeleniumHands(settings)
+    hands.start()
+    try:
+        assert wait_for(lambda: hands.observe().state is PageState.DISCONNECTED)
+        assert hands.act(Action.RECONNECT)
+        assert wait_for(lambda: sleeper_sim.state()["runtime"] == "connected")
+        assert hands.release_runtime()
+        state = sleeper_sim.state()
+        assert state["runtime_deleted"] == 1 and state["runtime"] == "none" and state["dialog"] is None
+        assert hands.release_runtime() and sleeper_sim.state()["runtime_deleted"] == 1  # nothing left to delete
+    finally:
+        hands.close()

@@ -35,6 +35,7 @@ class ScriptedHands:
         self.page = page
         self.acted: list[Action] = []
         self.reopened = 0
+        self.released = 0
         self.closed = False
 
     def observe(self) -> Observation:
@@ -46,6 +47,10 @@ class ScriptedHands:
 
     def reopen(self) -> None:
         self.reopened += 1
+
+    def release_runtime(self) -> bool:
+        self.released += 1
+        return True
 
     def close(self) -> None:
         self.closed = True
