@@ -86,7 +86,7 @@ def test_run_all_takes_the_focus_back_and_leaves_one_notebook_window(xvfb_displa
         state = sleeper_sim.state()
         assert state["run_all_count"] == 1 and state["authorship_accepted"] and state["consent_granted"]
         assert state["running"] and not state["popup_open"]
-        assert len(_notebook_windows(hands)) == 1  # the old tab was closed before the new one opened
+        assert wait_for(lambda: len(_notebook_windows(hands)) == 1, timeout=120)  # the old tab was closed
         terminal.close()
     finally:
         hands.close()

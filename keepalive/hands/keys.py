@@ -171,14 +171,15 @@ class KeyHands:
         self._wait_until_loaded()
 
     def _wait_until_loaded(self) -> bool:
-        """Wait ``load_seconds`` (Colab binds its keys a while after its title shows), then until the notebook's
-        window shows its title, at most ``load_max_seconds`` in all. A loaded machine or a slow network may
+        """Wait ``load_seconds`` (Colab binds its keys a while after its title shows), then until the focused
+        window (the one just opened) shows the notebook's title, at most ``load_max_seconds`` in all. A loaded machine or a slow network may
         take long to show it; typing before it would only close the window again next round. Where window
         titles cannot be read, ``load_seconds`` is all it can wait. False if the window never came."""
         started = self.clock()
         self.sleep(float(self.seq["load_seconds"]))
         while True:
-            if self.raise_window(self.title_pattern) or self._focused() is not False:
+            # the window just opened has the focus; raising one by its title could pick the old one, still closing
+            if self._focused() is not False:
                 return True
             if self.clock() - started >= float(self.seq["load_max_seconds"]):
                 self._note("the notebook's window did not show its title in time")
