@@ -97,6 +97,9 @@ def build(cfg, *, hands: Hands | None = None, watch=None, notifier: Notifier | N
         hands = hands or make_hands(cfg)
         if not getattr(hands, "sees_page", True):  # keys mode: Run all is its one way back
             cfg.supervisor = dataclasses.replace(cfg.supervisor, blind=True)
+        if getattr(hands, "human_hints", None):  # cli mode: "sign in" means a command, not the browser
+            cfg.supervisor = dataclasses.replace(cfg.supervisor,
+                                                 human_hints={**cfg.supervisor.human_hints, **hands.human_hints})
         grace = cfg.supervisor.grace_seconds
         own_watch = getattr(hands, "heartbeat_watch", None)  # cli mode: the heartbeat comes over the CLI
         watch = watch or (own_watch(grace) if own_watch else

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from colab_side import heartbeat as hb
-from keepalive import config
+from keepalive import app, config
 from keepalive.cli_mode.hands import CliHands
 from keepalive.cli_mode.settings import CliConfig
 from keepalive.daemon import Daemon
@@ -32,28 +32,28 @@ class CliStand:
         self.fake.install(bin_dir)
         self.env = dict(self.job.env, PATH=f"{bin_dir}{os.pathsep}{self.job.env.get('PATH', '')}",
                         HOME=str(self.workdir / "home"), KEEPALIVE_HOME=str(self.workdir / "keepalive"))
-        self.cli = CliConfig(images=IMAGES_ON_VM, consent_wait_seconds=0.5, call_seconds=60.0,
-                             job_args=["--meshroom-url", str(self.job.release), "--heartbeat-seconds", "0.3"], **cli)
-        self.daemons: list[Daemon] = []
+        settings = {"images": IMAGES_ON_VM, "consent_wait_seconds": 0.5, "call_seconds": 60.0,
+                    "drivemount_seconds": 8.0,
+                    "job_args": ["--meshroom-url", str(self.job.release), "--heartbeat-seconds", "0.3"]}
+        self.cli = CliConfig(**{**settings, **cli})
+        self.apps: list[app.App] = []
 
     def config(self):
         cfg = config.load(env={"KEEPALIVE_HOME": self.env["KEEPALIVE_HOME"]}, job=self.job.name, poll_seconds=0.3,
                           notify_backend="record")
         cfg.cli = self.cli
         cfg.supervisor = dataclasses.replace(DEMO_SUPERVISOR, gpu_backoff_start=1.0, gpu_backoff_cap=4.0)
+        cfg.keep_awake = False
         return cfg
 
     def daemon(self) -> Daemon:
-        """A daemon in cli mode, started (CLI checked, VM code written), not yet running."""
+        """A daemon in cli mode built as ``keepalive run`` builds it (CLI checked, VM code written), not yet running."""
         cfg = self.config()
         journal = Journal(cfg.dirs.state, cfg.job)
-        notifier = Notifier("record", 0, journal)
-        hands = CliHands(cfg, notify=notifier.send, env=self.env)
-        hands.start()
-        daemon = Daemon(cfg, hands, hands.heartbeat_watch(cfg.supervisor.grace_seconds), journal, notifier,
-                        LiveView(2.0, cfg.supervisor.grace_seconds))
-        self.daemons.append(daemon)
-        return daemon
+        watching = app.build(cfg, hands=CliHands(cfg, env=self.env), notifier=Notifier("record", 0, journal),
+                             view=LiveView(2.0, cfg.supervisor.grace_seconds))
+        self.apps.append(watching)
+        return watching.daemon
 
     def heartbeat(self) -> hb.Heartbeat | None:
         try:
@@ -67,8 +67,8 @@ class CliStand:
         return ours[-1] if ours else None
 
     def close(self) -> None:
-        for daemon in self.daemons:
-            daemon.hands.close()
+        for watching in self.apps:
+            watching.close()
         for endpoint in list(self.fake.assignments()):
             self.fake.reclaim(endpoint)
 

@@ -24,6 +24,7 @@ CALLS = {
     "upload": ["--session", "-s", "local_path", "remote_path"],
     "download": ["--session", "-s", "remote_path", "local_path"],
     "drivemount": ["--session", "-s", "path"],
+    "restart-kernel": ["--session", "-s"],
     "version": [],
 }
 

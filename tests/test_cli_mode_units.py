@@ -112,6 +112,9 @@ def test_the_consent_url_is_read_from_what_drivemount_prints():
             "https://accounts.google.com/signin/oauth/consent?authuser=0&part=P\r\nPress Enter after you have")
     assert consent_url(text) == "https://accounts.google.com/signin/oauth/consent?authuser=0&part=P"
     assert consent_url("[colab] Authorizing VM...\n") is None
+    # as 0.7.5 writes it (commands/automation.py:100), through a terminal (\r\n)
+    real = "\r\n[colab] REQUIRED: Google Drive Authorization needed.\r\nPlease visit:\r\n\r\nhttps://x.test/c?a=1\r\n\r\n"
+    assert consent_url(real) == "https://x.test/c?a=1"
 
 
 @pytest.mark.parametrize("settings, wrong", [

@@ -112,6 +112,8 @@ class Waiter:
 
 
 class CliHands:
+    human_hints = {"LOGIN_REQUIRED": LOGIN_HINT}  # what the one notification tells the human to do
+
     def __init__(self, cfg, notify=None, env: dict | None = None):
         try:
             self.settings = check(cfg.cli, cfg.job)
@@ -133,6 +135,7 @@ class CliHands:
         self.refusal: str | None = None  # what `colab new` said when it was refused
         self.endpoint: str | None = None
         self.mounted = False
+        self.consent_told: str | None = None  # the runtime for which the human was sent the consent URL
         self.attach_needed = True  # a job may already run on a runtime we find (daemon restarted)
 
     # --- start and stop -----------------------------------------------------------------------------
@@ -262,11 +265,18 @@ class CliHands:
 
     def _mount(self) -> None:
         def tell(url: str) -> None:
+            if self.consent_told == self.endpoint:
+                return  # once per runtime: a retry prints a new URL for the same consent
+            self.consent_told = self.endpoint
             self.notify("needs_human", f"Google Drive needs your consent once: open {url} (same Google account); "
                         f"keepalive presses Enter for the colab CLI in {self.settings.consent_wait_seconds:.0f} s")
 
-        drivemount(self.cli.resolved() or self.settings.path, self.session, self.cli.env,
-                   self.settings.drivemount_seconds, self.settings.consent_wait_seconds, tell, self.cli.answers)
+        answer = drivemount(self.cli.resolved() or self.settings.path, self.session, self.cli.env,
+                            self.settings.drivemount_seconds, self.settings.consent_wait_seconds, tell,
+                            self.cli.answers)
+        if answer.code is None or self.cli.answers["answers"]["drive_error"] in answer.text:
+            # drive.mount was left waiting for a reply that never comes: it holds the kernel
+            self.cli.call("restart-kernel", "-s", self.session)
         self.mounted = self._mount_confirmed()
 
     def _launch(self) -> bool:

@@ -3,7 +3,8 @@
 Kept faithful where keepalive depends on it: ``exec`` exits 0 whatever the code does; a busy kernel
 makes a second ``exec`` wait (a lock held by the running cell); a lost login starts the interactive
 sign-in, which ends in "Aborted." with stdin closed; ``drivemount`` reads "Press Enter" from the
-terminal; an unknown ``--gpu`` becomes an A100; ``new`` over an existing name leaves an orphan;
+terminal, and a ``drive.mount`` left waiting keeps the kernel busy until ``restart-kernel``; an unknown
+``--gpu`` becomes an A100; ``new`` over an existing name leaves an orphan;
 ``status``-like "not found" answers of ``stop`` exit 0. Not modelled: kernel state across ``exec``
 calls (each runs in a fresh Python), notebooks, images, ``--timeout``.
 """
@@ -15,9 +16,11 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from keepalive_sim.fake_colab.backend import ROOT_ENV, VERSION, VM_ENV, Server
@@ -197,14 +200,36 @@ def cmd_exec(server, args) -> int:
     env.pop(ROOT_ENV, None)
     if server.read()["assignments"][endpoint]["accelerator"] != "NONE":
         env["PATH"] = f"{fake_gpu_bin(root / 'gpu-bin')}{os.pathsep}{env.get('PATH', '')}"
-    with open(root / "kernel.lock", "w") as kernel:
-        fcntl.flock(kernel, fcntl.LOCK_EX)  # a busy kernel: this cell waits for the running one
+    with busy_kernel(root) as kernel:
         started = time.time()
-        subprocess.run([sys.executable, "-c", source], cwd=root / "content", env=env, stdin=subprocess.DEVNULL,
-                       pass_fds=(kernel.fileno(),))  # its exit code is not the CLI's: exec exits 0
+        cell = subprocess.Popen([sys.executable, "-c", source], cwd=root / "content", env=env,
+                                stdin=subprocess.DEVNULL, pass_fds=(kernel,))  # the kernel stays busy if we die
+        (root / "kernel.pid").write_text(str(cell.pid))
+        cell.wait()  # its exit code is not the CLI's: exec exits 0
         server.record_cell(endpoint, Path(args.file).name if args.file else "<stdin>", started, time.time())
     if endpoint not in server.read()["assignments"]:
         return traceback_exit("RuntimeError: Connection was lost.")
+    return 0
+
+
+@contextmanager
+def busy_kernel(root: Path):
+    """The VM's one kernel: a cell waits here until the running one ends (or the kernel is restarted)."""
+    with open(root / "kernel.lock", "w") as kernel:
+        fcntl.flock(kernel, fcntl.LOCK_EX)
+        (root / "kernel.pid").write_text(str(os.getpid()))
+        yield kernel.fileno()
+
+
+def cmd_restart_kernel(server, args) -> int:
+    """Silent, exit 0: the running cell is gone; processes started in a session of their own live on."""
+    endpoint, code = resolve(server, args.session)
+    if endpoint is None:
+        return code
+    try:
+        os.kill(int((server.vm_root(endpoint) / "kernel.pid").read_text()), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
     return 0
 
 
@@ -253,16 +278,17 @@ def cmd_drivemount(server, args) -> int:
     endpoint, code = resolve(server, args.session)
     if endpoint is None:
         return code
-    say("[colab] Intercepted Drive Auth Request. Connecting to https://colab.research.google.com...")
-    if server.read()["faults"].get("drive_consent") == "required":
-        say("[colab] REQUIRED: Google Drive Authorization needed.", "Please visit:", CONSENT_URL)
-        _press_enter()
-    say("[colab] Authorizing VM...")
-    if server.read()["faults"].get("drive_consent") == "required":
-        say("[colab] Error propagating: 401 Unauthorized")
-        while True:  # no reply reaches the kernel: drive.mount keeps waiting
-            time.sleep(3600)
-    say("[colab] Credentials propagated. Resuming mount...")
+    with busy_kernel(server.vm_root(endpoint)):  # drive.mount runs as a cell
+        say("[colab] Intercepted Drive Auth Request. Connecting to https://colab.research.google.com...")
+        if server.read()["faults"].get("drive_consent") == "required":
+            say("[colab] REQUIRED: Google Drive Authorization needed.", "Please visit:", "", CONSENT_URL, "")
+            _press_enter()
+        say("[colab] Authorizing VM...")
+        if server.read()["faults"].get("drive_consent") == "required":
+            say("[colab] Error propagating: 401 Unauthorized")
+            while True:  # no reply reaches the kernel: drive.mount keeps waiting, the kernel stays busy
+                time.sleep(3600)
+        say("[colab] Credentials propagated. Resuming mount...")
     mount = server.vm_root(endpoint) / args.path.lstrip("/")
     mount.mkdir(parents=True, exist_ok=True)
     if not (mount / "MyDrive").exists():
@@ -283,7 +309,7 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument("--tpu")
     new.add_argument("--high-mem", action="store_true")
     sub.add_parser("sessions")
-    for name in ("stop", "exec", "download", "upload", "drivemount"):
+    for name in ("stop", "exec", "download", "upload", "drivemount", "restart-kernel"):
         command = sub.add_parser(name)
         command.add_argument("-s", "--session", required=name == "stop")
     sub.choices["exec"].add_argument("-f", "--file")
@@ -297,7 +323,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"version": cmd_version, "new": cmd_new, "sessions": cmd_sessions, "stop": cmd_stop, "exec": cmd_exec,
-            "download": cmd_download, "upload": cmd_upload, "drivemount": cmd_drivemount}
+            "download": cmd_download, "upload": cmd_upload, "drivemount": cmd_drivemount,
+            "restart-kernel": cmd_restart_kernel}
 
 
 def main(argv=None) -> int:
@@ -308,7 +335,7 @@ def main(argv=None) -> int:
         update_banner()
         if server.read()["faults"].get("login_expired"):
             return sign_in()
-    if args.command in ("exec", "download", "upload", "drivemount") and not args.session:
+    if args.command in ("exec", "download", "upload", "drivemount", "restart-kernel") and not args.session:
         sessions = list(local_sessions())
         if len(sessions) != 1:
             say("[colab] Error: No active sessions found. Create one with 'colab new'." if not sessions else
