@@ -211,6 +211,15 @@ class Store:
         self.drive.remove_tree(self.folder / node.name)
         return held
 
+    def drop_chunk(self, node: Node, chunk: int) -> int:
+        """Forget one chunk's archive (the Drive budget chose to recompute it after a kill): the entry
+        goes first, then the file (truncated, removed); return the bytes the entry held (0: no entry)."""
+        dropped = []
+        self._mutate(lambda doc: dropped.extend(filter(None, [doc["chunks"].pop(chunk_key(node.name, chunk), None)])))
+        for entry in dropped:
+            self.drive.remove(self.folder / entry["archive"])
+        return sum(entry["size"] for entry in dropped)
+
     def unprune(self, names: set[str]) -> None:
         """Bring pruned nodes back into the plan: they are computed again (their files are needed)."""
         if names:
