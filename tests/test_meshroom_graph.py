@@ -45,6 +45,15 @@ def test_a_node_without_outputs_is_seen_through(project):
     assert graph.publish_nodes() == {"Texturing_1"}
 
 
+def test_a_link_to_an_output_that_is_not_saved_still_orders_and_publishes_its_node(saved, tmp_path):
+    """2025.1 does not save outputs whose value is known only once computed (isDynamicValue)."""
+    doc = json.loads(saved["2025.1"].read_text())
+    doc["graph"]["Publish_1"]["inputs"]["inputFiles"] = ["{Texturing_1.dynamicOutput}"]
+    graph = parse(json.dumps(doc))
+    assert graph.dependencies("Publish_1") == {"Texturing_1"} and graph.publish_nodes() == {"Texturing_1"}
+    assert cache.publish_files(graph, tmp_path) == {}  # no path to look at: the job fails NOTHING_TO_PUBLISH
+
+
 def test_later_releases_have_their_own_links(saved):
     graph = load(saved["2023.3"])
     assert graph.consumers("DepthMap_1") == {"DepthMapFilter_1"}  # 2021.1+: Meshing reads DepthMapFilter only

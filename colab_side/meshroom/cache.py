@@ -113,6 +113,8 @@ def publish_files(graph: Graph, cache) -> dict[str, Path]:
     """
     found: dict[str, Path] = {}
     for name, attr in graph.published_outputs():
+        if attr not in graph.nodes[name].outputs:
+            continue  # a dynamic output (2025.1 does not save its value): no path to look at
         for match in sorted(glob.glob(graph.nodes[name].output_path(attr, cache))):
             path = Path(match)
             if path.is_file() and not is_garbage(path):

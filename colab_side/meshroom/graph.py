@@ -97,10 +97,10 @@ class Graph:
                 if owner not in self.nodes:
                     raise GraphError(f"node {node.name} links to unknown node {owner}")
                 target = self.nodes[owner]
-                if attr in target.outputs:
-                    found.add(owner)
-                elif attr in target.inputs:
+                if attr in target.inputs:
                     follow(target.inputs[attr])
+                else:  # an output; 2025.1 does not save outputs whose value is only known once computed
+                    found.add(owner)
 
         for value in node.inputs.values():
             follow(value)
@@ -137,7 +137,7 @@ class Graph:
         found = []
         for owner, attr in links(value):
             target = self.nodes[owner]
-            found += [(owner, attr)] if attr in target.outputs else self._output_links(target.inputs.get(attr))
+            found += self._output_links(target.inputs[attr]) if attr in target.inputs else [(owner, attr)]
         return found
 
     def publish_nodes(self) -> set[str]:
