@@ -200,18 +200,33 @@ def snapshot_colab_side(dest: Path) -> dict:
             "uncommitted": [line[3:] for line in changed.stdout.splitlines()]}
 
 
-def session(command: list[str], env: dict, kill_after: float | None, log, cwd: Path) -> int | None:
-    """One session; SIGKILL its whole process group after ``kill_after`` seconds. None when killed.
+def session(command: list[str], env: dict, kill_after: float | None, log, cwd: Path, kill_when=None) -> int | None:
+    """One session; SIGKILL its whole process group after ``kill_after`` seconds, or ``kill_after`` seconds after
+    ``kill_when()`` first holds when it is given. None when killed.
 
     ``cwd`` must not be the repository: ``python -m`` would import colab_side from there, not the snapshot.
     """
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)
-    try:
-        return proc.wait(timeout=kill_after)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return None
+    deadline = None if kill_after is None or kill_when else time.monotonic() + kill_after
+    while proc.poll() is None:
+        if deadline is None and kill_when is not None and kill_when():
+            deadline = time.monotonic() + (kill_after or 0.0)
+        if deadline is not None and time.monotonic() >= deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return None
+        time.sleep(0.05)
+    return proc.returncode
+
+
+def event_appears(job_dir: Path, target: str):
+    """A test for ``event[:node]`` (``node_start:Texturing_1``, ``published``) among events written from now on."""
+    event, _, node = target.partition(":")
+    seen = len(events(job_dir))
+
+    def appeared() -> bool:
+        return any(e.get("event") == event and (not node or e.get("node") == node) for e in events(job_dir)[seen:])
+    return appeared
 
 
 def listing(folder: Path) -> dict[str, list]:
@@ -246,8 +261,12 @@ def events(job_dir: Path) -> list[dict]:
 
 
 def verify(source, work, kills: int = 5, images: int = 12, seconds: float = 0.3, seed: int | None = None,
-           max_delay: float = 20.0, extra=()) -> dict:
-    """Reference run and killed run of the same job on the real engine; a report of both."""
+           max_delay: float = 20.0, extra=(), targets=()) -> dict:
+    """Reference run and killed run of the same job on the real engine; a report of both.
+
+    After the ``kills`` random kills, one session per ``targets`` entry (``event:node``) is killed within a second
+    of that event, e.g. ``node_start:Publish_1`` or ``published``.
+    """
     work = Path(work)
     version = source_version(Path(source))
     archive = build_release(source, work / "release")
@@ -265,19 +284,25 @@ def verify(source, work, kills: int = 5, images: int = 12, seconds: float = 0.3,
         reference = job_command(drive, pictures, "reference", version, archive, work / "local-ref", extra)
         code = session(reference, env, None, log, work)
         report["reference"] = {"exit": code, "seconds": round(time.monotonic() - started, 1)}
-        killed, codes = 0, []
+        killed, codes, hit = 0, [], []
+        pending = list(targets)
         while True:
-            delay = rng.uniform(1.0, max_delay) if killed < kills else None
+            delay, kill_when = (rng.uniform(1.0, max_delay) if killed < kills else None), None
+            if delay is None and pending:
+                hit.append(pending.pop(0))
+                delay, kill_when = rng.uniform(0.0, 1.0), event_appears(drive / "keepalive" / "killed", hit[-1])
             local = work / "local-killed"  # like /content on Colab: the same path, wiped for each new runtime
             shutil.rmtree(local, ignore_errors=True)
             killed_session = job_command(drive, pictures, "killed", version, archive, local, extra)
-            code = session(killed_session, env, delay, log, work)
+            code = session(killed_session, env, delay, log, work, kill_when)
             codes.append(code)
             if code is None:
                 killed += 1
-            elif code == 0 or len(codes) > kills + 5:
+            elif kill_when is not None:
+                hit[-1] += " (not reached: the session ended first)"
+            if code is not None and not pending and (code == 0 or len(codes) > kills + len(targets) + 5):
                 break
-    report["killed"] = {"kills": killed, "sessions": len(codes), "exits": codes}
+    report["killed"] = {"kills": killed, "sessions": len(codes), "exits": codes, "targets": hit}
     for job in ("reference", "killed"):
         job_dir = drive / "keepalive" / job
         done = [e for e in events(job_dir) if e.get("event") == "chunk_done"]
@@ -313,6 +338,9 @@ def main(argv=None) -> int:
     v.add_argument("--seconds", type=float, default=0.3, help="time each AliceVision call takes")
     v.add_argument("--max-delay", type=float, default=20.0, help="longest time before a kill")
     v.add_argument("--seed", type=int, default=None)
+    v.add_argument("--kill-at", action="append", default=[], metavar="EVENT[:NODE]",
+                   help="after the random kills, kill one session as this event appears (repeatable), "
+                        "e.g. node_start:Publish_1 or published")
     v.add_argument("extra", nargs="*", help="more colab_side run options, after --")
     args = top.parse_args(argv)
     if not args.source or not (Path(args.source) / "meshroom").is_dir():
@@ -322,7 +350,7 @@ def main(argv=None) -> int:
         print(build_release(args.source, args.dest))
         return 0
     report = verify(args.source, args.work, args.kills, args.images, args.seconds, args.seed, args.max_delay,
-                    args.extra)
+                    args.extra, args.kill_at)
     print(json.dumps(report, indent=1))
     return 0 if report["identical"] else 1
 
