@@ -2,7 +2,10 @@
 
     python bench/bench_recovery.py [--faults 20] [--connect-seconds 10] [--days 1]
 
-1. ``keepalive run`` exactly as a user runs it (its own process, config file with no [supervisor] or
+1. A simulated day (or ``--days``) per seed through the pure supervisor and ``keepalive_sim.world``:
+   deaths, Drive sync pauses (1.8 h, 30 min), an offline PC (40 min); printed: Run all sent to a live
+   job (must be 0), restarts, death → Run all.
+2. ``keepalive run`` exactly as a user runs it (its own process, config file with no [supervisor] or
    poll settings, so the defaults; headless Chromium) against the Colab simulator, whose runtime
    writes a heartbeat every 30 s (colab_side's default). Between the two sits a model of Google
    Drive for desktop: each version of heartbeat.json reaches the folder the daemon watches 5–120 s
@@ -10,9 +13,6 @@
    while the job computes, 5–40 s after the daemon has seen that session; printed: death → Run all issued,
    death → the job computing again (the notebook's own heartbeat), median and max; the daemon's RSS
    and CPU (browser excluded).
-2. A simulated day (or ``--days``) per seed through the pure supervisor and ``keepalive_sim.world``:
-   deaths, Drive sync pauses (1.8 h, 30 min), an offline PC (40 min); printed: Run all sent to a live
-   job (must be 0), restarts, death → Run all.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def bench_browser(faults: int, connect_seconds: float, seed: int) -> None:
         sync.stop.set()
         sim.stop()
     defaults = SupervisorConfig()
-    print(f"1. keepalive run with the defaults (poll 10 s, fast poll {defaults.fast_poll_seconds} s, grace "
+    print(f"2. keepalive run with the defaults (poll 10 s, fast poll {defaults.fast_poll_seconds} s, grace "
           f"{defaults.grace_seconds:.0f} s, dead after {defaults.dead_after}), heartbeat every 30 s, "
           f"Drive-for-desktop lag {LAG[0]:.0f}–{LAG[1]:.0f} s, VM allocation {connect_seconds} s")
     print(f"   disconnects injected and recovered: {len(to_computing)}")
@@ -218,7 +218,7 @@ def bench_days(days: float, seeds: int) -> None:
         totals["stalls_told"] += sum(1 for n in result["notices"] if n.value == "source_stalled")
         totals["stopped"] += result["stopped"] is not None
         delays += result["death_to_run_all"]
-    print(f"2. simulated {days:g} day(s) x {seeds} seeds (pure supervisor, defaults, poll 10 s): deaths "
+    print(f"1. simulated {days:g} day(s) x {seeds} seeds (pure supervisor, defaults, poll 10 s): deaths "
           f"{totals['deaths']} (some inside sync pauses and offline periods), restarts {totals['restarts']}, "
           f"Run all to a live job {totals['live']}, unrecovered {totals['unrecovered']}, watch stopped "
           f"{totals['stopped']}, 'heartbeat source stalled' told {totals['stalls_told']} times")
