@@ -73,8 +73,11 @@ class Demo:
         except (OSError, hb.HeartbeatError):
             return None
 
-    def kill_when(self, fraction: float, timeout: float = 120.0) -> bool:
-        """Disconnect the runtime once the running job has made ``fraction`` of its chunks durable."""
+    def kill_when(self, fraction: float, timeout: float = 900.0) -> bool:
+        """Disconnect the runtime once the running job has made ``fraction`` of its chunks durable.
+
+        The deadline counts from now, before the job's first start: keys mode on a loaded PC may take minutes.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.daemon.stopping:
             beat = self.heartbeat()
