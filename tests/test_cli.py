@@ -28,7 +28,6 @@ poll_seconds = 0.3
 backend = "record"
 [browser]
 headless = true
-extra_args = ["--no-sandbox", "--disable-dev-shm-usage"]
 [supervisor]
 grace_seconds = 2.0
 dead_after = 2

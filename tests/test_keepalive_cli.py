@@ -147,9 +147,7 @@ def test_a_second_daemon_is_refused_until_the_first_dies_however_it_dies(tmp_pat
 @pytest.mark.browser
 @pytest.mark.skipif(not chromium_available(), reason="needs chromium and chromedriver")
 def test_doctor_reports_state_and_saves_screenshot_and_html(tmp_path, sleeper_sim):
-    no_sandbox = '[browser]\nextra_args = ["--no-sandbox", "--disable-dev-shm-usage"]\n' if os.geteuid() == 0 else ""
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.toml").write_text(no_sandbox)
+    # no browser flags in any config: as root (CI, containers) keepalive itself adds --no-sandbox
     proc = keepalive("doctor", sleeper_sim.notebook_url, "--headless", "--json", "--out", str(tmp_path / "doc"),
                      home=tmp_path, env_extra={"KEEPALIVE_COLAB_ORIGIN": sleeper_sim.origin})
     assert proc.returncode == 0, proc.stderr
