@@ -565,7 +565,11 @@ def publish(project: Project, name: str, log) -> None:
             found[Path(match)] = Path(output) if Path(match).is_dir() else Path(output) / Path(match).name
     if not found:
         raise StandinError("Publish: input files listed, but nothing to publish")
-    os.makedirs(output, exist_ok=True)
+    if not os.path.exists(output):
+        try:
+            os.mkdir(output)  # not makedirs, as Publish.py: a missing parent folder is an error
+        except OSError as exc:
+            raise StandinError(f"Publish: {exc}") from None
     for source, target in found.items():
         log.write(f"Publish file {source} into {target}\n")
         if source.is_dir():
