@@ -306,8 +306,14 @@ class Store:
         return True
 
     def mark_published(self, files: dict[str, str]) -> None:
-        """Record the verified result (relative path → SHA-256): the job is done."""
+        """Record the verified result (relative path → SHA-256): the job is done. Archives no entry
+        names (written by sessions killed before their commit) are removed then."""
         self._mutate(lambda doc: doc.__setitem__("published", files))
+        named = {self.folder / entry["archive"] for entry in self.manifest["chunks"].values()}
+        for path in sorted(self.folder.rglob("*.tar")):
+            if path not in named:
+                self.guard()
+                self.drive.remove(path)
 
     def remove_all(self) -> None:
         """Remove every archive (only after the result is published and verified)."""

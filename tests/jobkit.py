@@ -7,6 +7,8 @@ import io
 import os
 from pathlib import Path
 
+import pytest
+
 from colab_side import heartbeat as hb
 from colab_side.drive import Drive, FaultPlan
 from colab_side.runner import Session
@@ -56,3 +58,31 @@ def run_session(job: Job, drive: Drive | None = None, local: Path | None = None,
 
 def final_beat(job: Job) -> hb.Heartbeat:
     return hb.read(job.job_dir / hb.FILENAME)
+
+
+_REFERENCES: dict[int, dict[str, bytes]] = {}
+
+
+def reference_result(root: Path, images: int) -> dict[str, bytes]:
+    """The result of an uninterrupted run on ``images`` sample images (computed once per test process)."""
+    if images not in _REFERENCES:
+        job = Job(root, images=images)
+        code, out = run_session(job)
+        assert code == 0, out[-2000:]
+        _REFERENCES[images] = job.result_files()
+    return _REFERENCES[images]
+
+
+SMALL = 4  # images of the in-process store tests: every node runs, DepthMap in two chunks
+
+
+@pytest.fixture
+def job(tmp_path) -> Job:
+    """A small sample job (import this fixture into a test module)."""
+    return Job(tmp_path, images=SMALL)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[str, bytes]:
+    """The small job's result from an uninterrupted run."""
+    return reference_result(tmp_path_factory.mktemp("reference"), SMALL)

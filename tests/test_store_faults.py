@@ -16,19 +16,8 @@ from colab_side import heartbeat as hb
 from colab_side.drive import Drive, Fault, FaultPlan
 from colab_side.events import read_events
 from colab_side.meshroom import cache as meshroom_cache
-from jobkit import FakeClock, Job, faulty_drive, final_beat, reference_result, run_session
+from jobkit import FakeClock, Job, faulty_drive, final_beat, job, reference, run_session  # noqa: F401 (fixtures)
 
-IMAGES = 4
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, bytes]:
-    return reference_result(tmp_path_factory.mktemp("reference"), IMAGES)
-
-
-@pytest.fixture
-def job(tmp_path) -> Job:
-    return Job(tmp_path, images=IMAGES)
 
 
 def events(job: Job) -> list[dict]:

@@ -108,6 +108,9 @@ def test_two_sessions_started_together_and_killed_at_random(tmp_path, reference)
     done = subprocess.run(job.command(), env=job.env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:]
     assert job.result_files() == reference
+    store = job.job_dir / "store"
+    named = {store / e["archive"] for e in json.loads((store / "manifest.json").read_text())["chunks"].values()}
+    assert set(store.rglob("*.tar")) == named, "archives of killed sessions were left behind"
     events = read_events(job.job_dir / "events.jsonl")
     assert not [e for e in events if e.get("event") in ("failed", "blocked")]
     superseded = [e for e in events if e.get("event") == "superseded"]
