@@ -154,10 +154,12 @@ def decide(candidates: Iterable[Archive], budget: int, shape: Shape, live: str |
 
 
 def default_budget(stored_bytes: int, drive_free_bytes: int | None, margin_bytes: int) -> int | None:
-    """The budget when the user gave none: what the store holds plus what Drive has free, less the margin.
+    """The budget when the user gave none: what the store holds plus what Drive has free, less twice the margin.
 
-    None when Drive does not say what is free (then only the margin check guards the store).
+    One margin stays free for the check before each node (``policy.drive_space``), the other for
+    what else the job writes (logs, events, the result). None when Drive does not say what is free
+    (then only the margin check guards the store).
     """
     if drive_free_bytes is None:
         return None
-    return max(0, stored_bytes + drive_free_bytes - margin_bytes)
+    return max(0, stored_bytes + drive_free_bytes - 2 * margin_bytes)

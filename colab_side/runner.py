@@ -21,7 +21,7 @@ from pathlib import Path
 
 from colab_side import heartbeat as hb
 from colab_side.beat import HeartbeatWriter
-from colab_side import identity, policy
+from colab_side import budget, identity, policy
 from colab_side.drive import FULL, RETRYABLE, Drive, DriveError, mount_colab
 from colab_side.events import Journal, parse_events
 from colab_side.layout import NotOurs, job_layout, work_dir
@@ -30,7 +30,7 @@ from colab_side.meshroom import cache as meshroom_cache
 from colab_side.meshroom import chunk_log, commands, estimates, install, pruning, versions
 from colab_side.meshroom.graph import Graph, GraphError, Node, load as load_graph, parse as parse_graph
 from colab_side.settings import Settings, SettingsError, make as make_settings
-from colab_side.store import Store
+from colab_side.store import Store, chunk_key
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".heic", ".dng", ".cr2", ".nef", ".arw")
 
@@ -203,6 +203,12 @@ class Session:
         self.journal.event("restored", chunks=restored, dropped=dropped, recompute_pruned=unpruned)
         self._check_disk()
         self._load_history()
+        self.shape = budget.Shape.of(self.graph)
+        self.computed: dict[tuple[str, int], tuple[list[str], int]] = {}  # by this session: files, archive bytes
+        self.drive_budget = self.s.drive_budget_bytes
+        if self.drive_budget is None:
+            self.drive_budget = budget.default_budget(self.store.stored_bytes, self.drive.free_bytes(),
+                                                      self.s.drive_margin_bytes)
         self._update_progress(hb.COMPUTING)
         producers = {name: self.graph.dependencies(name) for name in self.graph.nodes}
         done = self.store.durable_nodes(self.graph)  # results lost since (a damaged Texturing archive) are redone
@@ -363,6 +369,7 @@ class Session:
             self.beat.update(last_log_line=line.strip()[:200])
         code = proc.wait()
         self._proc = None
+        self.lease.check()  # a session that lost the lease had its Meshroom stopped: that is no Meshroom error
         return code
 
     def _compute_node(self, node: Node) -> None:
@@ -391,16 +398,15 @@ class Session:
                                      lambda elapsed, line: self._chunk_tick(node, elapsed, line))
         with watch:
             code = self._execute(command)
-        self.lease.check()  # a session that lost the lease (its Meshroom was stopped) writes nothing more
         status = meshroom_cache.read_status(node.status_file(self.cache, chunk))
         if code == 0 and status == meshroom_cache.DONE:
             seconds = time.monotonic() - started
             after = meshroom_cache.snapshot(folder)
             changed = [rel for rel, sig in after.items() if before.get(rel) != sig]
-            entry = self.store.add_chunk(node, chunk, self.cache, changed, self.beat.session)
             self.node_durations.setdefault(node.name, []).append(seconds)
+            size = self._store_chunk(node, chunk, changed)
             self.journal.event("chunk_done", node=node.name, chunk=chunk, seconds=round(seconds, 3),
-                               bytes=entry["size"], files=entry["files"])
+                               bytes=size, files=len(changed), stored=self.store.has(node.name, chunk))
             self.journal.sync_log()
             self._update_progress(hb.COMPUTING)
             return
@@ -439,12 +445,61 @@ class Session:
             self.beat.update(warnings=[*self.beat.beat.warnings, text])
 
     def _prune(self) -> None:
-        finished = self.store.durable_nodes(self.graph)
-        for name in pruning.prunable(self.graph, finished, set(self.store.manifest["pruned"])):
-            self.beat.update(phase=hb.PRUNING)
-            freed = self.store.prune(self.graph.nodes[name])
-            self.journal.event("prune", node=name, bytes=freed)
+        while names := pruning.prunable(self.graph, self.store.durable_nodes(self.graph),
+                                        set(self.store.manifest["pruned"])):
+            for name in names:
+                self.beat.update(phase=hb.PRUNING)
+                freed = self.store.prune(self.graph.nodes[name])
+                self.journal.event("prune", node=name, bytes=freed)
+            self._settle_store(None)  # the room pruning freed may take chunks left local-only
         self._update_progress(hb.COMPUTING)
+
+    # --- the Drive budget ----------------------------------------------------------------------------
+
+    def _store_chunk(self, node: Node, chunk: int, files: list[str]) -> int:
+        """Archive a finished chunk, unless the budget keeps others instead; return its archive's bytes."""
+        if self.drive_budget is None:
+            return self.store.add_chunk(node, chunk, self.cache, files, self.beat.session)["size"]
+        folder = node.internal_folder(self.cache)
+        self.computed[node.name, chunk] = files, budget.archive_bytes((folder / rel).stat().st_size for rel in files)
+        self._settle_store(node.name)
+        entry = self.store.manifest["chunks"].get(chunk_key(node.name, chunk))
+        return entry["size"] if entry else self.computed[node.name, chunk][1]
+
+    def _settle_store(self, live: str | None) -> None:
+        """Keep in the store what ``budget.decide`` says: drop archives first, then write the chunks that now fit.
+
+        Chunks computed by this session can come back into the store later (their files are on local
+        disk); a dropped archive restored from an earlier session cannot: a kill makes it computed again.
+        """
+        if self.drive_budget is None:
+            return
+        pruned = set(self.store.manifest["pruned"])
+        sizes = {key: size for key, (_files, size) in self.computed.items() if key[0] not in pruned}
+        stored = set()
+        for name, node in self.graph.nodes.items():
+            for chunk in range(node.chunk_count) if name not in pruned else ():
+                entry = self.store.manifest["chunks"].get(chunk_key(name, chunk))
+                if entry:
+                    stored.add((name, chunk))
+                    sizes[name, chunk] = entry["size"]
+        candidates = [budget.Archive(name, chunk, size, self._chunk_seconds(name)) for (name, chunk), size in sizes.items()]
+        choice, risk = budget.decide(candidates, self.drive_budget, self.shape, live, pruned)
+        dropped = sorted(choice.drop & stored)
+        for name, chunk in dropped:
+            self.store.drop_chunk(self.graph.nodes[name], chunk)  # a kill now makes the next session redo it
+        for name, chunk in sorted(choice.keep - stored):
+            self.store.add_chunk(self.graph.nodes[name], chunk, self.cache, self.computed[name, chunk][0],
+                                 self.beat.session)
+        if choice.drop:
+            self.journal.event("budget", budget=self.drive_budget, kept_bytes=choice.kept_bytes,
+                               dropped=[chunk_key(*key) for key in dropped], not_stored=len(choice.drop),
+                               risk_seconds=round(risk.seconds, 1), risk_nodes=sorted(risk.nodes))
+
+    def _chunk_seconds(self, name: str) -> float:
+        """Measured seconds per chunk of a node (this and earlier sessions), else the estimate."""
+        times = self.node_durations.get(name)
+        return sum(times) / len(times) if times else self.estimated_chunk_seconds[name]
 
     # --- progress ----------------------------------------------------------------------------------
 
@@ -464,7 +519,8 @@ class Session:
     def _update_progress(self, phase: str) -> None:
         graph, store = self.graph, self.store
         nodes_done = len(store.durable_nodes(graph))
-        remaining = {n.name: sum(1 for c in range(n.chunk_count) if not store.has(n.name, c)) for n in graph.nodes.values()}
+        remaining = {n.name: sum(1 for c in range(n.chunk_count) if not store.has(n.name, c)
+                                 and (n.name, c) not in self.computed) for n in graph.nodes.values()}
         chunks_done = graph.chunks_total - sum(remaining.values())
         eta = policy.eta_seconds(remaining, self.node_durations, self.estimated_chunk_seconds)
         self.beat.update(

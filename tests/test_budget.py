@@ -150,7 +150,7 @@ def test_the_archive_size_bound_holds_for_real_tar_files(files):
     assert len(buffer.getvalue()) <= archive_bytes(size for size, _ in files)
 
 
-def test_the_default_budget_is_what_is_stored_and_free_less_the_margin():
-    assert default_budget(stored_bytes=5, drive_free_bytes=20, margin_bytes=3) == 22
-    assert default_budget(stored_bytes=0, drive_free_bytes=2, margin_bytes=3) == 0
+def test_the_default_budget_is_what_is_stored_and_free_less_twice_the_margin():
+    assert default_budget(stored_bytes=5, drive_free_bytes=20, margin_bytes=3) == 19
+    assert default_budget(stored_bytes=0, drive_free_bytes=5, margin_bytes=3) == 0
     assert default_budget(stored_bytes=7, drive_free_bytes=None, margin_bytes=3) is None

@@ -41,12 +41,12 @@ def test_the_plan_prints_chunks_disk_and_drive_with_and_without_the_budget(tmp_p
     proc = colab_plan("--images", images(tmp_path / "photos", 150), "--meshroom", "2019.2")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    expected = plan.forecast(estimates.load(), "2019.2", 150, 13 * GB)
+    expected = plan.forecast(estimates.load(), "2019.2", 150, 11 * GB)
     assert f"chunks: {expected.chunks} in {expected.nodes} nodes" in out
     assert gb(out, "peak local disk") == pytest.approx(expected.local_peak / GB, abs=0.05)
     assert gb(out, "keeping every archive") == pytest.approx(expected.keep_everything.peak_bytes / GB, abs=0.05)
     assert gb(out, "pruning (no budget)") == pytest.approx(expected.pruned.peak_bytes / GB, abs=0.05)
-    assert "budget 13.0 GB" in out  # the default: a free 15 GB Drive less the 2 GB margin
+    assert "budget 11.0 GB" in out  # the default: a free 15 GB Drive less twice the 2 GB margin
     assert "ESTIMATES" in out and "--model" in out
 
 
