@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from colab_side import plan, progress_cli, settings
+from colab_side.drive import DriveError
 from colab_side.meshroom.estimates import ModelError
 from colab_side.meshroom.graph import GraphError
 from colab_side.runner import IMAGE_EXTENSIONS, run
@@ -35,7 +36,7 @@ def main(argv=None) -> int:
             return 2
         try:
             return progress_cli.main(args)
-        except GraphError as exc:
+        except (GraphError, DriveError) as exc:  # DriveError: the store's manifest cannot be read now
             print(f"colab_side progress: {exc}", file=sys.stderr)
             return 2
     if args.command == "plan":

@@ -15,7 +15,7 @@ def job_progress(job_dir) -> dict:
     """From the job folder's ``project.mg`` and store manifest (not the heartbeat)."""
     job_dir = Path(job_dir)
     graph = load_graph(job_dir / "project.mg")
-    store = Store(job_dir / "store", Drive(job_dir), job_dir.name, log=lambda _line: None)
+    store = Store(job_dir / "store", Drive(job_dir, retries=2, backoff=0.5), job_dir.name, log=lambda _line: None)
     result = summary(graph, lambda node, chunk: store.has(node.name, chunk))
     result["pruned_bytes"] = store.pruned_bytes
     result["published"] = bool(store.manifest.get("published"))
