@@ -79,6 +79,8 @@ def test_reclaimed_runtimes_are_replaced_transport_errors_are_not_and_the_result
     assert daemon.run() == 0
     assert s.heartbeat().phase == hb.DONE
     assert len(s.fake.allocations()) == 3  # the first runtime and one per reclaim, none for the transport errors
+    assert s.fake.assignments() == {}  # released at done: no quota burns
+    assert [e["ok"] for e in events(daemon, "runtime_released")] == [True]
     assert len(notes(daemon, "recovered")) == 2
     assert s.job.result_files() == uninterrupted != {}
     calls = s.fake.calls()

@@ -65,6 +65,7 @@ def test_a_killed_daemon_started_again_attaches_to_its_job_and_the_result_is_unc
     assert second.wait(timeout=240) == 0, log.read_text()[-3000:]
     assert stand.heartbeat().phase == hb.DONE
     assert stand.fake.allocations() == ["T4"]  # the second daemon found the runtime and the job it left
+    assert stand.fake.assignments() == {}  # and gave it back at done
     assert stand.job.result_files() == reference_result(tmp_path / "reference", 4) != {}
     status = subprocess.run([sys.executable, "-m", "keepalive", "status", "--mode", "cli", "--job", "castle", "--json"],
                             env=stand.env, capture_output=True, text=True, timeout=60)

@@ -136,3 +136,19 @@ def test_the_job_is_launched_with_drive_mounted_by_the_cli_not_by_the_job():
     args = vm_code.job_args("/content/drive/MyDrive/castle", "castle", "2023.3", ["--heartbeat-seconds", "10"])
     assert args[args.index("--drive-root") + 1] == "/content/drive/MyDrive"
     assert args[-2:] == ["--heartbeat-seconds", "10"]
+
+
+def test_a_heartbeat_left_by_an_earlier_run_is_not_taken_for_the_jobs_state(tmp_path):
+    from colab_side import heartbeat as hb
+    from keepalive.cli_mode.runner import ColabCli
+    from keepalive.cli_mode.watch import CliHeartbeatWatch
+
+    mirror = tmp_path / "drive"
+    path = hb.heartbeat_path(mirror, "castle")
+    path.parent.mkdir(parents=True)
+    path.write_text(hb.Heartbeat(job="castle", session="old", seq=9, time="2026-12-01T00:00:00+00:00",
+                                 phase="blocked", cause="DRIVE_FULL", reason="Drive is full").to_json())
+    watch = CliHeartbeatWatch(ColabCli("false"), "keepalive-castle", mirror, "castle", 300.0)  # no runtime
+    seen = watch.poll()
+    assert seen.verdict == "missing" and seen.beat is None
+    assert path.exists()  # kept for `keepalive status`

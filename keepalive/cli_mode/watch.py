@@ -29,25 +29,31 @@ class CliHeartbeatWatch(HeartbeatWatch):
         self.cli = cli
         self.session = session
         self.remote = str(hb.heartbeat_path(f"{vm_code.MOUNT}/MyDrive", job))
-        self.fetched = self.path.with_name(self.path.name + ".download")
+        self.download = self.path.with_name(self.path.name + ".download")
+        self.fetched = False  # a heartbeat came from the VM in this run
 
     def poll(self):
-        self.fetch()
+        """The heartbeat as fetched this round; a copy left by an earlier run counts only once fetched again
+        (after a fix, ``keepalive run`` must start a blocked or failed job again, not read its old end)."""
+        if self.fetch():
+            self.fetched = True
+        if not self.fetched:
+            return self.tracker.missing(self.clock())
         return super().poll()
 
     def fetch(self) -> bool:
         """Bring the VM's heartbeat into the mirror; False (and the old copy kept) when it cannot be had."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        answer = self.cli.call("download", "-s", self.session, self.remote, str(self.fetched))
-        if self.cli.outcome(answer) is not Outcome.OK or not self.fetched.is_file():
+        answer = self.cli.call("download", "-s", self.session, self.remote, str(self.download))
+        if self.cli.outcome(answer) is not Outcome.OK or not self.download.is_file():
             return False
-        fresh = self.fetched.read_bytes()
+        fresh = self.download.read_bytes()
         try:
             same = self.path.read_bytes() == fresh
         except OSError:
             same = False
         if same:
-            self.fetched.unlink()
+            self.download.unlink()
         else:
-            os.replace(self.fetched, self.path)
+            os.replace(self.download, self.path)
         return True
