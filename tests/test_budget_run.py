@@ -1,0 +1,77 @@
+"""The Drive budget in a real run: the runner on the stand-in, killed twice, under half its store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+
+from conftest import wait_for
+from colab_side import heartbeat as hb
+from colab_side.events import read_events
+from colab_side.settings import GB
+from keepalive_sim.sample_job import SampleJob
+
+SCALE = {"MESHROOM_STANDIN_SIZE_SCALE": "1e-2"}  # megabytes per chunk: archive sizes matter, not time
+
+
+class StorePeak(threading.Thread):
+    """The most bytes ever seen under the store folder, sampled while the job runs (a measure, not a wait)."""
+
+    def __init__(self, folder):
+        super().__init__(daemon=True)
+        self.folder, self.peak, self.stop = folder, 0, threading.Event()
+
+    def run(self):
+        while not self.stop.wait(0.005):
+            total = 0
+            for root, _dirs, files in os.walk(self.folder):
+                for name in files:
+                    try:
+                        total += os.stat(os.path.join(root, name)).st_size
+                    except OSError:
+                        pass
+            self.peak = max(self.peak, total)
+
+
+def chunks_done(job: SampleJob) -> int:
+    path = job.job_dir / "events.jsonl"
+    return sum(1 for e in read_events(path) if e.get("event") == "chunk_done") if path.exists() else 0
+
+
+def stored_bytes(job: SampleJob) -> int:
+    manifest = json.loads((job.job_dir / "store" / "manifest.json").read_text())
+    return sum(entry["size"] for entry in manifest["chunks"].values())
+
+
+def test_a_job_under_half_its_store_finishes_identical_and_the_store_never_exceeds_the_budget(tmp_path):
+    reference = SampleJob(tmp_path / "reference", images=30)
+    reference.env.update(SCALE)
+    subprocess.run(reference.command("--no-prune"), env=reference.env, capture_output=True, check=True)
+    everything = stored_bytes(reference)
+    drive_budget = everything // 2
+
+    job = SampleJob(tmp_path / "budget", images=30)
+    job.env.update(SCALE)
+    command = job.command("--drive-budget", f"{drive_budget / GB:.9f}")
+    sampler = StorePeak(job.job_dir / "store")
+    sampler.start()
+    for kill_after in (12, 24):  # during DepthMap, then during DepthMapFilter
+        proc = subprocess.Popen(command, env=job.env, stdout=subprocess.DEVNULL, start_new_session=True)
+        assert wait_for(lambda: chunks_done(job) >= kill_after or proc.poll() is not None, timeout=240)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    final = subprocess.run(command, env=job.env, capture_output=True, text=True, timeout=280)
+    sampler.stop.set()
+    sampler.join()
+
+    assert final.returncode == 0, final.stdout[-2000:]
+    assert hb.read(job.job_dir / hb.FILENAME).phase == hb.DONE
+    assert job.result_files() == reference.result_files()
+    events = read_events(job.job_dir / "events.jsonl")
+    budget_events = [e for e in events if e.get("event") == "budget"]
+    assert any(e["dropped"] for e in budget_events)  # the budget was in force: archives were dropped
+    assert all(e["kept_bytes"] <= drive_budget for e in budget_events)
+    assert drive_budget // 2 < sampler.peak <= drive_budget + 64 * 1024  # + the two manifest copies
