@@ -14,6 +14,7 @@ import textwrap
 import zipfile
 from importlib import resources
 
+from colab_side import settings as colab_settings
 from colab_side.meshroom.commands import parse_param
 
 
@@ -49,7 +50,9 @@ def run_settings(images: str, job: str, meshroom: str, pipeline: str | None = No
         parse_param(text)
     chosen = {"images": images, "job": job, "meshroom": meshroom, "pipeline": pipeline,
               "params": list(params), "overrides": overrides}
-    return {key: value for key, value in chosen.items() if value not in (None, [])}
+    chosen = {key: value for key, value in chosen.items() if value not in (None, [])}
+    colab_settings.make(**chosen)  # the checks colab_side.run makes on Colab: a bad value is refused here first
+    return chosen
 
 
 def build(images: str, job: str, meshroom: str, **options) -> dict:
