@@ -152,3 +152,15 @@ def test_a_heartbeat_left_by_an_earlier_run_is_not_taken_for_the_jobs_state(tmp_
     seen = watch.poll()
     assert seen.verdict == "missing" and seen.beat is None
     assert path.exists()  # kept for `keepalive status`
+
+
+def test_the_streamed_job_log_is_rotated_past_its_limit(tmp_path):
+    from keepalive.cli_mode.hands import rotate
+
+    log = tmp_path / "vm.log"
+    log.write_text("x" * 100)
+    rotate(log, limit=200)
+    assert log.exists() and not (tmp_path / "vm.log.1").exists()
+    rotate(log, limit=50)
+    assert not log.exists() and (tmp_path / "vm.log.1").read_text() == "x" * 100
+    rotate(tmp_path / "none.log")  # nothing there yet: nothing to do

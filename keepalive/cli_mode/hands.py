@@ -21,6 +21,7 @@ Long calls (``new``, ``drivemount``) run in a thread of their own, so the loop k
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -38,6 +39,18 @@ from keepalive.hands.page import Observation
 from keepalive.states import Action, PageState
 
 LOGIN_HINT = "the colab CLI is signed out: run 'colab sessions' in a terminal and sign in"
+
+
+VM_LOG_LIMIT = 20 << 20  # bytes of the streamed job log kept in one file (the job keeps its own on Drive)
+
+
+def rotate(path: Path, limit: int = VM_LOG_LIMIT) -> None:
+    """Keep a multi-day stream bounded: past ``limit``, the log becomes ``<name>.1`` (replacing the older one)."""
+    try:
+        if path.stat().st_size > limit:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except OSError:
+        pass
 
 
 class Waiter:
@@ -74,9 +87,10 @@ class Waiter:
             return True
 
     def _read(self) -> None:
-        with open(self.log_path, "a", encoding="utf-8") as log:
-            while True:
-                paused = False
+        while True:
+            rotate(self.log_path)  # at each cell: the stream is bounded however long the job runs
+            paused = False
+            with open(self.log_path, "a", encoding="utf-8") as log:
                 for line in self.proc.stdout:
                     found = vm_code.markers(line)
                     if not found:
@@ -89,9 +103,9 @@ class Waiter:
                         self.ended = found[0][1]
                     else:
                         paused = found[0][0] == "PAUSE"
-                code = self.proc.wait()
-                if not (paused and code == 0 and self._next_cell()):
-                    break
+            code = self.proc.wait()
+            if not (paused and code == 0 and self._next_cell()):
+                break
         self.outcome = self.cli.outcome(Answer("exec", code, "".join(self._text)))
 
     @property
