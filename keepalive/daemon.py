@@ -90,6 +90,7 @@ class Daemon:
             self.state.update(last_action=decision.action.value, last_reason=decision.reason,
                               last_action_time=time.strftime("%H:%M:%S"))
         self.state["cause"] = decision.cause.value if decision.cause else None
+        self.state["note"] = decision.reason if decision.cause else None
         self._release_at_end(beat)
         self.state["chunks_durable_on_pc"] = self.durable.count()
         if decision.action is Action.STOP:

@@ -75,6 +75,7 @@ def describe(beat: hb.Heartbeat | None, verdict: str, age: float | None, sync_la
         "last_action": text(state.get("last_action")) or None,
         "last_action_reason": text(state.get("last_reason")) or None,
         "last_action_time": text(state.get("last_action_time")) or None,
+        "note": text(state.get("note")) or None,  # why the daemon waits or acts now, while it has a cause
     }
 
 

@@ -65,6 +65,8 @@ def render(info: dict, grace: float = 300.0) -> Panel:
     if info.get("reason"):
         parts.append(Text(f"{text(info.get('cause'))}: {text(info['reason'])} — {text(info.get('what_to_do'))}",
                           style="bold red"))
+    elif info.get("note"):
+        parts.append(Text(f"{text(info.get('cause'))}: {text(info['note'])}", style="yellow"))
     warnings = info.get("warnings")
     for warning in warnings if isinstance(warnings, list) else []:
         parts.append(Text(f"warning: {text(warning)}", style="yellow"))
@@ -78,7 +80,7 @@ def plain_line(info: dict) -> str:
             f" chunk={None if chunk is None else int(chunk)}"
             f" progress={'-' if progress is None else f'{progress * 100:.1f}%'}"
             f" heartbeat={text(info.get('heartbeat'))} restarts={count(info.get('restarts'))}"
-            f" action={text(info.get('last_action')) or None}")
+            f" action={text(info.get('last_action')) or None} cause={text(info.get('cause')) or None}")
 
 
 class LiveView:

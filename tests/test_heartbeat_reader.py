@@ -96,7 +96,7 @@ def test_read_tells_a_missing_file_from_a_bad_one(tmp_path):
         hb.read(tmp_path / "bad.json")
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_read_or_raise_heartbeat_error_only(data):
     try:
@@ -106,7 +106,7 @@ def test_arbitrary_bytes_read_or_raise_heartbeat_error_only(data):
     assert isinstance(beat.seq, int) and beat.phase in hb.PHASES
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_values)
 def test_arbitrary_json_reads_or_raises_heartbeat_error_only(value):
     try:
@@ -115,7 +115,7 @@ def test_arbitrary_json_reads_or_raises_heartbeat_error_only(value):
         pass
 
 
-@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(heartbeats, st.sampled_from(["fresh", "stale", "missing", "corrupt"]),
        st.none() | st.floats(allow_nan=True, allow_infinity=True))
 def test_every_readable_heartbeat_is_typed_and_every_view_shows_it(data, verdict, age):
@@ -126,7 +126,7 @@ def test_every_readable_heartbeat_is_typed_and_every_view_shows_it(data, verdict
     assert "j" in text
 
 
-@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.text(max_size=12) | st.sampled_from(
     ["job", "phase", "progress", "chunks_done", "chunks_total", "eta_seconds", "heartbeat", "heartbeat_age_seconds",
      "sync_lag_seconds", "restarts", "warnings", "reason", "cause", "chunk", "drive_free_bytes", "last_log_line",
@@ -135,7 +135,7 @@ def test_the_views_show_any_dict_of_json_values(info):
     shown(info)
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.text(max_size=8), json_values, max_size=6), json_values)
 def test_describe_takes_any_saved_daemon_state(state, verdict):
     shown(describe(None, verdict, None, None, state, wall=0.0))

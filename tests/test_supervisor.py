@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from colab_side import heartbeat as hb
@@ -295,7 +295,7 @@ def test_a_never_started_job_is_started():
 pages = st.lists(st.sampled_from(list(PageState)), min_size=1, max_size=60)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pages, st.floats(min_value=0.5, max_value=600))
 def test_property_a_heartbeat_that_keeps_advancing_never_gets_run_all(page_list, step):
     # every round a new beat, written since the previous look, whatever the page shows
@@ -303,7 +303,7 @@ def test_property_a_heartbeat_that_keeps_advancing_never_gets_run_all(page_list,
     assert Action.RUN_ALL not in actions(run(rounds, step=step))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(list(PageState)), st.sampled_from(list(Verdict)),
                           st.sampled_from(list(hb.Phase)), st.integers(0, 3), st.booleans()), max_size=60))
 def test_property_any_sequence_of_pages_and_heartbeats_is_decided(script):

@@ -92,3 +92,13 @@ def test_on_a_terminal_the_live_panel_refreshes_at_most_twice_a_second():
     with view:
         view.update(info_for())
     assert "DepthMap_1 chunk 3/8 done" in stream.getvalue() and "phase=" not in stream.getvalue()
+
+
+def test_why_the_daemon_waits_is_shown_while_it_has_a_cause():
+    state = {"job": "castle", "cause": "HEARTBEAT_STALLED",
+             "note": "heartbeat source stalled: the page shows the job running, but no new heartbeat for 900 s"}
+    info = describe(hb.Heartbeat(job="castle", session="s1", seq=1, time="t", phase="computing"), "stale", 900.0,
+                    42.0, state)
+    text = shown(render(info, GRACE))
+    assert "HEARTBEAT_STALLED: heartbeat source stalled" in text
+    assert "cause=HEARTBEAT_STALLED" in plain_line(info)
