@@ -1,16 +1,62 @@
 """``keepalive doctor``: open the notebook once and report what the page model sees.
 
-It saves a screenshot and the page's HTML for a bug report (no cookies, no storage), so a user
-can show what changed on Colab's page and correct a selector in their ``[page]`` config.
+It says, for what the page model could not tell, which known element or text it missed and which
+``[page]`` table of the user's config corrects it (``missed``, a pure function of the page snapshot);
+and it saves a screenshot and the page's HTML for a bug report (no cookies, no storage).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from keepalive.hands.browser import private_dir, write_private
+from keepalive.hands.page import RUNNING_SIGNALS, label_says, seen, shows
 from keepalive.hands.selenium import SeleniumHands
+
+
+def _toml_list(values) -> str:
+    return json.dumps(list(values), ensure_ascii=False)  # a TOML array of strings reads like JSON's
+
+
+def missed(snapshot: dict | None, page: dict) -> list[str]:
+    """What the page shows that the page model does not know, each with the one [page] table that teaches it."""
+    if not snapshot:
+        return ["the page could not be read at all (is the browser open on the notebook?)"]
+    found = seen(snapshot, page)
+    connect, dialogs = page["connect"], page["dialogs"]
+    hints = []
+    label = snapshot.get("connect")
+    if label is None:
+        hints.append(f"no connect button: none of hosts = {_toml_list(connect['hosts'])} (then shadow_path = "
+                     f"{_toml_list(connect['shadow_path'])}) or legacy = {_toml_list(connect['legacy'])} is on the "
+                     "page; set the right selector in [page.connect] hosts")
+    elif label_says(label, connect) is None and not found["connect_usage"]:
+        hints.append(f"the connect button says {label!r}, which no list of [page.connect.labels] holds; add it to "
+                     f"the list it means, e.g. [page.connect.labels] disconnected = "
+                     f"{_toml_list(connect['labels']['disconnected'] + [label])}")
+    for dialog in snapshot.get("dialogs") or []:
+        known = [name for name in dialogs["order"] if shows(dialog["text"], dialogs[name]["texts"])]
+        if not known and not shows(dialog["text"], page["captcha"]["texts"]):
+            hints.append(f"an open {dialog.get('tag', 'dialog')} says {dialog['text'][:160]!r} (buttons "
+                         f"{_toml_list(dialog['buttons'])}), which no [page.dialogs.*] texts match; add its title "
+                         f"to the dialog it is, e.g. [page.dialogs.disconnected] texts = "
+                         f"{_toml_list(dialogs['disconnected']['texts'] + [dialog['text'][:60]])}")
+        if known:
+            name = known[0]
+            wanted = {b.strip().lower() for b in dialogs[name]["buttons"]}
+            if not wanted & {b.strip().lower() for b in dialog["buttons"]} and dialog["buttons"]:
+                hints.append(f"the {name} dialog shows buttons {_toml_list(dialog['buttons'])}, none of "
+                             f"[page.dialogs.{name}] buttons = {_toml_list(dialogs[name]['buttons'])}")
+    if not any(found[f"running:{s}"] for s in RUNNING_SIGNALS):
+        hints.append(f"no cell shows it is running (looked for {page['running']['stop_symbol']} in "
+                     f"{page['running']['run_button_tag']}'s shadow root, its title, and "
+                     f"{_toml_list(page['running']['selectors'])}); if a cell runs now, correct [page.running]")
+    if not found["signed_in_account"]:
+        hints.append("the signed-in account is not shown by [page.account] selectors; set [page.popup] "
+                     "account_email to the notebook's Google account, so the Drive pop-up picks it")
+    return hints
 
 
 def run_doctor(cfg, out_dir, settle_seconds: float = 5.0) -> dict:
@@ -32,6 +78,7 @@ def run_doctor(cfg, out_dir, settle_seconds: float = 5.0) -> dict:
         write_private(screenshot, hands.driver.get_screenshot_as_png())
         write_private(html, hands.driver.page_source.encode("utf-8"))
         return {"state": observation.state.value, "detail": observation.detail, "found": observation.found,
+                "missed": missed(hands.model.read(hands.driver), hands.model.page),
                 "url": hands.driver.current_url, "title": hands.driver.title,
                 "screenshot": str(screenshot), "html": str(html)}
     finally:
@@ -40,8 +87,11 @@ def run_doctor(cfg, out_dir, settle_seconds: float = 5.0) -> dict:
 
 def render(report: dict) -> str:
     lines = [f"page state: {report['state']} ({report['detail']})", f"title: {report['title']}"]
-    for name, seen in sorted(report["found"].items()):
-        lines.append(f"  {'found' if seen else '-    '}  {name}")
+    for name, present in sorted(report["found"].items()):
+        lines.append(f"  {'found' if present else '-    '}  {name}")
+    if report.get("missed"):
+        lines.append("not understood (each is fixed by one [page] table in your config):")
+        lines.extend(f"  - {hint}" for hint in report["missed"])
     lines.append(f"screenshot: {report['screenshot']}")
     lines.append(f"page HTML: {report['html']}")
     return "\n".join(lines)

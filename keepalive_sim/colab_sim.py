@@ -45,7 +45,7 @@ DIALOGS = {
     "delete_runtime": ("Disconnect and delete runtime",
                        "Are you sure you want to disconnect and delete this runtime?", "Yes", "Cancel"),
 }
-# "Failed to assign a backend" and its relatives (dated texts in docs/colab-page.md). The primary label of the
+# "Failed to assign a backend" and its bodies (googlecolab/colabtools #155, #2750, #5861; docs/colab-page.md). The primary label of the
 # no-GPU variant is not documented; "Connect" (a runtime without accelerator) is this simulator's guess.
 BACKEND_FAILURES = {
     "no_gpu": ("Failed to assign a backend",
@@ -53,7 +53,7 @@ BACKEND_FAILURES = {
                "Connect", "Cancel"),
     "no_backends": ("Failed to assign a backend", "Sorry, no backends available. Please try again later.",
                     "Close", ""),
-    "location": ("Unable to connect to the runtime",
+    "location": ("Failed to assign a backend",
                  "Sorry, we were unable to connect to your backend. This may be due to a restriction in your location.",
                  "Close", ""),
 }

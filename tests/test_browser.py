@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import time
+import tomllib
 import urllib.request
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from conftest import chromium_available, headless_config
 from keepalive import config, doctor
 from keepalive.hands.browser import BrowserConfig, BrowserError, open_browser, open_notebook
-from keepalive.hands.page import PageModel
+from keepalive.hands.page import PageModel, classify
 from keepalive.states import PageState
 
 
@@ -133,6 +134,7 @@ def test_doctor_saves_a_screenshot_and_the_html_but_no_cookie(tmp_path, sleeper_
     report = doctor.run_doctor(cfg, tmp_path / "doctor", settle_seconds=10)
 
     assert report["state"] == PageState.DISCONNECTED.value and report["found"]["connect_button"]
+    assert report["found"]["signed_in_account"] and not any("connect" in h for h in report["missed"])
     assert report["url"] == sleeper_sim.notebook_url and report["title"]
     assert open(report["screenshot"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert "colab-connect-button" in open(report["html"], encoding="utf-8").read()
@@ -141,3 +143,28 @@ def test_doctor_saves_a_screenshot_and_the_html_but_no_cookie(tmp_path, sleeper_
     for path in (tmp_path / "doctor").iterdir():
         assert b"secret-session-token-123" not in path.read_bytes()
     assert "secret-session-token-123" not in doctor.render(report)
+
+
+def test_doctor_names_the_one_page_table_that_teaches_each_thing_it_missed():
+    page = PageModel.load("https://colab.research.google.com").page
+    snapshot = {"url": "https://colab.research.google.com/drive/x", "connect": "Verbinden T4", "connect_usage": False,
+                "dialogs": [{"tag": "md-dialog", "text": "Sitzung beendet Ihre Laufzeit wurde getrennt",
+                             "buttons": ["Schließen", "Neu verbinden"]},
+                            {"tag": "mwc-dialog", "text": "Warning: This notebook was not authored by Google",
+                             "buttons": ["Abbrechen", "Trotzdem ausführen"]}],
+                "running": {}, "captcha": False, "account": None, "body": ""}
+    hints = doctor.missed(snapshot, page)
+    assert any("'Verbinden T4'" in h and "[page.connect.labels] disconnected" in h for h in hints)
+    assert any("Sitzung beendet" in h and "[page.dialogs.disconnected] texts" in h for h in hints)
+    assert any("authorship dialog" in h and "[page.dialogs.authorship] buttons" in h for h in hints)
+    assert any("[page.running]" in h for h in hints) and any("account_email" in h for h in hints)
+    # the hint's TOML is a table a user can paste: it parses, and it teaches the page model the label
+    fix = next(h for h in hints if "[page.connect.labels]" in h).split("e.g. ", 1)[1]
+    table, line = fix.split("] ", 1)
+    override = tomllib.loads(f"{table}]\n{line}")
+    taught = PageModel.load("https://colab.research.google.com", override["page"])
+    assert classify(snapshot, taught.page, taught.origin).state is not PageState.UNKNOWN
+
+    known = dict(snapshot, connect="Reconnect T4", dialogs=[], running={"stop_symbol": True}, account="a@b.c")
+    assert doctor.missed(known, page) == []
+    assert doctor.missed(dict(known, connect=None), page)[0].startswith("no connect button")

@@ -14,7 +14,7 @@ from keepalive.states import Action, PageState
 from keepalive_sim.colab_sim import ACCOUNT_EMAIL, VARIANTS, ColabSimulator
 
 
-def settle(model, driver, main, want: PageState, timeout=10.0) -> PageState:
+def settle(model, driver, main, want: PageState, timeout=30.0) -> PageState:
     deadline = time.monotonic() + timeout
     state = model.observe(driver, main).state
     while state is not want and time.monotonic() < deadline:
@@ -32,10 +32,21 @@ def variant_sim(request, tmp_path):
         yield sim
 
 
+def on_page(driver, sim):
+    main = open_notebook(driver, sim.notebook_url)
+    return PageModel.load(sim.origin, sim.page_overrides()), driver, main, sim
+
+
 @pytest.fixture
 def page(chromium_driver, variant_sim):
-    main = open_notebook(chromium_driver, variant_sim.notebook_url)
-    return PageModel.load(variant_sim.origin, variant_sim.page_overrides()), chromium_driver, main, variant_sim
+    """The page model on each simulated Colab build."""
+    return on_page(chromium_driver, variant_sim)
+
+
+@pytest.fixture
+def newest_page(chromium_driver, sleeper_sim):
+    """The page model on the simulator's default (newest) build."""
+    return on_page(chromium_driver, sleeper_sim)
 
 
 @pytest.mark.browser
@@ -79,18 +90,18 @@ def test_every_state_and_action_on_the_simulated_page(page):
 
 
 @pytest.mark.browser
-def test_run_all_falls_back_to_the_runtime_menu(page):
-    model, driver, main, sim = page
+def test_run_all_falls_back_to_the_runtime_menu(newest_page):
+    model, driver, main, sim = newest_page
     model.page["run_all"]["key"] = "F8"  # a shortcut Colab ignores: the menu must do it
     model.page["run_all"]["confirm_seconds"] = 1.0
     settle(model, driver, main, PageState.DISCONNECTED)
     assert model.act(driver, Action.RUN_ALL, sim.notebook_url, main)
-    assert sim.state()["run_all_count"] == 1
+    assert wait_for(lambda: sim.state()["run_all_count"] == 1)
 
 
 @pytest.mark.browser
-def test_user_overrides_change_texts_without_a_release(page):
-    _model, driver, main, sim = page
+def test_user_overrides_change_texts_without_a_release(newest_page):
+    _model, driver, main, sim = newest_page
     renamed = PageModel.load(sim.origin, {**sim.page_overrides(),
                                           "dialogs": {"authorship": {"texts": ["authored by a user"]}}})
     settle(renamed, driver, main, PageState.DISCONNECTED)
@@ -138,3 +149,21 @@ def test_simulator_refuses_posts_that_are_not_json(sleeper_sim):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 415 and not sleeper_sim.state()["signed_out"]
+
+
+def test_a_page_override_naming_an_unknown_dialog_state_is_refused_in_one_line():
+    from keepalive.config import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        PageModel.load("https://colab.research.google.com",
+                       {"dialogs": {"order": ["gpu_limit", "quota"], "quota": {"texts": ["Quota"], "state": "full"}}})
+    assert "[page.dialogs.quota]" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_new_dialog_is_one_page_table_and_its_place_in_the_order():
+    model = PageModel.load("https://colab.research.google.com", {"dialogs": {
+        "order": ["quota", "gpu_limit", "backend_unavailable", "drive_consent", "authorship", "disconnected"],
+        "quota": {"state": "backend_unavailable", "texts": ["Compute units exhausted"], "buttons": ["Close"]}}})
+    snapshot = {"url": "https://colab.research.google.com/drive/x", "connect": "Reconnect T4", "running": {},
+                "dialogs": [{"text": "Compute units exhausted  Runtime disconnected", "buttons": ["Close"]}]}
+    assert classify(snapshot, model.page, model.origin).state is PageState.BACKEND_UNAVAILABLE

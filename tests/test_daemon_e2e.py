@@ -1,4 +1,5 @@
-"""The daemon in a real headless Chromium against the Colab simulator, for each injected fault."""
+"""The daemon in a real headless Chromium against the Colab simulator, for each injected fault and each
+simulated Colab build (the whole job on the newest build; one disconnect on each older one)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from conftest import chromium_available, wait_for
 from keepalive.demo import Demo
+from keepalive_sim.colab_sim import ACCOUNT_EMAIL, VARIANTS
 from keepalive_sim.sample_job import SampleJob
 
 pytestmark = [pytest.mark.browser,
@@ -34,9 +36,11 @@ def in_background(fn):
 def demo_factory(tmp_path):
     made = []
 
-    def make(**options):
-        demo = Demo(tmp_path / f"demo{len(made)}", headless=True, **options).start()
-        made.append(demo)
+    def make(variant: str = "m3-2025", leave_alert: bool = True, **options):
+        """A demo on simulated Colab build ``variant``, whose Drive pop-up leaves a "Leave site?" alert."""
+        demo = Demo(tmp_path / f"demo{len(made)}", headless=True, **options)
+        demo.sim.variant, demo.sim.leave_alert = variant, leave_alert
+        made.append(demo.start())
         return demo
 
     yield make
@@ -54,17 +58,40 @@ def test_disconnects_are_recovered_and_the_result_matches_an_uninterrupted_run(d
     reference = SampleJob(tmp_path / "reference", name="demo", images=9, chunk_seconds=0.01)
     subprocess.run(reference.command(), env=reference.env, check=True, capture_output=True, timeout=120)
     assert demo.job.result_files() == reference.result_files() != {}
+    assert_mounted_by_the_notebooks_account(demo)
 
 
-def test_gpu_usage_limit_backs_off_and_never_connects_without_gpu(demo_factory):
+def assert_mounted_by_the_notebooks_account(demo: Demo) -> None:
+    state = demo.sim.state()
+    assert state["grant_email"] == ACCOUNT_EMAIL and demo.sim.accounts[0] != ACCOUNT_EMAIL
+    assert state["alerts_accepted"] >= 1 and state["alerts_dismissed"] == 0
+    assert state["without_gpu_pressed"] == 0
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "m3-2025"])
+def test_each_older_build_is_run_and_recovered_after_a_disconnect(demo_factory, variant):
+    demo = demo_factory(variant=variant, images=4, chunk_seconds=0.25)
+    demo.inject_kills(1)
+    code = demo.daemon.run()
+    assert code == 0
+    assert len(demo.kills) == 1 and notifications(demo, "recovered") == 1
+    assert_mounted_by_the_notebooks_account(demo)
+    pages = {e.get("page") for e in demo.journal.events() if e.get("event") == "decision"}
+    assert {"running", "disconnected"} <= pages  # the build's page was read, not guessed
+
+
+@pytest.mark.parametrize("refusal, page", [(lambda sim: sim.refuse_gpu(3), "gpu_limit"),
+                                          (lambda sim: sim.fail_backend(3, "no_gpu"), "backend_unavailable")],
+                         ids=["gpu_usage_limit", "failed_to_assign_a_backend"])
+def test_a_refused_runtime_backs_off_and_is_never_taken_without_gpu(demo_factory, refusal, page):
     demo = demo_factory(images=4, chunk_seconds=0.05)
-    demo.sim.refuse_gpu(3)
+    refusal(demo.sim)
     code = demo.daemon.run()
     assert code == 0
     assert "dismiss_gpu_limit" in actions(demo)
     assert demo.sim.state()["without_gpu_pressed"] == 0
     decisions = [e for e in demo.journal.events() if e.get("event") == "decision"]
-    assert any(d.get("cause") == "GPU_UNAVAILABLE" for d in decisions)
+    assert any(d.get("page") == page and d.get("cause") == "GPU_UNAVAILABLE" for d in decisions)
 
 
 def test_captcha_calls_the_human_once_and_resumes_by_itself(demo_factory):

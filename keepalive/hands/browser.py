@@ -108,6 +108,9 @@ def open_browser(cfg: BrowserConfig, profile_default: Path):
 
     edge = cfg.kind == "edge"
     options = webdriver.EdgeOptions() if edge else webdriver.ChromeOptions()
+    # A native dialog ("Leave site?" while the Drive pop-up redirects or the tab reloads) is accepted, not
+    # dismissed (WebDriver's default), which would keep the tab where it was.
+    options.unhandled_prompt_behavior = "accept"
     if cfg.attach:
         options.debugger_address = check_attach_address(cfg.attach)
     else:

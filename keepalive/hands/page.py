@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from urllib.parse import urlparse
 
+from keepalive.config import ConfigError
 from keepalive.states import Action, PageState
 
 try:  # what a vanished browser raises: WebDriver errors, or urllib3's when chromedriver itself is gone
@@ -47,7 +48,7 @@ def _squash(text) -> str:
     return " ".join((text or "").split()).lower()
 
 
-def _has(haystack: str, needles) -> bool:
+def shows(haystack: str, needles) -> bool:
     """Does ``haystack`` show one of ``needles`` (case and spacing ignored)?"""
     haystack = _squash(haystack)
     return any(_squash(needle) in haystack for needle in needles)
@@ -92,10 +93,10 @@ def seen(snapshot: dict, page: dict, popup_open: bool = False) -> dict[str, bool
     found = {"connect_button": snapshot.get("connect") is not None,
              "connect_label": label_says(snapshot.get("connect"), page["connect"]) is not None,
              "connect_usage": bool(snapshot.get("connect_usage")),
-             "captcha": bool(snapshot.get("captcha")) or _has(dialog_text, page["captcha"]["texts"]),
+             "captcha": bool(snapshot.get("captcha")) or shows(dialog_text, page["captcha"]["texts"]),
              "drive_popup": popup_open, "signed_in_account": bool(snapshot.get("account"))}
     found.update({f"running:{signal}": bool(running.get(signal)) for signal in RUNNING_SIGNALS})
-    found.update({f"dialog:{name}": _has(dialog_text, page["dialogs"][name]["texts"])
+    found.update({f"dialog:{name}": shows(dialog_text, page["dialogs"][name]["texts"])
                   for name in page["dialogs"]["order"]})
     return found
 
@@ -107,7 +108,7 @@ def classify(snapshot: dict | None, page: dict, origin: str, popup_open: bool = 
     found = seen(snapshot, page, popup_open)
     url = snapshot.get("url") or ""
     host = urlparse(url).netloc
-    if not url.startswith(origin) and (host in page["signin"]["hosts"] or _has(snapshot.get("body"),
+    if not url.startswith(origin) and (host in page["signin"]["hosts"] or shows(snapshot.get("body"),
                                                                                page["signin"]["texts"])):
         return Observation(PageState.SIGNED_OUT, found, f"on {host}, not on the notebook")
     if found["captcha"]:
@@ -122,7 +123,7 @@ def classify(snapshot: dict | None, page: dict, origin: str, popup_open: bool = 
         return Observation(PageState.UNKNOWN, found, "no connect button")
     connect = page["connect"]
     kind = label_says(label, connect)
-    connected = kind == "connected" or found["connect_usage"] or _has(snapshot.get("connect_title"),
+    connected = kind == "connected" or found["connect_usage"] or shows(snapshot.get("connect_title"),
                                                                       connect["connected_titles"])
     if kind == "busy":
         return Observation(PageState.BUSY, found, label)
@@ -138,7 +139,7 @@ def classify(snapshot: dict | None, page: dict, origin: str, popup_open: bool = 
     return Observation(PageState.UNKNOWN, found, f"connect button says {label!r}")
 
 
-class PageConfigError(ValueError):
+class PageConfigError(ConfigError):
     """The [page] config names something the page model does not know; the message says what."""
 
 
@@ -167,28 +168,12 @@ class PageModel:
     # --- seeing -------------------------------------------------------------------------------
 
     def read(self, driver) -> dict:
-        """The snapshot of the current tab (see page_reader.js)."""
-        from selenium.common.exceptions import UnexpectedAlertPresentException
+        """The snapshot of the current tab (see page_reader.js).
 
-        try:
-            return driver.execute_script(_READER, self.page, "snapshot")
-        except UnexpectedAlertPresentException:  # an alert came up just now: answer it, read again
-            self.accept_alert(driver)
-            return driver.execute_script(_READER, self.page, "snapshot")
-
-    def accept_alert(self, driver) -> str | None:
-        """Accept a native dialog ("Leave site?") if one is open; return its text."""
-        from selenium.common.exceptions import NoAlertPresentException
-
-        if not self.page["alerts"]["accept"]:
-            return None
-        try:
-            alert = driver.switch_to.alert
-            text = alert.text
-            alert.accept()
-            return text
-        except NoAlertPresentException:
-            return None
+        Native dialogs ("Leave site?") never block it: the browser session accepts them
+        (``unhandledPromptBehavior``, set where the browser is started).
+        """
+        return driver.execute_script(_READER, self.page, "snapshot")
 
     def popup_handle(self, driver, main_handle: str | None) -> str | None:
         """The window of Google's Drive pop-up (on an accounts host), if one is open."""
@@ -210,7 +195,6 @@ class PageModel:
             handles = driver.window_handles
             if main_handle and main_handle in handles and driver.current_window_handle != main_handle:
                 driver.switch_to.window(main_handle)
-            self.accept_alert(driver)
             popup = len(handles) > 1 and self.popup_handle(driver, main_handle) is not None
             snapshot = self.read(driver)
         except BROWSER_GONE:
@@ -249,7 +233,6 @@ class PageModel:
         from selenium.common.exceptions import WebDriverException
 
         try:
-            self.accept_alert(driver)
             return self._act(driver, action, url, main_handle)
         except WebDriverException as exc:
             print(f"keepalive: {action.value} failed: {exc.msg if hasattr(exc, 'msg') else exc}", file=sys.stderr)
@@ -345,7 +328,6 @@ class PageModel:
             deadline = time.monotonic() + float(popup["step_seconds"])
             done_account = done_select = False
             while time.monotonic() < deadline and driver.current_window_handle in driver.window_handles:
-                self.accept_alert(driver)
                 if not done_account:
                     rows = self._account_rows(driver, wanted)
                     if rows:
