@@ -125,7 +125,7 @@ class Round:
     cfg: SupervisorConfig
     notify: Notice | None = None  # told by an earlier rule that passed the round on
 
-    def decide(self, action: Action, reason: str, cause: Cause | None = None, notify: Notice | None = None,
+    def conclude(self, action: Action, reason: str, cause: Cause | None = None, notify: Notice | None = None,
                **memory) -> Decision:
         return Decision(action, reason, replace(self.mem, **memory), cause, notify or self.notify)
 
@@ -182,7 +182,7 @@ def _heartbeat_bad(r: Round) -> bool:
 
 
 def stopped(r: Round):
-    return r.decide(Action.WAIT, "stopped") if r.mem.stopped else r
+    return r.conclude(Action.WAIT, "stopped") if r.mem.stopped else r
 
 
 def new_session(r: Round):
@@ -203,15 +203,15 @@ def final_word(r: Round):
     if current.phase == hb.Phase.DONE:
         mem, told = r.tell_once(Cause.JOB_DONE, Notice.DONE)
         if r.cfg.on_done == "exit":
-            return replace(r, mem=mem).decide(Action.STOP, "the job is done", Cause.JOB_DONE, told, stopped=True)
-        return replace(r, mem=mem).decide(Action.WAIT, "the job is done; staying as configured", Cause.JOB_DONE, told)
+            return replace(r, mem=mem).conclude(Action.STOP, "the job is done", Cause.JOB_DONE, told, stopped=True)
+        return replace(r, mem=mem).conclude(Action.WAIT, "the job is done; staying as configured", Cause.JOB_DONE, told)
     if current.phase == hb.Phase.FAILED:
         cause = HEARTBEAT_CAUSES.get(current.cause, Cause.CODE_ERROR)
         mem, told = r.tell_once(cause, Notice.FAILED)
-        return replace(r, mem=mem).decide(Action.STOP, f"the job failed: {current.reason}", cause, told, stopped=True)
+        return replace(r, mem=mem).conclude(Action.STOP, f"the job failed: {current.reason}", cause, told, stopped=True)
     cause = HEARTBEAT_CAUSES.get(current.cause, Cause.JOB_BLOCKED)
     mem, told = r.tell_once(cause, Notice.BLOCKED)
-    return replace(r, mem=mem).decide(Action.WAIT, f"the job is blocked: {current.reason} — {current.action}",
+    return replace(r, mem=mem).conclude(Action.WAIT, f"the job is blocked: {current.reason} — {current.action}",
                                       cause, told)
 
 
@@ -221,7 +221,7 @@ def human_needed(r: Round):
         return r.passing(r.forget(*HUMAN_PAGES.values()))
     mem, told = r.tell_once(cause, Notice.NEEDS_HUMAN)
     hint = r.cfg.human_hints.get(cause.value, "waiting for you in the browser")
-    return replace(r, mem=mem).decide(Action.NOTIFY_HUMAN if told else Action.WAIT, f"{cause.value}: {hint}",
+    return replace(r, mem=mem).conclude(Action.NOTIFY_HUMAN if told else Action.WAIT, f"{cause.value}: {hint}",
                                       cause, told)
 
 
@@ -229,7 +229,7 @@ def usage_limit(r: Round):
     if r.page not in REFUSAL_PAGES:
         return r
     wait = min(r.cfg.gpu_backoff_cap, r.mem.gpu_backoff * 2 if r.mem.gpu_backoff else r.cfg.gpu_backoff_start)
-    return r.decide(Action.DISMISS_GPU_LIMIT, f"{r.page.value}: next try in {wait:.0f} s", Cause.GPU_UNAVAILABLE,
+    return r.conclude(Action.DISMISS_GPU_LIMIT, f"{r.page.value}: next try in {wait:.0f} s", Cause.GPU_UNAVAILABLE,
                     gpu_backoff=wait, gpu_wait_until=r.now + wait, **RECOVERY_RESET)
 
 
@@ -237,7 +237,7 @@ def backing_off(r: Round):
     until = max(r.mem.next_try, r.mem.gpu_wait_until)
     if r.now >= until:
         return r
-    return r.decide(Action.WAIT, f"backing off for {until - r.now:.0f} s", Cause.RUNTIME_LOST)
+    return r.conclude(Action.WAIT, f"backing off for {until - r.now:.0f} s", Cause.RUNTIME_LOST)
 
 
 def page_evidence(r: Round):
@@ -258,14 +258,14 @@ def alive(r: Round):
         return r  # late beats written before the page showed the runtime gone prove nothing
     mem = replace(r.forget(*STALL_CAUSES), bad_streak=0, attempts=0, **RECOVERY_RESET)
     reason = "heartbeat fresh" if evidence is None else "heartbeat written after the page showed it gone: alive"
-    return replace(r, mem=mem).decide(Action.WAIT, reason)
+    return replace(r, mem=mem).conclude(Action.WAIT, reason)
 
 
 def no_source(r: Round):
     if r.beat.source_ok:
         return r
     mem, told = r.tell_once(Cause.NO_HEARTBEAT_SOURCE, Notice.NEEDS_HUMAN)
-    return replace(r, mem=mem).decide(Action.WAIT, "the Drive folder with the heartbeat is not found: set "
+    return replace(r, mem=mem).conclude(Action.WAIT, "the Drive folder with the heartbeat is not found: set "
                                       "job.drive_folder", Cause.NO_HEARTBEAT_SOURCE, told)
 
 
@@ -281,7 +281,7 @@ def stalled(r: Round):
     reason = (f"heartbeat source stalled: the page shows the job running, but no new heartbeat for "
               f"{_seconds(beat.since_change)} (sync lag last measured {_seconds(beat.sync_lag)}); "
               "is Drive for desktop running and online? Nothing is restarted")
-    return replace(r, mem=replace(mem, bad_streak=0, **RECOVERY_RESET)).decide(
+    return replace(r, mem=replace(mem, bad_streak=0, **RECOVERY_RESET)).conclude(
         Action.WAIT, reason, Cause.HEARTBEAT_STALLED, told)
 
 
@@ -292,14 +292,14 @@ def debounce(r: Round):
     if r.mem.recovering_since is not None:
         return r.passing(mem, told)
     if not _heartbeat_bad(r):
-        return replace(r, mem=mem).decide(Action.WAIT, f"heartbeat unreadable this round ({r.beat.error}); "
+        return replace(r, mem=mem).conclude(Action.WAIT, f"heartbeat unreadable this round ({r.beat.error}); "
                                           "not counted", None, told)
     mem = replace(mem, bad_streak=mem.bad_streak + 1)
     what = r.beat.verdict.value
     if _unreadable_too_long(r):
         what = f"unreadable for {_seconds(r.beat.unreadable_for)} ({r.beat.error}), counted as stale"
     if mem.bad_streak < r.cfg.dead_after:
-        return replace(r, mem=mem).decide(
+        return replace(r, mem=mem).conclude(
             Action.WAIT, f"heartbeat {what} ({mem.bad_streak} of {r.cfg.dead_after})", None, told)
     return r.passing(replace(mem, recovering_since=r.now), told)
 
@@ -308,7 +308,7 @@ def recover(r: Round):
     mem, cfg, now, page = r.mem, r.cfg, r.now, r.page
     if now - mem.recovering_since > cfg.recovery_timeout_seconds:
         attempts = mem.attempts + 1
-        return r.decide(Action.RELOAD, f"no new heartbeat {cfg.recovery_timeout_seconds:.0f} s into the recovery; "
+        return r.conclude(Action.RELOAD, f"no new heartbeat {cfg.recovery_timeout_seconds:.0f} s into the recovery; "
                         f"retrying after back-off (attempt {attempts})", Cause.RUNTIME_LOST, attempts=attempts,
                         next_try=now + _backoff(cfg.retry_backoff_start, cfg.retry_backoff_cap, attempts),
                         **RECOVERY_RESET)
@@ -317,21 +317,21 @@ def recover(r: Round):
     else:
         step = RECOVERY_STEPS.get(page, Action.WAIT)
     if page in RUNNING_PAGES and mem.run_all_at is None:
-        return r.decide(Action.WAIT, "re-attached to the runtime: the page shows the job running", None,
+        return r.conclude(Action.WAIT, "re-attached to the runtime: the page shows the job running", None,
                         **RECOVERY_RESET)
     if step is Action.RUN_ALL and mem.run_all_at is not None:
         last = mem.run_all_at  # the page may show idle for a moment between the dialogs: one Run all is enough
     else:
         last = mem.last_step[2] if mem.last_step is not None and mem.last_step[:2] == (step, page) else None
     if step is not Action.WAIT and last is not None and now - last < cfg.step_retry_seconds:
-        return r.decide(Action.WAIT, f"{step.value} sent {now - last:.0f} s ago; page {page.value}",
+        return r.conclude(Action.WAIT, f"{step.value} sent {now - last:.0f} s ago; page {page.value}",
                         Cause.RUNTIME_LOST)
     if step is Action.RUN_ALL and mem.run_all_at is None:
         chunks = r.beat.beat.chunks_done if r.beat.beat else 0
         recent = [t for t in mem.restarts if t[0] >= now - cfg.crash_loop_hours * 3600] + [(now, chunks)]
         if len(recent) > cfg.crash_loop_restarts and len({c for _, c in recent}) == 1:
             mem, told = r.tell_once(Cause.THRASHING, Notice.GIVING_UP)
-            return replace(r, mem=mem).decide(
+            return replace(r, mem=mem).conclude(
                 Action.STOP, f"{len(recent)} restarts in {cfg.crash_loop_hours:g} h without progress: giving up",
                 Cause.THRASHING, told, stopped=True)
         mem = replace(mem, restarts=(*mem.restarts, (now, chunks)))
@@ -340,7 +340,7 @@ def recover(r: Round):
     if step is not Action.WAIT:
         mem = replace(mem, last_step=(step, page, now))
     why = "the page showed it gone" if mem.evidence_at is not None else f"heartbeat {r.beat.verdict.value}"
-    return replace(r, mem=mem).decide(step, f"job dead ({why}); page {page.value}: {step.value}", Cause.RUNTIME_LOST)
+    return replace(r, mem=mem).conclude(step, f"job dead ({why}); page {page.value}: {step.value}", Cause.RUNTIME_LOST)
 
 
 RULES = (stopped, new_session, final_word, human_needed, usage_limit, backing_off, page_evidence, alive,
