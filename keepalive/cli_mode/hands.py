@@ -16,7 +16,9 @@ the attached ``exec`` waits on the job                RUNNING              (noth
 the CLI answered nothing usable (transport, timeout)  UNKNOWN              RELOAD: look again
 ====================================================  ===================  ==========================
 
-Long calls (``new``, ``drivemount``) run in a thread of their own, so the loop keeps polling.
+Long calls (``new``, ``drivemount``) run in a thread of their own, so the loop keeps polling. A
+``drive.mount`` left waiting (Enter pressed before the human allowed) holds the kernel: it is ended with
+``colab restart-kernel`` before the mount is checked.
 """
 
 from __future__ import annotations
