@@ -90,14 +90,16 @@ class StorePeak(threading.Thread):
             self.peak = max(self.peak, total)
 
 
-def killed_run(job: SampleJob, extra: list[str], kills: int, rng: random.Random) -> tuple[int, int]:
-    """Run the job to the end, SIGKILLed at random moments ``kills`` times; return (kills, peak store bytes)."""
+def killed_run(job: SampleJob, extra: list[str], kills: int, rng: random.Random,
+               window: tuple[float, float] = (1.0, 8.0)) -> tuple[int, int]:
+    """Run the job to the end, SIGKILLed ``kills`` times, each a random ``window`` of seconds into a session;
+    return (kills, peak store bytes)."""
     sampler = StorePeak(job.job_dir / "store")
     sampler.start()
     done = 0
     for _ in range(kills):
         proc = subprocess.Popen(job.command(*extra), env=job.env, stdout=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(rng.uniform(0.5, 4.0))
+        time.sleep(rng.uniform(*window))
         if proc.poll() is not None:
             break
         os.killpg(proc.pid, signal.SIGKILL)
