@@ -27,10 +27,11 @@ rule is a small pure function that decides, or passes the round on (with its mem
     rounds; an unreadable heartbeat counts only once it stayed unreadable past the grace (told once).
     (SkyPilot #10155 and #10162 restarted healthy jobs on single failed probes.)
 12. ``recover``: reconnect, Run all, answer the dialogs, then wait for a heartbeat with a new
-    session (a step on an unchanged page, and Run all, are repeated no sooner than ``step_retry_seconds``); none within ``recovery_timeout_seconds`` → reload and back off (doubling, capped). A
-    live VM re-attached (the page shows the job running, no Run all sent) ends the recovery. Only a
-    Run all sent to a dead runtime is a restart; restarts faster than ``crash_loop_restarts`` in
-    ``crash_loop_hours`` without progress stop the watch (THRASHING).
+    session (a step on an unchanged page, and Run all, are repeated no sooner than
+    ``step_retry_seconds``); none within ``recovery_timeout_seconds`` → reload and back off
+    (doubling, capped). A live VM re-attached (the page shows the job running, no Run all sent)
+    ends the recovery. Only a Run all sent to a dead runtime is a restart; restarts faster than
+    ``crash_loop_restarts`` in ``crash_loop_hours`` without progress stop the watch (THRASHING).
 
 While a recovery runs and the page changed lately, a decision asks the loop to look again soon
 (``hurry``), so that each step follows the page in seconds, not one per poll.

@@ -207,7 +207,8 @@ def test_done_can_stay():
     assert decisions[0].notify is Notice.DONE and decisions[1].notify is None
 
 
-@pytest.mark.parametrize("page,cause", [(PageState.CAPTCHA, Cause.CAPTCHA), (PageState.SIGNED_OUT, Cause.LOGIN_REQUIRED)])
+@pytest.mark.parametrize("page,cause", [(PageState.CAPTCHA, Cause.CAPTCHA),
+                                        (PageState.SIGNED_OUT, Cause.LOGIN_REQUIRED)])
 def test_human_pages_notify_once_then_resume_by_themselves(page, cause):
     stale = view(STALE)
     decisions = run([(page, stale)] * 5 + [(PageState.DISCONNECTED, stale)] * 3 + [(page, stale)])
