@@ -40,7 +40,7 @@ from keepalive.config import ConfigError
 from keepalive.hands.page import Observation
 from keepalive.states import Action, PageState
 
-LOGIN_HINT = "the colab CLI is signed out: run 'colab sessions' in a terminal and sign in"
+LOGIN_HINT = "run 'colab sessions' in a terminal and sign in again"
 
 
 VM_LOG_LIMIT = 20 << 20  # bytes of the streamed job log kept in one file (the job keeps its own on Drive)
@@ -128,7 +128,8 @@ class Waiter:
 
 
 class CliHands:
-    human_hints = {"LOGIN_REQUIRED": LOGIN_HINT}  # what the one notification tells the human to do
+    # what the one LOGIN_REQUIRED notification tells the human to do
+    human_hints = {"LOGIN_REQUIRED": f"the colab CLI is signed out: {LOGIN_HINT}"}
 
     def __init__(self, cfg, notify=None, env: dict | None = None):
         try:
@@ -199,7 +200,7 @@ class CliHands:
         answer = self.cli.call("sessions")
         outcome = self.cli.outcome(answer)
         if outcome is Outcome.LOGIN_REQUIRED:
-            return Observation(PageState.SIGNED_OUT, {}, LOGIN_HINT)
+            return Observation(PageState.SIGNED_OUT, {}, f"signed out: {LOGIN_HINT}")
         if outcome is not Outcome.OK:
             return Observation(PageState.UNKNOWN, {}, f"colab sessions: {outcome.value}")
         ours = parse_sessions(answer.out).get(self.session)
