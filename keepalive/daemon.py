@@ -97,7 +97,8 @@ class Daemon:
             self.final = decision
             self.stopping = True
         self.journal.save_state(self.state)
-        self.view.update(describe(beat.beat, beat.verdict, beat.since_change, beat.sync_lag, self.state))
+        self.view.update(describe(beat.beat, beat.verdict, beat.since_change, beat.sync_lag, self.state,
+                                  error=beat.error))
         return decision
 
     def _release_at_end(self, beat) -> None:

@@ -41,7 +41,7 @@ def _seconds_since(stamp: str, wall: float) -> float | None:
 
 
 def describe(beat: hb.Heartbeat | None, verdict: str, age: float | None, sync_lag: float | None,
-             state: dict, wall: float | None = None) -> dict:
+             state: dict, wall: float | None = None, error: str | None = None) -> dict:
     """The fields every view of the job shows (live view, plain lines, ``status``).
 
     ``beat`` comes from the typed reader; ``state`` is the daemon's saved state, which may hold anything.
@@ -55,7 +55,8 @@ def describe(beat: hb.Heartbeat | None, verdict: str, age: float | None, sync_la
         return None if value is None else round(value, 1)
 
     return {
-        "heartbeat": text(verdict), "heartbeat_age_seconds": rounded(age), "sync_lag_seconds": rounded(sync_lag),
+        "heartbeat": text(verdict), "heartbeat_error": text(error) or None,
+        "heartbeat_age_seconds": rounded(age), "sync_lag_seconds": rounded(sync_lag),
         "job": text(beat.job if beat else state.get("job")), "phase": text(beat.phase) if beat else None,
         "node": text(beat.node) if beat and beat.node else None, "chunk": beat.chunk if beat else None,
         "progress": beat.progress if beat else None,
@@ -111,7 +112,7 @@ def collect(cfg, wall: float | None = None) -> dict:
         age = None if first is None else max(0.0, wall - first)
         verdict = Verdict.FRESH if age is None or age <= cfg.supervisor.grace_seconds else Verdict.STALE
     durable = DurableOnPC(folder, cfg.job).count()
-    info = describe(view.beat, verdict, age, None, {**state, "chunks_durable_on_pc": durable}, wall)
+    info = describe(view.beat, verdict, age, None, {**state, "chunks_durable_on_pc": durable}, wall, view.error)
     info["job"] = cfg.job
     info["drive_folder"] = str(folder) if folder else None
     info["sessions"] = journal.sessions()[-10:]
@@ -139,6 +140,8 @@ def render_text(info: dict) -> str:
         f" restarts {count(info.get('restarts'))}",
         f"last action: {text(info.get('last_action')) or '-'} ({text(info.get('last_action_reason')) or '-'})",
     ]
+    if info.get("heartbeat_error"):
+        lines.append(f"heartbeat unreadable: {text(info['heartbeat_error'])}")
     if info.get("reason"):
         lines.append(f"{text(info.get('cause'))}: {text(info['reason'])} — {text(info.get('what_to_do'))}")
     return "\n".join(lines)

@@ -54,6 +54,8 @@ def render(info: dict, grace: float = 300.0) -> Panel:
         ("heartbeat", Text(f"{text(info.get('heartbeat'))}  age {clock_text(info.get('heartbeat_age_seconds'))}"
                            f"  sync lag {clock_text(info.get('sync_lag_seconds'))}",
                            style=_age_style(info.get("heartbeat"), info.get("heartbeat_age_seconds"), grace))),
+        *([("unreadable", Text(text(info["heartbeat_error"]), style="bold red"))]
+          if info.get("heartbeat_error") else []),
         ("session", Text(f"up {clock_text(info.get('session_uptime_seconds'))}"
                          f"  restarts {count(info.get('restarts'))}")),
         ("last action", Text(f"{text(info.get('last_action')) or '-'}: {text(info.get('last_action_reason'))}")),

@@ -102,3 +102,11 @@ def test_why_the_daemon_waits_is_shown_while_it_has_a_cause():
     text = shown(render(info, GRACE))
     assert "HEARTBEAT_STALLED: heartbeat source stalled" in text
     assert "cause=HEARTBEAT_STALLED" in plain_line(info)
+
+
+def test_an_unreadable_heartbeat_says_why():
+    from keepalive.status import render_text
+
+    info = describe(None, "corrupt", None, None, {"job": "castle"}, error="heartbeat is not UTF-8 text")
+    assert "heartbeat is not UTF-8 text" in shown(render(info, GRACE))
+    assert "heartbeat unreadable: heartbeat is not UTF-8 text" in render_text(info)
