@@ -10,7 +10,8 @@ Every written file holds bytes derived from the executable, the file name, the c
 contents of every input file or folder named on the command line (paths and Meshroom's own status,
 log and statistics files left out), so a result depends on the whole chain and is the same in every
 run of the same job. ``ALICEVISION_STANDIN_SECONDS`` makes each call take that long; while it runs it
-prints to its stdout, which Meshroom sends to the chunk's log file.
+prints to its stdout, which Meshroom sends to the chunk's log file. ``ALICEVISION_STANDIN_BYTES`` makes one
+executable's files larger (``aliceVision_texturing=50000000``), so that publishing them takes a while.
 """
 
 from __future__ import annotations
@@ -85,10 +86,19 @@ def declared_names(template: str, arguments: dict[str, list[str]]) -> list[str]:
     return [name]
 
 
+def file_size(tool: str) -> int:
+    """Bytes per written file: 512, or as ``ALICEVISION_STANDIN_BYTES="aliceVision_texturing=50000000,..."`` says."""
+    for item in os.environ.get("ALICEVISION_STANDIN_BYTES", "").split(","):
+        name, _, size = item.partition("=")
+        if name.strip() == tool and size.strip().isdigit():
+            return int(size)
+    return _BYTES
+
+
 def content(tool: str, name: str, digest: str, arguments) -> bytes:
     seed = f"{tool}\0{name}\0{digest}\0{arguments.get('rangeStart')}".encode()
-    block = hashlib.sha256(seed).digest()
-    return (block * (_BYTES // len(block) + 1))[:_BYTES]
+    block, size = hashlib.sha256(seed).digest(), file_size(tool)
+    return (block * (size // len(block) + 1))[:size]
 
 
 def camera_init(arguments: dict[str, list[str]], output: Path) -> None:

@@ -184,8 +184,8 @@ def job_command(drive: Path, images: Path, job: str, version: str, archive: Path
             "--local-dir", str(local), "--heartbeat-seconds", "0.5", "--no-gpu-required", *extra]
 
 
-def job_env(seconds: float, code: Path) -> dict:
-    env = {**os.environ, "ALICEVISION_STANDIN_SECONDS": str(seconds)}
+def job_env(seconds: float, code: Path, sizes: str = "") -> dict:
+    env = {**os.environ, "ALICEVISION_STANDIN_SECONDS": str(seconds), "ALICEVISION_STANDIN_BYTES": sizes}
     env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 
@@ -261,7 +261,7 @@ def events(job_dir: Path) -> list[dict]:
 
 
 def verify(source, work, kills: int = 5, images: int = 12, seconds: float = 0.3, seed: int | None = None,
-           max_delay: float = 20.0, extra=(), targets=()) -> dict:
+           max_delay: float = 20.0, extra=(), targets=(), sizes: str = "") -> dict:
     """Reference run and killed run of the same job on the real engine; a report of both.
 
     After the ``kills`` random kills, one session per ``targets`` entry (``event:node``) is killed 0–0.2 s after
@@ -274,11 +274,11 @@ def verify(source, work, kills: int = 5, images: int = 12, seconds: float = 0.3,
     pictures = make_images(drive / "images", images)
     code = work / "code"
     report_code = snapshot_colab_side(code)
-    env = job_env(seconds, code)
+    env = job_env(seconds, code, sizes)
     seed = random.randrange(1 << 30) if seed is None else seed
     rng = random.Random(seed)
     report: dict = {"version": version, "seed": seed, "images": images, "standin_seconds": seconds,
-                    "colab_side": report_code}
+                    "standin_bytes": sizes, "colab_side": report_code}
     with open(work / "sessions.log", "w") as log:
         started = time.monotonic()
         reference = job_command(drive, pictures, "reference", version, archive, work / "local-ref", extra)
@@ -341,6 +341,8 @@ def main(argv=None) -> int:
     v.add_argument("--kill-at", action="append", default=[], metavar="EVENT[:NODE]",
                    help="after the random kills, kill one session as this event appears (repeatable), "
                         "e.g. node_start:Publish_1 or published")
+    v.add_argument("--bytes", default="", metavar="TOOL=N,...",
+                   help="larger files for some executables, e.g. aliceVision_texturing=50000000")
     v.add_argument("extra", nargs="*", help="more colab_side run options, after --")
     args = top.parse_args(argv)
     if not args.source or not (Path(args.source) / "meshroom").is_dir():
@@ -350,7 +352,7 @@ def main(argv=None) -> int:
         print(build_release(args.source, args.dest))
         return 0
     report = verify(args.source, args.work, args.kills, args.images, args.seconds, args.seed, args.max_delay,
-                    args.extra, args.kill_at)
+                    args.extra, args.kill_at, args.bytes)
     print(json.dumps(report, indent=1))
     return 0 if report["identical"] else 1
 
