@@ -18,6 +18,7 @@ def job_progress(job_dir) -> dict:
     store = Store(job_dir / "store", Drive(job_dir, retries=2, backoff=0.5), job_dir.name, log=lambda _line: None)
     result = summary(graph, lambda node, chunk: store.has(node.name, chunk))
     result["pruned_bytes"] = store.pruned_bytes
+    result["stored_bytes"] = store.stored_bytes
     result["published"] = bool(store.manifest.get("published"))
     return result
 
@@ -25,14 +26,16 @@ def job_progress(job_dir) -> dict:
 def plain_cache_progress(graph_file, cache) -> dict:
     result = cache_progress(load_graph(graph_file), cache)
     result["pruned_bytes"] = 0
+    result["stored_bytes"] = None  # a plain cache has no store
     return result
 
 
 def render(result: dict) -> str:
     current = result["current_node"] or "none (all finished)"
+    stored = "" if result["stored_bytes"] is None else f"in the store {result['stored_bytes'] / 2**20:.1f} MiB, "
     return (f"nodes {result['nodes_done']}/{result['nodes_total']}, "
             f"chunks {result['chunks_done']}/{result['chunks_total']}, "
-            f"current node {current}, freed by pruning {result['pruned_bytes'] / 2**20:.1f} MiB")
+            f"current node {current}, {stored}freed by pruning {result['pruned_bytes'] / 2**20:.1f} MiB")
 
 
 def main(args) -> int:

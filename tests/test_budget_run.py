@@ -75,3 +75,6 @@ def test_a_job_under_half_its_store_finishes_identical_and_the_store_never_excee
     assert any(e["dropped"] for e in budget_events)  # the budget was in force: archives were dropped
     assert all(e["kept_bytes"] <= drive_budget for e in budget_events)
     assert drive_budget // 2 < sampler.peak <= drive_budget + 64 * 1024  # + the two manifest copies
+    progress = subprocess.run([*command[:3], "progress", str(job.job_dir), "--json"], env=job.env,
+                              capture_output=True, text=True, check=True).stdout
+    assert json.loads(progress)["stored_bytes"] == stored_bytes(job) <= drive_budget
