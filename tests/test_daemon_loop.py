@@ -306,3 +306,16 @@ def test_a_damaged_saved_state_does_not_stop_the_daemon_from_starting(tmp_path, 
     rig = Rig(tmp_path)
     rig.journal.state_path.write_text(saved, encoding="latin-1")
     assert rig.make_daemon().state["restarts"] == 0
+
+
+def test_a_sync_pause_under_a_running_page_is_one_notification_and_no_action(tmp_path):
+    clock = Clock()
+    rig = Rig(tmp_path, clock=clock)
+    rig.beat()
+    rig.daemon.step()
+    for _ in range(200):  # 200 rounds of 30 s: Drive for desktop paused 100 minutes
+        clock.now += 30
+        rig.daemon.step()
+    assert rig.notes() == ["source_stalled"] and rig.hands.acted == []
+    assert rig.journal.load_state()["restarts"] == 0 and rig.journal.load_state()["cause"] == "HEARTBEAT_STALLED"
+    assert "cause=HEARTBEAT_STALLED" in rig.out.getvalue()
