@@ -9,9 +9,11 @@ from hypothesis import given, strategies as st
 
 from keepalive.cli_mode import vm_code
 from keepalive.cli_mode.drivemount import consent_url
+from keepalive.cli_mode.hands import CliView, page_state
 from keepalive.cli_mode.runner import Answer, Outcome, classify, load_answers, parse_sessions, parse_version, \
     scrub, switch_off_update_check, version_problem
 from keepalive.cli_mode.settings import CliConfig, CliSettingsError, check
+from keepalive.states import PageState
 
 ANSWERS = load_answers()
 # Lines as google-colab-cli 0.7.5 prints them (docs/colab-cli.md).
@@ -164,3 +166,26 @@ def test_the_streamed_job_log_is_rotated_past_its_limit(tmp_path):
     rotate(log, limit=50)
     assert not log.exists() and (tmp_path / "vm.log.1").read_text() == "x" * 100
     rotate(tmp_path / "none.log")  # nothing there yet: nothing to do
+
+
+VIEWS = st.builds(CliView, long_call=st.sampled_from(["", "allocating a runtime"]),
+                  refusal=st.sampled_from([None, "[colab] Allocation refused (precondition failed). ..."]),
+                  sessions=st.sampled_from([None, *Outcome]), listed=st.booleans(), lost=st.booleans(),
+                  job_running=st.sampled_from([None, False, True]), mounted=st.sampled_from([None, False, True]))
+
+
+@given(VIEWS)
+def test_what_the_cli_says_maps_onto_the_page_states_the_supervisor_knows(view):
+    state, detail = page_state(view)
+    assert detail
+    if state is PageState.IDLE:  # the one state answered with Run all: a live, mounted runtime without a job
+        assert view.sessions is Outcome.OK and view.listed and not view.lost and not view.job_running
+        assert view.mounted and not view.long_call and not view.refusal
+    if view.job_running and view.sessions is Outcome.OK and view.listed and not view.lost:
+        assert state in (PageState.RUNNING, PageState.CONNECTING, PageState.GPU_LIMIT)
+    if state is PageState.GPU_LIMIT:
+        assert view.refusal  # only a refused allocation backs off
+    if view.sessions is Outcome.LOGIN_REQUIRED and not view.long_call and not view.refusal:
+        assert state is PageState.SIGNED_OUT and "colab sessions" in detail
+    if view.sessions not in (Outcome.OK, Outcome.LOGIN_REQUIRED) and not view.long_call and not view.refusal:
+        assert state is PageState.UNKNOWN  # a transport error or a timeout is not a lost runtime

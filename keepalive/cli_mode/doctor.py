@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from keepalive.cli_mode.runner import INSTALL_HINT, ColabCli, Outcome, load_answers, parse_sessions, parse_version, scrub, \
-    switch_off_update_check, version_problem
+from keepalive.cli_mode.runner import (INSTALL_HINT, ColabCli, Outcome, load_answers, parse_sessions,
+                                      parse_version, scrub, switch_off_update_check, version_problem)
 from keepalive.cli_mode.hands import LOGIN_HINT
 
 def run_doctor(cfg, env: dict | None = None) -> dict:
@@ -29,8 +29,9 @@ def run_doctor(cfg, env: dict | None = None) -> dict:
     report["version_ok"] = report["problem"] is None
     answer = cli.call("sessions")
     outcome = cli.outcome(answer)
+    last_line = scrub(answer.text.strip().splitlines()[-1]) if answer.text.strip() else ""
     report["login"] = {Outcome.OK: "signed in", Outcome.LOGIN_REQUIRED: f"signed out: {LOGIN_HINT}"}.get(
-        outcome, f"unknown ({outcome.value}): {scrub(answer.text.strip().splitlines()[-1]) if answer.text.strip() else ''}")
+        outcome, f"unknown ({outcome.value}): {last_line}")
     if outcome is Outcome.OK:
         report["sessions"] = [{"name": name, **{k: scrub(v) for k, v in info.items()}}
                               for name, info in parse_sessions(answer.out).items()]
@@ -48,8 +49,8 @@ def render(report: dict) -> str:
     if report["login"] == "signed in":
         lines.append(f"runtimes on the server: {len(report['sessions'])}")
         for row in report["sessions"]:
-            mark = "  <- keepalive's" if row["name"] == report["session"] else (
-                "  (orphan: not in the CLI's list, still billed; stop it in the Colab page)" if row["name"] == "?" else "")
+            orphan = "  (orphan: not in the CLI's list, still billed; stop it in the Colab page)"
+            mark = "  <- keepalive's" if row["name"] == report["session"] else orphan if row["name"] == "?" else ""
             lines.append(f"  [{row['name']}] {row['endpoint']} {row['hardware']}{mark}")
     lines.append(f"update check of the CLI: {report['update_check']} (~/.config/colab-cli/settings.json)")
     return "\n".join(lines)

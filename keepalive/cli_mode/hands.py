@@ -1,7 +1,7 @@
 """The CLI hands: what the browser hands do, done with google-colab-cli instead of a page.
 
-What the CLI says is mapped onto the page states the supervisor already knows, so the same rules
-decide:
+What the CLI says (a ``CliView``) is mapped by the pure ``page_state`` onto the page states the
+supervisor already knows, so the same rules decide:
 
 ====================================================  ===================  ==========================
 CLI fact                                              page state           recovery step (act)
@@ -27,13 +27,14 @@ import os
 import subprocess
 import threading
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from keepalive import notebook
 from keepalive.cli_mode import vm_code
 from keepalive.cli_mode.drivemount import drivemount
-from keepalive.cli_mode.runner import INSTALL_HINT, Answer, ColabCli, Outcome, load_answers, parse_sessions, parse_version, scrub, \
-    stop_group, switch_off_update_check, version_problem
+from keepalive.cli_mode.runner import (INSTALL_HINT, Answer, ColabCli, Outcome, load_answers, parse_sessions,
+                                      parse_version, scrub, stop_group, switch_off_update_check, version_problem)
 from keepalive.cli_mode.settings import CliSettingsError, check
 from keepalive.cli_mode.watch import CliHeartbeatWatch, mirror_folder
 from keepalive.config import ConfigError
@@ -127,6 +128,40 @@ class Waiter:
             self.outcome = Outcome.TIMED_OUT
 
 
+@dataclass(frozen=True)
+class CliView:
+    """What the CLI said this round, as far as it was asked (None: not asked)."""
+
+    long_call: str = ""  # `colab new` or `drivemount` under way
+    refusal: str | None = None  # what a refused `colab new` said
+    sessions: Outcome | None = None  # how `colab sessions` went
+    listed: bool = False  # our session is on the server
+    lost: bool = False  # the attached exec said the runtime is lost
+    job_running: bool | None = None  # the attached exec waits on the job
+    mounted: bool | None = None  # Drive seen mounted on the VM
+
+
+def page_state(view: CliView) -> tuple[PageState, str]:
+    """Pure: the page state (and why) that the supervisor's rules read from what the CLI said."""
+    if view.long_call:
+        return PageState.CONNECTING, view.long_call
+    if view.refusal:
+        return PageState.GPU_LIMIT, view.refusal
+    if view.sessions is Outcome.LOGIN_REQUIRED:
+        return PageState.SIGNED_OUT, f"signed out: {LOGIN_HINT}"
+    if view.sessions is not Outcome.OK:
+        return PageState.UNKNOWN, f"colab sessions: {view.sessions.value if view.sessions else 'not asked'}"
+    if not view.listed:
+        return PageState.DISCONNECTED, "no runtime"
+    if view.lost:
+        return PageState.DISCONNECTED, "the runtime is lost"
+    if view.job_running:
+        return PageState.RUNNING, "the job runs"
+    if not view.mounted:
+        return PageState.DRIVE_CONSENT, "Drive is not mounted on the runtime"
+    return PageState.IDLE, "runtime ready, no job"
+
+
 class CliHands:
     # what the one LOGIN_REQUIRED notification tells the human to do
     human_hints = {"LOGIN_REQUIRED": f"the colab CLI is signed out: {LOGIN_HINT}"}
@@ -193,38 +228,35 @@ class CliHands:
     # --- eyes ---------------------------------------------------------------------------------------
 
     def observe(self) -> Observation:
-        if self.task is not None and self.task.is_alive():
-            return Observation(PageState.CONNECTING, {}, self.task_name)
-        if self.refusal:
-            return Observation(PageState.GPU_LIMIT, {}, self.refusal)
+        """Ask the CLI only as much as the answer needs (a mount check only when no job runs)."""
+        view = CliView(long_call=self.task_name if self.task is not None and self.task.is_alive() else "",
+                       refusal=self.refusal)
+        if view.long_call or view.refusal:
+            return self._seen(view)
         answer = self.cli.call("sessions")
         outcome = self.cli.outcome(answer)
-        if outcome is Outcome.LOGIN_REQUIRED:
-            return Observation(PageState.SIGNED_OUT, {}, f"signed out: {LOGIN_HINT}")
+        ours = parse_sessions(answer.out).get(self.session) if outcome is Outcome.OK else None
+        view = replace(view, sessions=outcome, listed=ours is not None,
+                       lost=self.waiter is not None and self.waiter.outcome is Outcome.GONE)
         if outcome is not Outcome.OK:
-            return Observation(PageState.UNKNOWN, {}, f"colab sessions: {outcome.value}")
-        ours = parse_sessions(answer.out).get(self.session)
-        found = {"session": ours is not None, "job_waiter": self.waiter is not None and self.waiter.running,
-                 "drive": self.mounted}
-        if ours is None:
+            return self._seen(view)
+        if not view.listed or view.lost:
             self._forget_runtime()
-            return Observation(PageState.DISCONNECTED, found, "no runtime")
+            return self._seen(view)
         if ours["endpoint"] != self.endpoint:
             self.endpoint, self.mounted = ours["endpoint"], False
-        if self.waiter is not None and self.waiter.outcome is Outcome.GONE:
-            self._forget_runtime()
-            return Observation(PageState.DISCONNECTED, found, "the runtime is lost")
         if self.waiter is None and self.attach_needed or self.waiter is not None and self.waiter.running is False \
                 and self.waiter.ended is None:
             self._attach()
-        if self.waiter is not None and self.waiter.running:
-            return Observation(PageState.RUNNING, found, "the job runs")
-        if not self.mounted:
+        view = replace(view, job_running=self.waiter is not None and self.waiter.running)
+        if not view.job_running and not self.mounted:
             self.mounted = self._mount_confirmed()
-            found["drive"] = self.mounted
-        if not self.mounted:
-            return Observation(PageState.DRIVE_CONSENT, found, "Drive is not mounted on the runtime")
-        return Observation(PageState.IDLE, found, "runtime ready, no job")
+        return self._seen(replace(view, mounted=self.mounted))
+
+    def _seen(self, view: CliView) -> Observation:
+        state, detail = page_state(view)
+        return Observation(state, {"session": view.listed, "job_waiter": bool(view.job_running),
+                                   "drive": bool(view.mounted)}, detail)
 
     def _forget_runtime(self) -> None:
         if self.waiter is not None:
