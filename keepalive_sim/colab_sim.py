@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, quote, urlparse
 
 from keepalive_sim.runtime import Runtime
 
-# Dialog texts, exactly as Colab shows them (facts/colab-ui.md).
+# Dialog texts, exactly as Colab shows them (docs/colab-page.md).
 DIALOGS = {
     "disconnected": ("Runtime disconnected",
                      "Your runtime has been disconnected due to inactivity or reaching its maximum duration.",

@@ -138,7 +138,7 @@ const snapshot = () => {
     },
     captcha: all.some(el => page.captcha.selectors.some(sel => el.matches(sel)) && shown(el)),
     account: signedIn(),
-    body: squash(deepText(document.body || document.documentElement)).slice(0, 4000),
+    body: squash((document.body || document.documentElement).innerText).slice(0, 4000),  // for sign-in pages
   };
 };
 
