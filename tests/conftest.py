@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from keepalive.hands.browser import BrowserConfig, BrowserError, open_browser  # noqa: E402
+from keepalive.hands.browser import BrowserConfig, BrowserError, open_browser, quit_browser  # noqa: E402
 from keepalive_sim.colab_sim import ColabSimulator  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def chromium_driver(tmp_path):
     except BrowserError as exc:
         pytest.skip(str(exc))
     yield driver
-    driver.quit()
+    quit_browser(driver)
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +103,10 @@ def _driver_path(cfg: BrowserConfig) -> str | None:
     return shutil.which("chromedriver")  # None: Selenium Manager resolves one
 
 
+PAGE_LOAD_TIMEOUT_MS = 60_000
+SCRIPT_TIMEOUT_MS = 20_000
+
+
 def open_browser(cfg: BrowserConfig, profile_default: Path):
     """Start (or attach to) the browser and return the WebDriver."""
     from selenium import webdriver
@@ -111,6 +117,8 @@ def open_browser(cfg: BrowserConfig, profile_default: Path):
     # A native dialog ("Leave site?" while the Drive pop-up redirects or the tab reloads) is accepted, not
     # dismissed (WebDriver's default), which would keep the tab where it was.
     options.unhandled_prompt_behavior = "accept"
+    # a page that never finishes loading, or a script that never returns, must not freeze the watch for 5 min
+    options.timeouts = {"pageLoad": PAGE_LOAD_TIMEOUT_MS, "script": SCRIPT_TIMEOUT_MS}
     if cfg.attach:
         options.debugger_address = check_attach_address(cfg.attach)
     else:
@@ -128,7 +136,9 @@ def open_browser(cfg: BrowserConfig, profile_default: Path):
             options.binary_location = binary
     service_cls = webdriver.EdgeService if edge else webdriver.ChromeService
     driver_path = _driver_path(cfg)
-    service = service_cls(executable_path=driver_path) if driver_path else service_cls()
+    # the driver and its browser in a process group of their own, so that a wedged browser can be ended whole
+    popen_kw = {} if sys.platform == "win32" else {"start_new_session": True}
+    service = service_cls(executable_path=driver_path, popen_kw=popen_kw) if driver_path else service_cls(popen_kw=popen_kw)
     try:
         return (webdriver.Edge if edge else webdriver.Chrome)(options=options, service=service)
     except WebDriverException as exc:
@@ -170,3 +180,28 @@ def open_notebook(driver, url: str, own_browser: bool = True) -> str:
             keep = driver.current_window_handle
     driver.get(url)
     return keep
+
+
+def quit_browser(driver, limit: float = 30.0) -> None:
+    """Close the browser we started; one that does not close within ``limit`` seconds is killed.
+
+    A native prompt raised while the windows close (a page's "Leave site?") can leave chromedriver
+    waiting for ever: the watch must still end, and free the profile for the next start.
+    """
+    from selenium.common.exceptions import WebDriverException
+
+    def close() -> None:
+        try:
+            driver.quit()
+        except (WebDriverException, OSError):
+            pass
+
+    closer = threading.Thread(target=close, name="browser-quit", daemon=True)
+    closer.start()
+    closer.join(limit)
+    process = getattr(getattr(driver, "service", None), "process", None)
+    if closer.is_alive() and process is not None and sys.platform != "win32":
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -6,7 +6,7 @@ import time
 
 from selenium.common.exceptions import WebDriverException
 
-from keepalive.hands.browser import open_browser, open_notebook
+from keepalive.hands.browser import open_browser, open_notebook, quit_browser
 from keepalive.hands.page import Observation, PageModel, label_says
 from keepalive.states import Action, PageState
 
@@ -68,13 +68,10 @@ class SeleniumHands:
         try:
             self.main = open_notebook(self.driver, self.cfg.url, own_browser=not self.cfg.browser.attach)
         except WebDriverException:
-            try:
-                self.driver.quit()
-            except WebDriverException:
-                pass
+            quit_browser(self.driver)
             self.start()
 
     def close(self) -> None:
         if self.driver is not None and not self.cfg.browser.keep_open:
-            self.driver.quit()
+            quit_browser(self.driver)
         self.driver = None
