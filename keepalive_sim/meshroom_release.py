@@ -3,7 +3,8 @@
 The archive has the real release's name and shape (``Meshroom-2019.2.0-linux.tar.gz`` holding
 ``Meshroom-2019.2.0/meshroom_photogrammetry``, ``meshroom_compute``, ``aliceVision/``), so that
 ``colab_side`` downloads, verifies, caches and extracts it exactly as it would the real one.
-The executables are Python scripts that carry a copy of ``meshroom_standin`` in ``lib/``.
+The executables are Python scripts that carry a copy of ``meshroom_standin`` in ``lib/``, with the
+byte estimates of ``colab_side.meshroom.estimates`` as its size model.
 Names and top folders are those of docs/meshroom.md ("Release archives"); the 2023.3 and 2025.1
 top folders are not confirmed.
 """
@@ -11,10 +12,12 @@ top folders are not confirmed.
 from __future__ import annotations
 
 import io
+import json
 import sys
 import tarfile
 from pathlib import Path
 
+from colab_side.meshroom import estimates
 from keepalive_sim import meshroom_standin
 
 # version → (archive name, top folder, batch executable)
@@ -43,6 +46,7 @@ def build_release(dest_dir, version: str = "2019.2") -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     members = {
         f"{top}/lib/meshroom_standin.py": (Path(meshroom_standin.__file__).read_bytes(), 0o644),
+        f"{top}/lib/{meshroom_standin.SIZE_MODEL_FILE}": (json.dumps(estimates.DEFAULTS["bytes"]).encode(), 0o644),
         f"{top}/aliceVision/bin/README": (b"AliceVision binaries (stand-in)\n", 0o644),
         f"{top}/aliceVision/share/aliceVision/vlfeat_K80L3.SIFT.tree": (b"\0" * 64, 0o644),
     }

@@ -25,7 +25,7 @@ Meshroom would. This file is standard library only: the release archive built by
 carries a copy of it, so the executables run without ``keepalive``.
 
 Knobs (environment): ``MESHROOM_STANDIN_CHUNK_SECONDS`` (time per chunk, default 0.05),
-``MESHROOM_STANDIN_SIZE_SCALE`` (multiplies ``SIZE_MODEL``, default 1e-4),
+``MESHROOM_STANDIN_SIZE_SCALE`` (multiplies the size model, default 1e-4),
 ``MESHROOM_STANDIN_FAIL`` (a node name whose chunks end in ERROR),
 ``MESHROOM_STANDIN_PAUSE_IN_WRITE`` (seconds between writing a status temp file and renaming it).
 """
@@ -51,22 +51,11 @@ from pathlib import Path
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".heic", ".dng", ".cr2", ".nef")
 STATUS_DATE = "%Y-%m-%d %H:%M:%S.%f"
 
-# Output bytes per image (or per node where "fixed"), unscaled: about 7 GB of cache for 150 images,
-# DepthMap and DepthMapFilter dominating, as the seed workflow reports.
-SIZE_MODEL = {
-    "CameraInit": {"per_image": 1_000, "fixed": 2_000},
-    "FeatureExtraction": {"per_image": 2_000_000},
-    "ImageMatching": {"per_image": 2_000},
-    "FeatureMatching": {"per_image": 500_000},
-    "StructureFromMotion": {"per_image": 300_000},
-    "PrepareDenseScene": {"per_image": 10_000_000},
-    "DepthMap": {"per_image": 20_000_000},
-    "DepthMapFilter": {"per_image": 12_000_000},
-    "Meshing": {"per_image": 500_000, "fixed": 200_000_000},
-    "MeshFiltering": {"fixed": 100_000_000},
-    "Texturing": {"fixed": 150_000_000},
-    "Publish": {},
-}
+# Output bytes per image (or per node where "fixed"), unscaled: ``size_model.json`` beside this file,
+# which the release archive carries (``meshroom_release`` writes colab_side's byte estimates into it,
+# so the stand-in writes what the Drive budget plans for).
+SIZE_MODEL_FILE = "size_model.json"
+
 
 # --- what each release's source says ---------------------------------------------------------------
 
@@ -536,17 +525,18 @@ def _chunk_files(project: Project, name: str, chunk: int) -> list[tuple[str, int
     if block_size:
         views = views[chunk * block_size:(chunk + 1) * block_size]
     scale = float(os.environ.get("MESHROOM_STANDIN_SIZE_SCALE", "1e-4"))
-    model = SIZE_MODEL[node_type]
+    model = json.loads(Path(__file__).with_name(SIZE_MODEL_FILE).read_text(encoding="utf-8"))[node_type]
     total = len(project.views())
     patterns = FILES[node_type]
+    per_view = [pattern for pattern in patterns if "{view}" in pattern]
     files = []
-    for pattern in patterns:
-        if "{view}" in pattern:
+    for pattern in patterns:  # a node's bytes are shared out among its files
+        if pattern in per_view:
             for view in views:
-                files.append((pattern.format(view=view["viewId"]), model.get("per_image", 0)))
+                files.append((pattern.format(view=view["viewId"]), model.get("per_image", 0) // len(per_view)))
         else:
             nbytes = model.get("fixed", 0) + model.get("per_image", 0) * (len(views) if block_size else total)
-            files.append((pattern.format(chunk=chunk, texture=texture), nbytes // max(1, len(patterns))))
+            files.append((pattern.format(chunk=chunk, texture=texture), nbytes // len(patterns)))
     return [(fname, max(16, int(nbytes * scale))) for fname, nbytes in files]
 
 

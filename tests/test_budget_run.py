@@ -10,7 +10,9 @@ import threading
 
 from conftest import wait_for
 from colab_side import heartbeat as hb
+from colab_side import plan
 from colab_side.events import read_events
+from colab_side.meshroom import estimates
 from colab_side.settings import GB
 from keepalive_sim.sample_job import SampleJob
 
@@ -46,12 +48,27 @@ def stored_bytes(job: SampleJob) -> int:
     return sum(entry["size"] for entry in manifest["chunks"].values())
 
 
+def assert_the_standin_wrote_the_estimated_bytes(job: SampleJob, images: int, scale: float) -> None:
+    """What the budget plans with (colab_side's estimates) is what the stand-in writes, within tar overhead."""
+    manifest = json.loads((job.job_dir / "store" / "manifest.json").read_text())
+    stored: dict[str, int] = {}
+    for key, entry in manifest["chunks"].items():
+        node = key.rsplit(":", 1)[0]
+        stored[node] = stored.get(node, 0) + entry["size"]
+    forecast = plan.estimate(estimates.load(), "2019.2", images)
+    for node in forecast.graph.nodes:
+        expected = sum(size for (name, _), size in forecast.chunk_bytes.items() if name == node) * scale
+        if expected > 1e6:  # the big nodes: small ones are all tar headers
+            assert expected <= stored[node] <= expected * 1.05 + 64 * 1024, node  # + tar headers, 1.5 KiB a file
+
+
 def test_a_job_under_half_its_store_finishes_identical_and_the_store_never_exceeds_the_budget(tmp_path):
     reference = SampleJob(tmp_path / "reference", images=30)
     reference.env.update(SCALE)
     subprocess.run(reference.command("--no-prune"), env=reference.env, capture_output=True, check=True)
     everything = stored_bytes(reference)
     drive_budget = everything // 2
+    assert_the_standin_wrote_the_estimated_bytes(reference, images=30, scale=1e-2)
 
     job = SampleJob(tmp_path / "budget", images=30)
     job.env.update(SCALE)

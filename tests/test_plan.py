@@ -106,10 +106,6 @@ def test_the_estimated_pipelines_are_the_graphs_meshroom_saves(release):
         assert estimated.nodes[name].chunk_count == node.chunk_count, name
 
 
-def test_the_byte_figures_are_the_standins_size_model():
-    assert estimates.DEFAULTS["bytes"] == meshroom_standin.SIZE_MODEL
-
-
 @pytest.mark.parametrize("release", ["2019.2", "2021.1"])
 def test_the_forecast_never_exceeds_the_budget_and_pruning_never_raises_the_peak(release):
     job = plan.estimate(estimates.load(), release, 300)

@@ -16,8 +16,8 @@ from pathlib import Path
 from colab_side.settings import GB
 
 SOURCES = {
-    "bytes": "keepalive_sim/meshroom_standin.py SIZE_MODEL (this repository), set so that 150 images give about "
-             "7 GB of cache, DepthMap and DepthMapFilter dominating, as the seed workflow reported",
+    "bytes": "set so that 150 images give about 7 GB of cache, DepthMap and DepthMapFilter dominating, as the "
+             "seed workflow reported; the Meshroom stand-in (keepalive_sim) writes exactly these sizes",
     "seconds.FeatureMatching": "alicevision/Meshroom issues #859 and #815: 1:30 and 1:48 per 20-image chunk",
     "seconds.PrepareDenseScene": "alicevision/Meshroom issue #1603: 37 s and 46 s per 40-image chunk",
     "seconds.DepthMap": "alicevision/Meshroom issue #806: about 24 h for 1,021 images on a GTX 960M",
