@@ -1,7 +1,8 @@
 """The heartbeat writer: a thread that rewrites ``heartbeat.json`` every few seconds.
 
 Nothing the Drive does may stop the job: each write runs in its own short-lived thread with a
-time limit, and an error or a hang only skips that beat. The beat thread and a change of phase
+time limit (``drive.run_with_limit``, shorter than the Drive's own), and an error or a hang only
+skips that beat. The beat thread and a change of phase
 never write at the same time: one lock serialises the writes, and the beat's ``seq`` is taken
 under it, so a later write always carries a higher ``seq``. The file is rewritten in place (no
 Trash copy per beat); the reader is forgiving of a cut file.
@@ -18,7 +19,7 @@ import threading
 import uuid
 
 from colab_side import heartbeat
-from colab_side.drive import Drive
+from colab_side.drive import Drive, DriveError, run_with_limit
 from colab_side.events import utc_now
 from colab_side.lease import Superseded
 
@@ -61,11 +62,10 @@ class HeartbeatWriter:
 
     def write(self) -> bool:
         """Write the current beat within ``limit`` seconds; False if skipped, failed or too slow."""
-        outcome = []
-        writer = threading.Thread(target=lambda: outcome.append(self._write()), name="heartbeat-write", daemon=True)
-        writer.start()
-        writer.join(self.limit)
-        return bool(outcome and outcome[0])
+        try:
+            return run_with_limit(self._write, self.limit, "heartbeat write")
+        except DriveError:  # too slow: the write goes on in its thread, this beat is skipped
+            return False
 
     def _write(self) -> bool:
         if not self._write_lock.acquire(timeout=self.limit):

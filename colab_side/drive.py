@@ -3,9 +3,15 @@
 Every read and every write of the job's Drive files goes through ``Drive``. A call that fails with a
 transient error (Errno 107 ``Transport endpoint is not connected``, Errno 5 without a quota message,
 ETIMEDOUT, ESTALE, ENOENT from a racing replace) is retried with doubling back-off after a forced
-remount; the remount itself has a time limit, since with ephemeral credentials ``drive.mount`` waits
-for the page's consent without one. When the retries are spent the call raises ``DriveError`` (the
-session then ends restartable); a full Drive raises it with ``full`` set (the session is blocked).
+remount. When the retries are spent the call raises ``DriveError`` (the session then ends
+restartable); a full Drive raises it with ``full`` set (the session is blocked).
+
+A FUSE call can also hang for ever, and with ephemeral credentials ``drive.mount`` waits for the
+page's consent without a limit. So every call, the remount included, runs in a daemon thread of
+its own (``run_with_limit``) and raises ``DriveError`` with ``timeout`` set when it passes its limit:
+for streams (archives of many GB) the limit is on no progress (no block moved for that long), for
+any other call on its whole time. The abandoned thread is never joined: the process can exit while
+it is stuck in the kernel.
 
 Reads tell "missing" (``None``: the file is not there and its folder can be listed) from
 "unreadable" (``DriveError``). Deleting or overwriting a file through the mount puts it in Drive's
@@ -34,12 +40,13 @@ COLAB_MY_DRIVE = "/content/drive/MyDrive"
 RETRYABLE = (errno.ENOTCONN, errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.ENOENT)
 FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", 122))
 REMOUNT_LIMIT_SECONDS = 150.0  # drive.mount itself gives up after about 2 min on current builds (colabtools #5028)
+CALL_LIMIT_SECONDS = 120.0  # a Drive call that moves nothing for this long is hung (setting drive_call_limit_seconds)
 BLOCK = 1 << 20
 
 
 class DriveError(OSError):
     """Drive kept failing after remounts and retries; ``full`` when it is out of space,
-    ``timeout`` when a remount did not come back in time."""
+    ``timeout`` when a call or a remount did not come back in time."""
 
     def __init__(self, message: str, full: bool = False, timeout: bool = False):
         super().__init__(message)
@@ -67,10 +74,71 @@ def _is_quota(exc: OSError) -> bool:
     return exc.errno in FULL or "QUOTA" in str(exc).upper()
 
 
+class Progress:
+    """How far one call is: a stream ticks it at every block moved. ``stall`` (a planned hang)
+    makes the next tick wait until it is set."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._ticks = 0
+        self._done = False
+        self.stall: threading.Event | None = None
+
+    def tick(self) -> None:
+        if self.stall is not None:
+            self.stall.wait()
+        with self._changed:
+            self._ticks += 1
+            self._changed.notify_all()
+
+    def finish(self) -> None:
+        with self._changed:
+            self._done = True
+            self._changed.notify_all()
+
+    def wait(self, limit: float) -> bool:
+        """True once the call finished; False as soon as ``limit`` seconds pass without a tick."""
+        with self._changed:
+            while not self._done:
+                seen = self._ticks
+                if not self._changed.wait_for(lambda: self._done or self._ticks != seen, limit):
+                    return False
+            return True
+
+
+def run_with_limit(action, limit: float, what: str, progress: Progress | None = None):
+    """``action()`` in a daemon thread: its result, or its exception raised here; DriveError(timeout)
+    when ``limit`` seconds pass without it ending (with ``progress``: without a tick). The thread
+    left behind is never joined."""
+    progress = progress or Progress()
+    outcome = []
+
+    def call():
+        try:
+            outcome.append((True, action()))
+        except BaseException as exc:  # handed to the caller
+            outcome.append((False, exc))
+        finally:
+            progress.finish()
+
+    threading.Thread(target=call, name=f"drive-call {what}", daemon=True).start()
+    if not progress.wait(limit):
+        raise DriveError(f"{what} did not come back within {limit:g} s", timeout=True)
+    done, value = outcome[0]
+    if done:
+        return value
+    raise value
+
+
+HANG = 0  # the code of a fault that makes the call hang instead of failing
+
+
 @dataclass
 class Fault:
     """Fail the ``start``-th call of ``kind`` ("read", "write" or "any") on a file whose name holds
-    ``name``; with ``seconds``, every such call from then on fails for that long (an outage)."""
+    ``name``; with ``seconds``, every such call from then on fails for that long (an outage).
+    With ``code`` HANG the call hangs until the plan is released: a stream after its first block
+    (mid-stream), any other call at once."""
 
     start: int
     code: int = errno.ENOTCONN
@@ -99,38 +167,44 @@ class FaultPlan:
         self.faults = list(faults)
         self.clock = clock
         self.calls = {"any": 0, "read": 0, "write": 0}
+        self.released = threading.Event()  # set it to let hung calls go on (a test's clean-up)
         self._lock = threading.Lock()
 
     @classmethod
     def parse(cls, text: str) -> "FaultPlan":
         """Comma-separated ``[r|w]N[+S]:ERRNO[@NAME]``: fail the N-th read, write or any call (on a
-        file whose name holds NAME); with ``+S``, start an outage of S seconds there.
-        E.g. ``3:107,r2:5,w3+5:107@manifest``."""
+        file whose name holds NAME); with ``+S``, start an outage of S seconds there. ERRNO ``hang``
+        makes that call hang instead (for ever, in a process that sets no ``released``).
+        E.g. ``3:107,r2:5,w3+5:107@manifest,w2:hang@.tar``."""
         faults = []
         for item in filter(None, (part.strip() for part in text.split(","))):
             kind = {"r": "read", "w": "write"}.get(item[0], "any")
             item, _, name = item.lstrip("rw").partition("@")
             where, _, code = item.partition(":")
             start, _, seconds = where.partition("+")
-            faults.append(Fault(int(start), int(code), kind, float(seconds or 0), name))
+            code = HANG if code.strip() == "hang" else int(code)
+            faults.append(Fault(int(start), code, kind, float(seconds or 0), name))
         return cls(faults)
 
-    def check(self, kind: str, what: str = "") -> None:
-        """Count one call of ``kind`` on ``what`` and raise the OSError planned for it, if any."""
+    def check(self, kind: str, what: str = "") -> bool:
+        """Count one call of ``kind`` on ``what`` and raise the OSError planned for it, if any;
+        True when the call is to hang."""
         with self._lock:
             self.calls["any"] += 1
             self.calls[kind] += 1
             now = self.clock()
             codes = [fault.code for fault in self.faults if fault.hits(kind, what, now)]
-        if codes:
+        if codes and codes[0] != HANG:
             raise OSError(codes[0], f"{os.strerror(codes[0])} (injected)")
+        return bool(codes)
 
 
 class _HashingWriter:
-    """A write-only file object that hashes and counts what passes through it."""
+    """A write-only file object that hashes and counts what passes through it, and ticks ``tick``."""
 
-    def __init__(self, handle):
+    def __init__(self, handle, tick=lambda: None):
         self.handle = handle
+        self.tick = tick
         self.digest = hashlib.sha256()
         self.size = 0
 
@@ -138,10 +212,26 @@ class _HashingWriter:
         self.handle.write(data)
         self.digest.update(data)
         self.size += len(data)
+        self.tick()
         return len(data)
 
     def flush(self) -> None:
         self.handle.flush()
+
+
+class _TickingReader:
+    """A read-only file object that ticks ``tick`` at every block read (a whole read goes by blocks)."""
+
+    def __init__(self, handle, tick):
+        self.handle = handle
+        self.tick = tick
+
+    def read(self, size: int = -1) -> bytes:
+        if size is not None and size >= 0:
+            data = self.handle.read(size)
+            self.tick()
+            return data
+        return b"".join(iter(lambda: self.read(BLOCK), b""))
 
 
 class HashingReader:
@@ -164,10 +254,12 @@ class HashingReader:
 
 
 class Drive:
-    """Resilient reads and writes under one Drive root. ``remount`` is called before each retry."""
+    """Resilient reads and writes under one Drive root. ``remount`` is called before each retry;
+    ``call_limit`` is how long a call may go without progress, ``remount_limit`` how long a remount may take."""
 
     def __init__(self, root, remount=None, retries: int = 5, backoff: float = 1.0, log=print, sleep=time.sleep,
-                 faults: FaultPlan | None = None, remount_limit: float = REMOUNT_LIMIT_SECONDS):
+                 faults: FaultPlan | None = None, remount_limit: float = REMOUNT_LIMIT_SECONDS,
+                 call_limit: float = CALL_LIMIT_SECONDS):
         self.root = Path(root)
         self.remount = remount
         self.retries = retries
@@ -175,18 +267,28 @@ class Drive:
         self.log = log
         self.sleep = sleep
         self.remount_limit = remount_limit
+        self.call_limit = call_limit
         self.faults = faults if faults is not None else FaultPlan.parse(os.environ.get("COLAB_SIDE_FAULTS", ""))
         self._remount_lock = threading.Lock()
         self._remounts = 0
 
     # --- retrying ---------------------------------------------------------------------------------
 
-    def _attempt(self, what: str, action, kind: str = "write"):
+    def _attempt(self, what: str, action, kind: str = "write", stream: bool = False):
+        """``action()`` (a stream's ``action(tick)``) within ``call_limit``, retried after transient errors."""
         verb = "read" if kind == "read" else "write"
         for attempt in range(self.retries + 1):
+            progress = Progress()
+
+            def call():
+                if self.faults.check(kind, what):  # a planned hang: a stream's after its first block
+                    progress.stall = self.faults.released
+                    if not stream:
+                        self.faults.released.wait()
+                return action(progress.tick) if stream else action()
+
             try:
-                self.faults.check(kind, what)
-                return action()
+                return run_with_limit(call, self.call_limit, f"Drive {verb} of {what}", progress)
             except DriveError:
                 raise
             except OSError as exc:
@@ -220,22 +322,12 @@ class Drive:
             self._remount_lock.release()
 
     def _remount_now(self) -> None:
-        failure = []
-
-        def call():
-            try:
-                self.remount()
-            except Exception as exc:  # a failed remount is retried like the call it serves
-                failure.append(exc)
-
-        worker = threading.Thread(target=call, name="drive-remount", daemon=True)
-        worker.start()
-        worker.join(self.remount_limit)
-        if worker.is_alive():
-            raise DriveError(f"Drive remount did not come back within {self.remount_limit:g} s "
-                             "(it may be waiting for consent in the page)", timeout=True)
-        if failure:
-            self.log(f"remount failed: {failure[0]}")
+        try:
+            run_with_limit(self.remount, self.remount_limit, "Drive remount (it may be waiting for consent in the page)")
+        except DriveError:
+            raise
+        except Exception as exc:  # a failed remount is retried like the call it serves
+            self.log(f"remount failed: {exc}")
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -256,16 +348,16 @@ class Drive:
         """
         path = Path(path)
 
-        def action():
+        def action(tick):
             try:
                 handle = open(path, "rb")
             except FileNotFoundError:
                 self._confirm_missing(path)
                 return None
             with handle:
-                return (consume(handle),)
+                return (consume(_TickingReader(handle, tick)),)
 
-        result = self._attempt(path.name, action, kind="read")
+        result = self._attempt(path.name, action, kind="read", stream=True)
         return None if result is None else result[0]
 
     def read_bytes(self, path) -> bytes | None:
@@ -346,19 +438,21 @@ class Drive:
         reading it back; return (size, SHA-256). ``produce`` runs again from the start after a fault."""
         dest = Path(dest)
 
-        def action():
+        def action(tick):
             dest.parent.mkdir(parents=True, exist_ok=True)
             with open(dest, "wb") as handle:
-                writer = _HashingWriter(handle)
+                writer = _HashingWriter(handle, tick)
                 produce(writer)
                 handle.flush()
                 os.fsync(handle.fileno())
             expected = writer.digest.hexdigest()
-            if dest.stat().st_size != writer.size or sha256_file(dest) != expected:
+            with open(dest, "rb") as handle:
+                same = dest.stat().st_size == writer.size and _digest_of(_TickingReader(handle, tick)) == expected
+            if not same:
                 raise OSError(errno.EIO, f"{dest.name} reads back different from what was written")
             return writer.size, expected
 
-        return self._attempt(dest.name, action)
+        return self._attempt(dest.name, action, stream=True)
 
     def copy_file(self, source, dest) -> str:
         """Copy a local file to Drive (streamed, verified); return its SHA-256."""
@@ -393,9 +487,11 @@ class Drive:
         """Remove every file below ``folder`` as ``remove`` does, then the folders; return bytes."""
         folder = Path(folder)
         freed = 0
-        if not folder.is_dir():
+        tree = self._attempt(folder.name, lambda: list(os.walk(folder, topdown=False)) if folder.is_dir() else None,
+                             kind="read")
+        if tree is None:
             return 0
-        for root, dirs, files in os.walk(folder, topdown=False):
+        for root, dirs, files in tree:
             for name in files:
                 freed += self.remove(Path(root) / name)
             for name in dirs:
@@ -403,12 +499,22 @@ class Drive:
         self._attempt(folder.name, lambda: _rmdir(folder))
         return freed
 
+    def find(self, folder, pattern: str) -> list[Path]:
+        """The files below ``folder`` that match ``pattern`` (as ``Path.rglob``), sorted."""
+        folder = Path(folder)
+        return self._attempt(folder.name, lambda: sorted(folder.rglob(pattern)), kind="read")
+
     def free_bytes(self) -> int | None:
-        """What Drive itself reports as free under the mount (Trash included in what is used)."""
-        try:
-            return shutil.disk_usage(self.root).free
-        except OSError:
-            return None
+        """What Drive itself reports as free under the mount (Trash included in what is used); None if
+        it does not say, DriveError(timeout) if it does not answer."""
+
+        def free():
+            try:
+                return shutil.disk_usage(self.root).free
+            except OSError:
+                return None
+
+        return run_with_limit(free, self.call_limit, "Drive free space")
 
 
 def _json(data) -> bytes:

@@ -65,7 +65,7 @@ class Cause(_Named):
     DRIVE_FULL = "DRIVE_FULL"  # not enough free space on Drive
     DISK_FULL = "DISK_FULL"  # the runtime's local disk cannot hold the cache
     BAD_INPUT = "BAD_INPUT"  # images missing, empty, not images; a job folder of another job
-    DRIVE_TIMEOUT = "DRIVE_TIMEOUT"  # a Drive remount did not come back within its time limit (restartable)
+    DRIVE_TIMEOUT = "DRIVE_TIMEOUT"  # a Drive call or remount did not come back within its time limit (restartable)
     SUPERSEDED = "SUPERSEDED"  # a newer session took the job's lease (events only; it owns the heartbeat)
     NOTHING_TO_PUBLISH = "NOTHING_TO_PUBLISH"  # the finished graph yields no result file (failed, never done)
 

@@ -108,7 +108,8 @@ class Session:
             print(f"colab_side: {exc}")
             return 2
         if self.drive is None:
-            self.drive = Drive(self.layout.drive_root, remount, backoff=self.s.drive_backoff_seconds, log=print)
+            self.drive = Drive(self.layout.drive_root, remount, backoff=self.s.drive_backoff_seconds, log=print,
+                               call_limit=self.s.drive_call_limit_seconds)
         self.beat = HeartbeatWriter(self.drive, self.layout.heartbeat, self.s.job, self.s.heartbeat_seconds)
         session = self.beat.session
         self.journal = Journal(self.drive, self.layout.events, self.layout.logs / f"{session}.log",

@@ -310,7 +310,7 @@ class Store:
         names (written by sessions killed before their commit) are removed then."""
         self._mutate(lambda doc: doc.__setitem__("published", files))
         named = {self.folder / entry["archive"] for entry in self.manifest["chunks"].values()}
-        for path in sorted(self.folder.rglob("*.tar")):
+        for path in self.drive.find(self.folder, "*.tar"):
             if path not in named:
                 self.guard()
                 self.drive.remove(path)
@@ -319,6 +319,5 @@ class Store:
         """Remove every archive (only after the result is published and verified)."""
         self._mutate(lambda doc: doc.__setitem__("chunks", {}))
         for name in self.drive.listdir(self.folder):
-            if (self.folder / name).is_dir():
-                self.drive.remove_tree(self.folder / name)
+            self.drive.remove_tree(self.folder / name)  # the manifests are files: kept
 

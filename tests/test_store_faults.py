@@ -8,12 +8,13 @@ import errno
 import json
 import os
 import random
+import subprocess
 import threading
 
 import pytest
 
 from colab_side import heartbeat as hb
-from colab_side.drive import Drive, Fault, FaultPlan
+from colab_side.drive import HANG, Drive, Fault, FaultPlan
 from colab_side.events import read_events
 from colab_side.meshroom import cache as meshroom_cache
 from jobkit import FakeClock, Job, faulty_drive, final_beat, job, reference, run_session  # noqa: F401 (fixtures)
@@ -154,6 +155,58 @@ def test_a_remount_that_never_returns_has_a_time_limit(job, reference):
     never.set()
     assert code == 75 and beat.phase == hb.RESTARTABLE and beat.cause == hb.DRIVE_TIMEOUT, out[-2000:]
     assert run_session(job)[0] == 0
+    assert job.result_files() == reference
+
+
+def hung_calls() -> list[str]:
+    """Drive calls abandoned in their threads, still hanging."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("drive-call") and t.is_alive()]
+
+
+def manifest_chunks(job: Job) -> dict:
+    return json.loads((job.job_dir / "store" / "manifest.json").read_text())["chunks"]
+
+
+def test_a_hung_archive_write_then_a_hung_manifest_read_end_restartable_and_lose_nothing(job, reference):
+    """A call that moves nothing for ``call_limit`` ends the session restartable DRIVE_TIMEOUT while its thread
+    still hangs; the store keeps what it had and the next sessions resume to the same result."""
+    # writes 1 and 2 on ".tar" install Meshroom (its .tar.gz and .sha256): the 5th is the third chunk's archive
+    plans = [FaultPlan([Fault(5, HANG, "write", name=".tar")]), FaultPlan([Fault(2, HANG, "read", name="manifest")])]
+    try:
+        code, out = run_session(job, drive=faulty_drive(job, plans[0], call_limit=2.0))
+        beat = final_beat(job)
+        assert code == 75 and beat.phase == hb.RESTARTABLE and beat.cause == hb.DRIVE_TIMEOUT, out[-2000:]
+        assert "Drive write of" in beat.reason and "did not come back within 2 s" in beat.reason
+        assert [name for name in hung_calls() if name.endswith(".tar")], "the hung write is not hanging"
+        durable = manifest_chunks(job)
+        assert len(durable) == 2  # the third archive hung mid-stream: no entry for it
+        named = {job.job_dir / "store" / entry["archive"] for entry in durable.values()}
+        assert len(set((job.job_dir / "store").rglob("*.tar")) - named) == 1  # begun, never committed
+
+        code, out = run_session(job, drive=faulty_drive(job, plans[1], call_limit=2.0))
+        beat = final_beat(job)
+        assert code == 75 and beat.cause == hb.DRIVE_TIMEOUT and "manifest" in beat.reason, out[-2000:]
+        assert manifest_chunks(job) == durable, "a hung read changed the manifest"
+
+        before = len(chunks_done(job))
+        assert run_until_done(job, faulty_drive(job)) == [0]
+    finally:
+        for plan in plans:
+            plan.released.set()
+    assert job.result_files() == reference and never_failed(job)
+    assert not set(durable) & set(chunks_done(job)[before:]), "a durable chunk was computed again"
+
+
+def test_a_session_whose_drive_call_hangs_for_ever_still_exits(job, reference):
+    """In a process of its own, nothing releases the hung thread: the session ends and the process exits."""
+    env = dict(job.env, COLAB_SIDE_FAULTS="w4:hang@.tar")  # the second chunk's archive
+    first = subprocess.run(job.command("--drive-call-limit-seconds", "1"), env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert first.returncode == 75, first.stdout[-2000:]
+    beat = final_beat(job)
+    assert beat.phase == hb.RESTARTABLE and beat.cause == hb.DRIVE_TIMEOUT and "did not come back" in beat.reason
+    done = subprocess.run(job.command(), env=job.env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:]
     assert job.result_files() == reference
 
 
