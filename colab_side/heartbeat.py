@@ -119,6 +119,7 @@ class Heartbeat:
     reason: str | None = None  # one line: what happened
     action: str | None = None  # one line: what the human should do
     warnings: list[str] = field(default_factory=list)  # e.g. the 12-hour risk
+    history: list[str] = field(default_factory=list)  # what this session did to the job, e.g. whom it superseded
 
     @property
     def final(self) -> bool:
@@ -154,6 +155,10 @@ def _fraction(value) -> bool:
     return _seconds(value) and value <= 1
 
 
+def _texts(value) -> bool:
+    return isinstance(value, list) and all(_text(item) for item in value)
+
+
 def _optional(check):
     return lambda value: value is None or check(value)
 
@@ -171,7 +176,7 @@ _CHECKS = {
     "local_free_bytes": _optional(_count), "drive_free_bytes": _optional(_count), "cache_bytes": _optional(_count),
     "durable_chunks": _count, "pruned_bytes": _count, "last_log_line": _text,
     "cause": _optional(_one_of(CAUSES)), "reason": _optional(_text), "action": _optional(_text),
-    "warnings": lambda value: isinstance(value, list) and all(_text(item) for item in value),
+    "warnings": _texts, "history": _texts,
 }
 _REQUIRED = ("job", "session", "seq", "time", "phase")
 

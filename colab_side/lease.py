@@ -5,7 +5,8 @@ the old runtime still lives). Each session takes the lease when it starts; the n
 since a new session is what the daemon's restart makes. The lease names its session, when it was
 taken and until when it is renewed (the heartbeat renews it). Before every write to the store a
 session checks that the lease is still its own; one that lost it raises ``Superseded`` and writes
-nothing more.
+nothing more. ``take`` says whether the lease it replaced was still live: the new session then says
+in its heartbeat's history that it superseded that session (the loser no longer owns the heartbeat).
 
 "Newest" is decided by the time the lease was taken, not by who wrote last: a renewal of the old
 session that races the new one's take is undone by the new session at its next check.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 
 class Superseded(Exception):
@@ -23,6 +25,15 @@ class Superseded(Exception):
     def __init__(self, owner: str):
         super().__init__(f"superseded by session {owner}")
         self.owner = owner
+
+
+@dataclass(frozen=True)
+class Taken:
+    """Whose lease a take replaced: ``live`` when it had not expired (by this runtime's clock), so that
+    session still runs and is superseded now; otherwise it was a session that died."""
+
+    owner: str
+    live: bool
 
 
 def _valid(doc) -> bool:
@@ -44,15 +55,20 @@ class Lease:
     def _record(self) -> dict:
         return {"session": self.session, "taken": self.taken, "expires": self.clock() + self.ttl}
 
-    def take(self) -> None:
-        """Take the lease (newest wins); say whose it was."""
+    def take(self) -> Taken | None:
+        """Take the lease (newest wins); say whose it was, if another session's."""
         with self._lock:
             try:
                 before = self.drive.read_json(self.path)
             except ValueError:
                 before = None
+            now = self.clock()
             self.drive.rewrite_json(self.path, self._record())
-        return before.get("session") if _valid(before) and before["session"] != self.session else None
+        if not _valid(before) or before["session"] == self.session:
+            return None
+        expires = before.get("expires")
+        live = isinstance(expires, (int, float)) and not isinstance(expires, bool) and expires > now
+        return Taken(before["session"], live)
 
     def check(self, renew: bool = False) -> None:
         """Raise Superseded if a newer session took the lease; put ours back if an older one

@@ -23,7 +23,7 @@ from colab_side import heartbeat as hb
 from colab_side.beat import HeartbeatWriter
 from colab_side import budget, identity, policy
 from colab_side.drive import FULL, RETRYABLE, Drive, DriveError, mount_colab
-from colab_side.events import Journal, parse_events
+from colab_side.events import Journal, parse_events, utc_now
 from colab_side.layout import NotOurs, job_layout, work_dir
 from colab_side.lease import Lease, Superseded
 from colab_side.meshroom import cache as meshroom_cache
@@ -122,7 +122,9 @@ class Session:
         try:
             previous = self.lease.take()
             if previous:
-                self.journal.log(f"taking the job over from session {previous} (the newest session writes)")
+                self.journal.log(f"taking the job over from session {previous.owner} (the newest session writes)")
+            if previous and previous.live:  # the loser cannot say it: the heartbeat is this session's now
+                self.beat.update(history=[f"{utc_now()} session {previous.owner} superseded by session {session}"])
             self.beat.start()
             self.journal.event("session_start", job=self.s.job, meshroom=self.s.meshroom)
             self._run()

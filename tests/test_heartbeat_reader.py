@@ -43,7 +43,8 @@ def test_every_field_has_a_check():
 def test_a_written_heartbeat_reads_back_equal():
     beat = hb.Heartbeat(job="castle", session="abc", seq=7, time="2026-01-01T00:00:00+00:00", phase=hb.BLOCKED,
                         node="DepthMap_1", chunk=2, progress=0.5, eta_seconds=12.5, cause=hb.DRIVE_FULL,
-                        reason="r", action="a", warnings=["12 h"])
+                        reason="r", action="a", warnings=["12 h"],
+                        history=["2026-01-01T00:00:00+00:00 session old superseded by session abc"])
     again = hb.parse(beat.to_json().encode())
     assert again == beat and again.phase is hb.Phase.BLOCKED and again.cause is hb.Cause.DRIVE_FULL
 
@@ -74,6 +75,7 @@ def test_what_cannot_be_read_is_one_line_saying_why(data, why):
 
 @pytest.mark.parametrize("name,value", [
     ("progress", "50%"), ("progress", 1.5), ("progress", -0.1), ("warnings", 5), ("warnings", ["ok", 3]),
+    ("history", "superseded"), ("history", [None]),
     ("chunks_done", -1), ("chunks_done", 2.5), ("chunks_done", True), ("eta_seconds", "soon"), ("node", 7),
     ("cause", "A_CAUSE_FROM_THE_FUTURE"), ("last_log_line", None), ("drive_free_bytes", "7 GB"),
 ])

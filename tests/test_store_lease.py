@@ -16,7 +16,7 @@ import pytest
 from colab_side import heartbeat as hb
 from colab_side.drive import Drive
 from colab_side.events import read_events
-from colab_side.lease import Lease, Superseded
+from colab_side.lease import Lease, Superseded, Taken
 from conftest import wait_for
 from jobkit import Job
 
@@ -28,9 +28,9 @@ def test_the_newest_session_wins_and_an_older_renewal_is_undone(tmp_path):
     now = [100.0]
     old = Lease(drive, tmp_path / "lease.json", "old", ttl=60, clock=lambda: now[0])
     old.take()
-    now[0] = 200.0
+    now[0] = 150.0
     new = Lease(drive, tmp_path / "lease.json", "new", ttl=60, clock=lambda: now[0])
-    assert new.take() == "old"
+    assert new.take() == Taken("old", live=True)  # its lease had 10 s to run: that session still lives
     with pytest.raises(Superseded, match="superseded by session new"):
         old.check(renew=True)
     with pytest.raises(Superseded):
@@ -40,7 +40,18 @@ def test_the_newest_session_wins_and_an_older_renewal_is_undone(tmp_path):
     assert json.loads((tmp_path / "lease.json").read_text())["session"] == "new"
     (tmp_path / "lease.json").write_text('{"sess')  # cut by a kill mid-rewrite
     new.check(renew=True)
-    assert json.loads((tmp_path / "lease.json").read_text())["expires"] == 260.0
+    assert json.loads((tmp_path / "lease.json").read_text())["expires"] == 210.0
+
+
+def test_a_take_tells_a_live_owner_from_a_dead_one(tmp_path):
+    drive = Drive(tmp_path)
+    now = [100.0]
+    Lease(drive, tmp_path / "lease.json", "dead", ttl=60, clock=lambda: now[0]).take()
+    now[0] = 161.0
+    assert Lease(drive, tmp_path / "lease.json", "next", ttl=60, clock=lambda: now[0]).take() == Taken("dead", False)
+    assert Lease(drive, tmp_path / "lease.json", "next", ttl=60, clock=lambda: now[0]).take() is None  # its own
+    (tmp_path / "lease.json").write_text('{"session": "cut", "tak')
+    assert Lease(drive, tmp_path / "lease.json", "other", ttl=60, clock=lambda: now[0]).take() is None
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +145,8 @@ def test_a_superseded_session_stops_at_once_and_writes_nothing_more(tmp_path):
                            if e.get("event") == "superseded")
         after = [e for e in read_events(job.job_dir / "events.jsonl") if e.get("session") == old_session]
         assert after[-1]["event"] == "superseded" and after[-1]["by"] == lease["session"]
+        said = [line for line in beat.history if f"session {old_session} superseded by session {beat.session}" in line]
+        assert len(said) == 1, beat.history  # the loser's heartbeat is the winner's now: the winner says it
         assert not list((job.job_dir / "store").rglob(f"*.{old_session}.tar.*"))
     finally:
         kill(new)
