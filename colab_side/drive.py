@@ -274,8 +274,9 @@ class Drive:
 
     # --- retrying ---------------------------------------------------------------------------------
 
-    def _attempt(self, what: str, action, kind: str = "write", stream: bool = False):
-        """``action()`` (a stream's ``action(tick)``) within ``call_limit``, retried after transient errors."""
+    def _attempt(self, what: str, action, kind: str = "write", stream: bool = False, guard=None):
+        """``action()`` (a stream's ``action(tick)``) within ``call_limit``, retried after transient errors;
+        ``guard()`` (the lease check) runs right before every attempt and raises to stop it."""
         verb = "read" if kind == "read" else "write"
         for attempt in range(self.retries + 1):
             progress = Progress()
@@ -288,6 +289,8 @@ class Drive:
                 return action(progress.tick) if stream else action()
 
             try:
+                if guard is not None:
+                    guard()
                 return run_with_limit(call, self.call_limit, f"Drive {verb} of {what}", progress)
             except DriveError:
                 raise
@@ -402,8 +405,9 @@ class Drive:
     def write_json(self, path, data) -> None:
         self.write_bytes(path, _json(data))
 
-    def rewrite_bytes(self, path, data: bytes) -> None:
-        """Rewrite a file that is rewritten often, in place (no Trash copy per rewrite), and read it back.
+    def rewrite_bytes(self, path, data: bytes, guard=None) -> None:
+        """Rewrite a file that is rewritten often, in place (no Trash copy per rewrite), and read it back;
+        ``guard`` runs right before every attempt (see ``_attempt``).
 
         A kill mid-write can leave it cut: callers keep a twin or read it forgivingly.
         """
@@ -418,10 +422,10 @@ class Drive:
                 os.fsync(handle.fileno())
             _read_back(path, data)
 
-        self._attempt(path.name, action)
+        self._attempt(path.name, action, guard=guard)
 
-    def rewrite_json(self, path, data) -> None:
-        self.rewrite_bytes(path, _json(data))
+    def rewrite_json(self, path, data, guard=None) -> None:
+        self.rewrite_bytes(path, _json(data), guard)
 
     def append_line(self, path, line: str) -> None:
         path = Path(path)

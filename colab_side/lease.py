@@ -10,6 +10,16 @@ in its heartbeat's history that it superseded that session (the loser no longer 
 
 "Newest" is decided by the time the lease was taken, not by who wrote last: a renewal of the old
 session that races the new one's take is undone by the new session at its next check.
+
+What is left of the race: Drive has no compare-and-swap, so a check and the write after it are two
+calls. The store checks the lease after its fresh read of the manifest, right before each attempt
+to write it (and its twin), so a takeover can slip in only between the lease read and the end of
+that one attempt (one small file; or later, if that attempt hung past its limit and lands late).
+The old session's one late write then holds either a correct entry for an archive it wrote and
+verified itself (archives are named per session and never rewritten), or a manifest read just
+before that lacks what the new session committed in that window, or names archives it pruned.
+The worst case is a chunk computed again (its archive an orphan, removed at publish; a missing or
+mismatched archive is dropped at restore by its size and SHA-256), never a wrong entry.
 """
 
 from __future__ import annotations

@@ -549,7 +549,10 @@ class Session:
                        f"{', '.join(pruned)} was pruned before its result was verified (an older version did this): "
                        "remove it from the store's manifest \"pruned\" so that it is computed again" if pruned else
                        "check the pipeline's final nodes (Publish inputs) and the logs of the node that should write them")
-        published = {rel: self.drive.copy_file(path, self.layout.result / rel) for rel, path in files.items()}
+        published = {}
+        for rel, path in files.items():
+            self.lease.check()  # the result folder is shared: a session that lost the job writes no file of it
+            published[rel] = self.drive.copy_file(path, self.layout.result / rel)
         for rel, digest in published.items():
             if self.drive.sha256(self.layout.result / rel) != digest:
                 raise DriveError(f"result file {rel} does not match after copying")

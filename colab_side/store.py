@@ -11,7 +11,8 @@ whatever the image count, and no two sessions ever write the same archive name. 
 commit); a kill mid-rewrite cuts one of them at most, and the reader falls back to the other.
 
 Every change to the manifest is made under the job's lease, to a fresh read of it (never to a
-stale copy in memory). A manifest that exists but cannot be read raises ``DriveError``: it is never
+stale copy in memory): the lease is checked after that read, right before each attempt to write the
+manifest and its twin (see ``lease.py`` for the window that is left). A manifest that exists but cannot be read raises ``DriveError``: it is never
 replaced by an empty one. Entries that do not pass validation are dropped with a log line.
 """
 
@@ -76,7 +77,7 @@ def cleaned(doc, job: str, log) -> dict | None:
 
 class Store:
     def __init__(self, folder, drive: Drive, job: str, log=print, guard=lambda: None):
-        """``guard`` is called before every write and raises when this session may not write."""
+        """``guard`` is called right before every write and raises when this session may not write."""
         self.folder = Path(folder)
         self.drive = drive
         self.job = job
@@ -123,20 +124,20 @@ class Store:
         stamp = time.strftime("%Y%m%d%H%M%S")
         for path in self._unusable:
             aside = path.with_name(f"{path.stem}.unusable-{stamp}.json")
+            self.guard()
             self.drive.rename(path, aside)
             self.log(f"{path.name} could not be used; kept as {aside.name}, the store starts over")
         self._unusable = []
 
     def _mutate(self, change) -> None:
-        """Apply ``change(manifest)`` to a fresh read of the manifest and write it, main then twin."""
-        self.guard()
+        """Apply ``change(manifest)`` to a fresh read of the manifest and write it, main then twin, each
+        attempt right after a check of the lease."""
         doc, unusable = self._read(quiet=True)
         change(doc)
-        self.guard()
         if unusable and self._unusable:
             self._set_aside()
-        self.drive.rewrite_json(self._main, doc)
-        self.drive.rewrite_json(self._twin, doc)
+        for path in (self._main, self._twin):
+            self.drive.rewrite_json(path, doc, guard=self.guard)
         self.manifest = doc
 
     def has(self, node: str, chunk: int) -> bool:
@@ -208,6 +209,7 @@ class Store:
                 doc["chunks"].pop(chunk_key(node.name, chunk), None)
 
         self._mutate(change)  # first say it is pruned, then delete: a kill in between leaves only orphans
+        self.guard()
         self.drive.remove_tree(self.folder / node.name)
         return held
 
@@ -217,6 +219,7 @@ class Store:
         dropped = []
         self._mutate(lambda doc: dropped.extend(filter(None, [doc["chunks"].pop(chunk_key(node.name, chunk), None)])))
         for entry in dropped:
+            self.guard()
             self.drive.remove(self.folder / entry["archive"])
         return sum(entry["size"] for entry in dropped)
 
@@ -319,5 +322,6 @@ class Store:
         """Remove every archive (only after the result is published and verified)."""
         self._mutate(lambda doc: doc.__setitem__("chunks", {}))
         for name in self.drive.listdir(self.folder):
+            self.guard()
             self.drive.remove_tree(self.folder / name)  # the manifests are files: kept
 

@@ -3,6 +3,7 @@ old runtime lives) never corrupt the store and never end the job failed; the new
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -14,9 +15,10 @@ import time
 import pytest
 
 from colab_side import heartbeat as hb
-from colab_side.drive import Drive
+from colab_side.drive import Drive, Fault, FaultPlan
 from colab_side.events import read_events
 from colab_side.lease import Lease, Superseded, Taken
+from colab_side.store import Store
 from conftest import wait_for
 from jobkit import Job
 
@@ -52,6 +54,38 @@ def test_a_take_tells_a_live_owner_from_a_dead_one(tmp_path):
     assert Lease(drive, tmp_path / "lease.json", "next", ttl=60, clock=lambda: now[0]).take() is None  # its own
     (tmp_path / "lease.json").write_text('{"session": "cut", "tak')
     assert Lease(drive, tmp_path / "lease.json", "other", ttl=60, clock=lambda: now[0]).take() is None
+
+
+class Recorded(FaultPlan):
+    """A fault plan that also keeps the order of the Drive's attempts, each as ``kind name``."""
+
+    def __init__(self, order, faults=()):
+        super().__init__(faults)
+        self.order = order
+
+    def check(self, kind, what=""):
+        self.order.append(f"{kind} {what}")
+        return super().check(kind, what)
+
+
+def test_the_lease_is_checked_after_the_manifest_is_read_and_right_before_each_write_attempt(tmp_path):
+    order = []
+    guard = lambda: order.append("lease check")  # noqa: E731
+    drive = Drive(tmp_path, sleep=lambda _s: None, faults=Recorded(order, [Fault(1, errno.EIO, "write", name="manifest")]))
+    store = Store(tmp_path / "store", drive, "job", log=lambda _line: None, guard=guard)
+    order.clear()
+    store.record_error("Node_1", "s1")
+    assert order == ["read manifest.json", "read manifest.bak.json",  # the merge read finds none (new store)
+                     "lease check", "write manifest.json",  # this attempt fails (EIO): it is retried
+                     "lease check", "write manifest.json", "lease check", "write manifest.bak.json"]
+
+    def taken_over():
+        raise Superseded("newer")
+
+    store.guard = taken_over
+    with pytest.raises(Superseded):
+        store.record_error("Node_2", "s1")
+    assert json.loads((tmp_path / "store" / "manifest.json").read_text())["errors"] == {"Node_1": ["s1"]}
 
 
 @pytest.fixture(scope="module")
