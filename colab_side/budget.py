@@ -7,17 +7,19 @@ job goes on from local disk, and only a kill makes a dropped chunk cost its reco
 
 ``decide`` tries a few ways of filling the budget (``alternatives``) and asks of each what a kill
 right now would make the next session compute again (``at_risk``). It keeps the one with the
-fewest seconds at risk among those where a kill redoes at most ``TOLERATED_NODES`` finished nodes
-besides the live one (the target: one), and the fewest seconds when none does. The ways:
+fewest seconds at risk, then the fewest nodes to redo. Seconds come first because a redo has to fit
+in one session together with the chunk the kill interrupted, or the job never gets past it (``plan``
+warns of that). The ways:
 
 - by value per byte alone (a node's archives share one value: its seconds over its bytes, so the
   drops gather in the few nodes cheapest to redo);
 - the live node's inputs first, when they all fit: once a node's consumers are all stored its own
   archives are worth nothing (the next session never reads them; pruning removes them), so keeping
   DepthMapFilter whole can free DepthMap's bytes for everything else;
-- for each node, every other node first, when they all fit: the drops fall in that node alone. In
+- for each node, every other node first, when they all fit: the drops fall in that node alone. (In
   2019.2, where Meshing reads DepthMap and DepthMapFilter and Texturing reads PrepareDenseScene,
-  only dropping DepthMap keeps a kill during Meshing to one node, at many more seconds at risk.
+  only dropping DepthMap would keep a kill during Meshing to one node, at about seven times the
+  seconds of dropping part of DepthMapFilter and PrepareDenseScene: the seconds win.)
 
 Archives of nodes whose inputs were pruned always go first when they fit: computing them again
 would first need the pruned nodes back, a chain of recomputes.
@@ -142,9 +144,6 @@ def at_risk(candidates: Iterable[Archive], keep, shape: Shape, pruned: set[str])
     return Risk(len(lost), sum(a.seconds for a in lost), frozenset(a.node for a in lost))
 
 
-TOLERATED_NODES = 1  # the target: a kill may redo this many finished nodes besides the live one
-
-
 def alternatives(nodes: set[str], stranded: set[str], inputs: set[str]) -> list[list[set[str]]]:
     """The ways ``decide`` tries, as ``choose``'s protected groups (see the module's docstring)."""
     ways = [[stranded]] + ([[stranded, inputs]] if inputs else [])
@@ -153,10 +152,8 @@ def alternatives(nodes: set[str], stranded: set[str], inputs: set[str]) -> list[
 
 def decide(candidates: Iterable[Archive], budget: int, shape: Shape, live: str | None,
            pruned: set[str]) -> tuple[Choice, Risk]:
-    """The archives to keep within ``budget`` while ``live`` computes (None: between nodes), and their risk.
-
-    Of the ``alternatives``, the fewest seconds at risk among those within ``TOLERATED_NODES`` extra
-    nodes; when none is, the fewest seconds (then the fewest nodes)."""
+    """The archives to keep within ``budget`` while ``live`` computes (None: between nodes), and their risk:
+    of the ``alternatives``, the fewest seconds at risk, then the fewest extra nodes."""
     candidates = [a for a in candidates if a.node not in pruned]
     stranded = {n for n in shape.order if n not in pruned and shape.producers[n] & pruned}
     inputs = set(shape.producers.get(live, ())) - pruned if live else set()
@@ -168,7 +165,7 @@ def decide(candidates: Iterable[Archive], budget: int, shape: Shape, live: str |
             continue
         tried.add(choice.keep)
         risk = at_risk(candidates, choice.keep, shape, pruned)
-        rank = (len(risk.nodes - {live}) > TOLERATED_NODES, risk.seconds, len(risk.nodes - {live}))
+        rank = (risk.seconds, len(risk.nodes - {live}))
         if best is None or rank < best[0]:
             best = rank, choice, risk
     return best[1], best[2]

@@ -34,6 +34,12 @@ class StoreForecast:
     peak_bytes: int
     kills: tuple[KillCost, ...]
 
+    def unrecoverable(self, session_seconds: float) -> KillCost | None:
+        """The worst kill whose redo and interrupted chunk together outlast a session, if any: a kill
+        there in every session would stop the job at that chunk."""
+        over = [k for k in self.kills if k.extra_seconds + k.seconds > session_seconds]
+        return max(over, key=lambda k: k.extra_seconds + k.seconds, default=None)
+
     @property
     def worst(self) -> KillCost | None:
         return max(self.kills, key=lambda k: (k.extra_nodes, k.extra_seconds), default=None)
@@ -183,6 +189,12 @@ def render(f: Forecast) -> str:
                          f"{f.budgeted.share_within(1):.0%} of kills redo at most one node")
         else:
             lines.append("    the budget drops nothing: a kill redoes only the chunk that was running")
+        stuck = f.budgeted.unrecoverable(float(f.colab["session_seconds"]))
+        if stuck:
+            lines.append(f"    WARNING: after a kill during {stuck.node} the next session redoes "
+                         f"{stuck.extra_seconds / 3600:.1f} h before that {stuck.seconds / 3600:.1f} h chunk can run "
+                         f"again, more than a {f.colab['session_seconds'] / 3600:g} h session: give a larger "
+                         "--drive-budget (or a paid plan's longer sessions) so the job can get past it")
     return "\n".join(lines)
 
 

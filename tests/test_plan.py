@@ -72,18 +72,29 @@ def test_a_big_job_is_told_it_does_not_fit_a_free_runtime_or_drive(tmp_path):
     (["--images", "{photos}", "--model", "{bad_model}"], "is not valid JSON"),
     (["--images", "{photos}", "--model", "{wrong_keys}"], "must be a JSON object with keys among"),
     (["--images", "{photos}", "--model", "{bad_figure}"], "must be numbers"),
+    (["--images", "{photos}", "--model", "{bad_limit}"], "colab.session_seconds must be a positive number"),
 ])
 def test_bad_input_gets_one_line_and_no_traceback(tmp_path, args, says):
     paths = {"missing": tmp_path / "nowhere", "empty": tmp_path / "empty", "photos": images(tmp_path / "photos", 3),
              "bad_model": tmp_path / "bad.json", "wrong_keys": tmp_path / "keys.json",
-             "bad_figure": tmp_path / "figure.json"}
+             "bad_figure": tmp_path / "figure.json", "bad_limit": tmp_path / "limit.json"}
     paths["empty"].mkdir()
     paths["bad_model"].write_text("{not json")
     paths["wrong_keys"].write_text('{"sizes": {}}')
     paths["bad_figure"].write_text('{"bytes": {"DepthMap": {"per_image": "big"}}}')
+    paths["bad_limit"].write_text('{"colab": {"session_seconds": "12 h"}}')
     proc = colab_plan(*[arg.format(**paths) for arg in args])
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_budget_whose_kill_cannot_be_recovered_within_one_session_is_warned_of():
+    forecast = plan.forecast(estimates.load(), "2019.2", 2700, 57 * GB)  # half of keeping every archive
+    stuck = forecast.budgeted.unrecoverable(12 * 3600)
+    assert stuck.node == "Meshing_1" and stuck.extra_seconds + stuck.seconds > 12 * 3600
+    assert forecast.budgeted.unrecoverable(24 * 3600) is None  # a paid plan's session is long enough
+    assert "WARNING: after a kill during Meshing_1" in plan.render(forecast)
+    assert "WARNING" not in plan.render(plan.forecast(estimates.load(), "2019.2", 150, 11 * GB))
 
 
 def test_a_users_model_file_corrects_the_estimates(tmp_path):

@@ -26,6 +26,8 @@ SOURCES = {
     "colab.local_free_bytes": "googlecolab/colabtools #919, #1377: a ~69 GB root disk with ~32 GB used "
                               "(#5448 saw 108 GB); measure yours with shutil.disk_usage('/content')",
     "colab.drive_bytes": "Google Drive's free plan: 15 GB",
+    "colab.session_seconds": "Colab's FAQ: free runtimes end after at most 12 hours (24 h on paid plans), "
+                             "not guaranteed",
     "install_bytes": "alicevision/meshroom releases: about 1.3 GB packed for 2019.2; unpacked size a guess (x2.5)",
     "pipelines": "Meshroom's photogrammetry graph (alicevision/meshroom, tags v2019.2.0 to v2025.1.0: multiview.py, "
                  "pipelines/photogrammetry.mg, nodes/aliceVision/*.py): nodes, links, blockSize; 2021.1+ Meshing "
@@ -82,7 +84,7 @@ DEFAULTS = {
         "Texturing": {"per_image": 3.0, "fixed": 300},
         "Publish": {"fixed": 10},
     },
-    "colab": {"local_free_bytes": 37 * GB, "drive_bytes": 15 * GB},
+    "colab": {"local_free_bytes": 37 * GB, "drive_bytes": 15 * GB, "session_seconds": 12 * 3600},
     "install_bytes": int(1.3 * 2.5 * GB),
     "pipelines": {"2019.2": _PIPELINE_2019, "2021.1": _PIPELINE_2021, "2023.3": _PIPELINE_2023,
                   "2025.1": _PIPELINE_2023},
@@ -111,6 +113,9 @@ def load(path=None) -> dict:
             model[key].update(value)
         else:
             model[key] = value
+    for name, value in model["colab"].items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ModelError(f"model file {path}: colab.{name} must be a positive number, not {value!r}")
     return model
 
 
