@@ -503,6 +503,11 @@ class Drive:
         self._attempt(folder.name, lambda: _rmdir(folder))
         return freed
 
+    def call(self, what: str, action, kind: str = "read"):
+        """Any other access to files on Drive (a listing, a stat): ``action()`` with the time limit and
+        the retries of every call; what it raises other than an OSError passes through."""
+        return self._attempt(what, action, kind)
+
     def find(self, folder, pattern: str) -> list[Path]:
         """The files below ``folder`` that match ``pattern`` (as ``Path.rglob``), sorted."""
         folder = Path(folder)

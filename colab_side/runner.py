@@ -139,11 +139,11 @@ class Session:
             self.journal.log(f"session ends: {exc}; the next session resumes from the store")
         except DriveError as exc:
             code, end = self._end(self._drive_stop(exc))
-        except OSError as exc:  # outside Drive's wrapper: the local disk, or a listing of the images on Drive
+        except OSError as exc:  # outside Drive's wrapper: the local disk, or the Meshroom install cache on Drive
             if exc.errno in FULL:
                 code, end = self._end(Stop.of(policy.disk_full(str(exc))))
             elif exc.errno in RETRYABLE:
-                code, end = self._end(self._drive_stop(DriveError(f"reading the images failed: {exc}")))
+                code, end = self._end(self._drive_stop(DriveError(f"Drive failed: {exc}")))
             else:
                 raise
         finally:
@@ -180,7 +180,7 @@ class Session:
             self.version = versions.get(self.s.meshroom)
         except ValueError as exc:
             raise Stop(hb.FAILED, hb.BAD_INPUT, str(exc), "pass meshroom= one of the known versions") from None
-        self.images = sorted(find_images(Path(self.s.images)))
+        self.images = sorted(self.drive.call("the image folder", lambda: find_images(Path(self.s.images))))
         self._check_identity()
         self.store = Store(self.layout.store, self.drive, self.s.job, log=self.journal.log, guard=self.lease.check)
         if self._published_result_intact():
@@ -230,8 +230,8 @@ class Session:
             raise Stop(hb.FAILED, hb.BAD_INPUT, f"{path} is not readable JSON",
                        f"use a new job name, or pass --replan to start job {self.s.job} over with these images") from None
         images = []
-        for image in self.images:
-            stat = image.stat()
+        stats = self.drive.call("the images", lambda: [image.stat() for image in self.images])
+        for image, stat in zip(self.images, stats):
             digest = identity.known_digest(known, image.name, stat.st_size, stat.st_mtime_ns) or self.drive.sha256(image)
             images.append({"name": image.name, "size": stat.st_size, "sha256": digest, "mtime_ns": stat.st_mtime_ns})
         current = identity.identity(self.s.job, self.s.meshroom, str(Path(self.s.images)), images)
@@ -558,7 +558,7 @@ class Session:
                 raise DriveError(f"result file {rel} does not match after copying")
         self.store.mark_published(published)
         self.journal.event("published", files=len(published),
-                           bytes=sum((self.layout.result / rel).stat().st_size for rel in published))
+                           bytes=sum(files[rel].stat().st_size for rel in published))  # the local copies: same bytes
         if not self.s.keep_store:
             self.store.remove_all()
             self.journal.event("store_removed")
