@@ -15,6 +15,13 @@ from keepalive.hands.browser import BrowserConfig, BrowserError, open_browser, q
 from keepalive_sim.colab_sim import ColabSimulator  # noqa: E402
 
 
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``--dist loadgroup``), the tests on the shared X display run in one worker."""
+    for item in items:
+        if "xvfb_display" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("xvfb"))
+
+
 def chromium_available() -> bool:
     return bool(shutil.which("chromium") or shutil.which("google-chrome")) and bool(shutil.which("chromedriver"))
 
