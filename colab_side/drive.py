@@ -54,14 +54,6 @@ class DriveError(OSError):
         self.timeout = timeout
 
 
-def sha256_file(path, block: int = BLOCK) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for data in iter(lambda: handle.read(block), b""):
-            digest.update(data)
-    return digest.hexdigest()
-
-
 def mount_colab(force: bool = False) -> Path:
     """Mount Drive in Colab (asks for consent in the page) and return ``MyDrive``."""
     from google.colab import drive  # only exists inside Colab

@@ -284,7 +284,7 @@ class Session:
         try:
             archive = install.ensure_archive(self.layout.install_dir, self.version, self.s.meshroom_url,
                                              self.drive, log=self.journal.log)
-            exe_dir = install.extract(archive, self.local, self.version)
+            exe_dir = install.extract(archive, self.local, self.version, self.drive)
         except install.InstallError as exc:
             raise Stop(hb.BLOCKED, hb.BAD_INPUT, str(exc), "check meshroom_url and the network, then Run all") from None
         self.journal.event("install", version=self.version.version, seconds=round(time.monotonic() - started, 2))

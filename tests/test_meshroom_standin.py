@@ -13,6 +13,7 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
+from colab_side.drive import Drive
 from colab_side.meshroom import install, versions
 from keepalive_sim.meshroom_release import build_release
 from keepalive_sim.sample_job import make_images
@@ -113,7 +114,8 @@ def test_extract_takes_the_top_level_executables_not_a_deeper_script(tmp_path):
             info = tarfile.TarInfo(name)
             info.size = 2
             tar.addfile(info, io.BytesIO(b"#\n"))
-    assert install.extract(archive, tmp_path / "local", version) == tmp_path / "local" / "meshroom" / "Meshroom-2023.3.0"
+    extracted = install.extract(archive, tmp_path / "local", version, Drive(tmp_path))
+    assert extracted == tmp_path / "local" / "meshroom" / "Meshroom-2023.3.0"
 
 
 folders = st.lists(st.lists(st.sampled_from(["a", "b", "bin", "lib"]), max_size=3).map("/".join), min_size=1, max_size=5)

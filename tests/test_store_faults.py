@@ -149,7 +149,8 @@ def test_drive_full_mid_archive_then_local_disk_full_block_and_the_store_stays_s
 
 def test_a_remount_that_never_returns_has_a_time_limit(job, reference):
     never = threading.Event()
-    drive = faulty_drive(job, FaultPlan([Fault(40, errno.ENOTCONN)]), remount=never.wait, remount_limit=0.2)
+    drive = faulty_drive(job, FaultPlan([Fault(3, errno.ENOTCONN, "write", name="manifest")]), remount=never.wait,
+                         remount_limit=0.2)  # mid-job
     code, out = run_session(job, drive=drive)
     beat = final_beat(job)
     never.set()
@@ -195,6 +196,19 @@ def test_a_hung_archive_write_then_a_hung_manifest_read_end_restartable_and_lose
             plan.released.set()
     assert job.result_files() == reference and never_failed(job)
     assert not set(durable) & set(chunks_done(job)[before:]), "a durable chunk was computed again"
+
+
+def test_a_hung_read_of_meshroom_from_drive_ends_restartable_and_the_next_session_installs_it(job, reference):
+    plan = FaultPlan([Fault(2, HANG, "read", name="Meshroom-")])  # 1: its missing .sha256; 2: the extraction
+    try:
+        code, out = run_session(job, drive=faulty_drive(job, plan, call_limit=1.0))
+        beat = final_beat(job)
+        assert code == 75 and beat.phase == hb.RESTARTABLE and beat.cause == hb.DRIVE_TIMEOUT, out[-2000:]
+        assert "Meshroom-" in beat.reason and "did not come back" in beat.reason
+    finally:
+        plan.released.set()
+    assert run_session(job)[0] == 0
+    assert job.result_files() == reference
 
 
 def test_a_session_whose_drive_call_hangs_for_ever_still_exits(job, reference):

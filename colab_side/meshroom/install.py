@@ -8,7 +8,6 @@ Each session extracts the verified archive to the runtime's local disk.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tarfile
 import tempfile
@@ -16,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from colab_side.drive import Drive, sha256_file
+from colab_side.drive import Drive
 from colab_side.meshroom.versions import MeshroomVersion
 
 
@@ -35,25 +34,22 @@ def _download(url: str, dest: Path) -> None:
         raise InstallError(f"cannot download Meshroom from {url}: {exc}") from None
 
 
-def _verified(archive: Path) -> bool:
-    record = archive.with_name(archive.name + ".sha256")
-    try:
-        expected = record.read_text().split()[0]
-    except (OSError, IndexError):
-        return False
-    return archive.is_file() and sha256_file(archive) == expected
+def _verified(archive: Path, drive: Drive) -> bool:
+    record = drive.read_bytes(archive.with_name(archive.name + ".sha256"))
+    expected = record.decode("ascii", "replace").split()[:1] if record else []
+    return bool(expected) and drive.sha256(archive) == expected[0]
 
 
 def ensure_archive(install_dir, version: MeshroomVersion, url: str | None, drive: Drive, log=print) -> Path:
     """The verified release archive in the Drive's install cache, downloading it if needed."""
     install_dir = Path(install_dir)
     archive = install_dir / version.archive
-    if _verified(archive):
+    if _verified(archive, drive):
         return archive
-    if archive.exists():
+    if drive.call(archive.name, archive.exists):
         aside = archive.with_name(f"{archive.name}.corrupt-{time.strftime('%Y%m%d%H%M%S')}")
         log(f"{archive.name} on Drive does not match its recorded SHA-256; moved aside as {aside.name}")
-        os.replace(archive, aside)
+        drive.rename(archive, aside)
     source = url or version.url
     log(f"downloading Meshroom {version.version} from {source} (once per Drive)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,18 +78,32 @@ def executables_dir(files: list[str], version: MeshroomVersion) -> str | None:
     return min(candidates, key=lambda f: (f.count("/") + bool(f), f)) if candidates else None
 
 
-def extract(archive, local_dir, version: MeshroomVersion) -> Path:
-    """Extract to local disk and return the folder that holds the release's top-level executables."""
+def extract(archive, local_dir, version: MeshroomVersion, drive: Drive) -> Path:
+    """Extract from Drive to local disk (streamed, under Drive's time limit; started again from
+    scratch after a transient error) and return the folder that holds the release's top-level executables."""
     target = Path(local_dir) / "meshroom"
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    with tarfile.open(archive) as tar:
-        files = [member.name.strip("/").removeprefix("./") for member in tar.getmembers() if not member.isdir()]
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(target, filter="tar")
-        else:
-            tar.extractall(target)
+
+    def unpack(handle) -> list[str]:
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        files = []
+        with tarfile.open(fileobj=handle, mode="r|*") as tar:
+            for member in tar:
+                if not member.isdir():
+                    files.append(member.name.strip("/").removeprefix("./"))
+                if hasattr(tarfile, "data_filter"):
+                    tar.extract(member, target, filter="tar")
+                else:
+                    tar.extract(member, target)
+        return files
+
+    try:
+        files = drive.read_stream(archive, unpack)
+    except (tarfile.TarError, EOFError) as exc:
+        raise InstallError(f"{Path(archive).name} on Drive is not a readable tar ({exc})") from None
+    if files is None:
+        raise InstallError(f"{Path(archive).name} vanished from Drive while it was being installed")
     folder = executables_dir(files, version)
     if folder is None:
         raise InstallError(f"{Path(archive).name} holds no {version.batch_exe} next to {version.compute_exe}")
