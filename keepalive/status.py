@@ -70,6 +70,7 @@ def describe(beat: hb.Heartbeat | None, verdict: str, age: float | None, sync_la
         "reason": text(beat.reason) if final and beat.reason else None,
         "what_to_do": text(beat.action) if final and beat.action else None,
         "warnings": [text(w) for w in beat.warnings] if beat else [],
+        "history": [text(h) for h in beat.history] if beat else [],  # e.g. which session this one superseded
         "restarts": int(number(state.get("restarts")) or 0),
         "chunks_durable_on_pc": None if number(state.get("chunks_durable_on_pc")) is None
         else count(state.get("chunks_durable_on_pc")),

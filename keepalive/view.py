@@ -70,9 +70,10 @@ def render(info: dict, grace: float = 300.0) -> Panel:
                           style="bold red"))
     elif info.get("note"):
         parts.append(Text(f"{text(info.get('cause'))}: {text(info['note'])}", style="yellow"))
-    warnings = info.get("warnings")
-    for warning in warnings if isinstance(warnings, list) else []:
-        parts.append(Text(f"warning: {text(warning)}", style="yellow"))
+    for key, label, style in (("warnings", "warning", "yellow"), ("history", "history", "dim")):
+        entries = info.get(key)
+        for entry in entries if isinstance(entries, list) else []:
+            parts.append(Text(f"{label}: {text(entry)}", style=style))
     return Panel(Group(*parts), title=Text(f"colab-keepalive — {text(info.get('job'))}"), border_style="blue")
 
 

@@ -131,7 +131,7 @@ def test_every_readable_heartbeat_is_typed_and_every_view_shows_it(data, verdict
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.text(max_size=12) | st.sampled_from(
     ["job", "phase", "progress", "chunks_done", "chunks_total", "eta_seconds", "heartbeat", "heartbeat_age_seconds",
-     "sync_lag_seconds", "restarts", "warnings", "reason", "cause", "chunk", "drive_free_bytes", "last_log_line",
+     "sync_lag_seconds", "restarts", "warnings", "history", "reason", "cause", "chunk", "drive_free_bytes", "last_log_line",
      "session_uptime_seconds", "last_action", "what_to_do"]), json_values, max_size=12))
 def test_the_views_show_any_dict_of_json_values(info):
     shown(info)

@@ -53,6 +53,13 @@ def test_heartbeat_age_turns_yellow_then_red():
     assert heartbeat_line_colour(info_for(verdict="corrupt", age=None)) == "red"
 
 
+def test_the_sessions_history_is_shown_and_in_status():
+    entry = "2026-01-01T09:00:05+00:00 session a1 superseded by session s1"
+    info = info_for(history=[entry])
+    assert info["history"] == [entry]
+    assert f"history: {entry}" in shown(render(info, GRACE))
+
+
 def test_a_final_word_is_shown_with_what_to_do():
     info = info_for(phase="blocked", cause="NO_GPU", reason="the runtime has no GPU",
                     action="Runtime > Change runtime type > GPU")
