@@ -300,8 +300,9 @@ def verify(source, work, kills: int = 5, images: int = 12, seconds: float = 0.3,
                 killed += 1
             elif kill_when is not None:
                 hit[-1] += " (not reached: the session ended first)"
-            if code is not None and not pending and (code == 0 or len(codes) > kills + len(targets) + 5):
-                break
+            if code is not None and (code == 0 or len(codes) > kills + len(targets) + 5):
+                hit += [f"{target} (not reached: the job ended first)" for target in pending]
+                break  # a finished job never reaches a pending target: each later session would just exit 0
     report["killed"] = {"kills": killed, "sessions": len(codes), "exits": codes, "targets": hit}
     for job in ("reference", "killed"):
         job_dir = drive / "keepalive" / job
