@@ -14,13 +14,15 @@ from keepalive.states import Action, PageState
 from keepalive_sim.colab_sim import ACCOUNT_EMAIL, VARIANTS, ColabSimulator
 
 
-def settle(model, driver, main, want: PageState, timeout=30.0) -> PageState:
+def settle(model, driver, main, want: PageState, timeout=90.0) -> PageState:
+    """The page's state once it is ``want``, or what it still is at the deadline (said with what was seen)."""
     deadline = time.monotonic() + timeout
-    state = model.observe(driver, main).state
-    while state is not want and time.monotonic() < deadline:
-        time.sleep(0.2)
-        state = model.observe(driver, main).state
-    return state
+    seen = model.observe(driver, main)
+    while seen.state is not want and time.monotonic() < deadline:
+        time.sleep(0.2)  # a poll interval, not a synchronisation: the loop waits for the state itself
+        seen = model.observe(driver, main)
+    assert seen.state is want, f"still {seen.state} after {timeout:g} s: {seen.found} {seen.detail}"
+    return seen.state
 
 
 @pytest.fixture(params=list(VARIANTS))

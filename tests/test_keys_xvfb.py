@@ -25,7 +25,10 @@ def own_browser(tmp_path) -> dict:
                "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'own-browser'}",
                "--window-position=0,0", "--window-size=1200,780", "--new-window", "{url}"]
     # At least 4 s after opening (a window whose title shows is not yet taking keys), then until the title shows.
-    return {"browser_command": browser, "load_seconds": 4.0, "load_max_seconds": 120.0, "idle_seconds": 0.3}
+    # Keys mode types blind: the waits between the dialogs' keys are doubled for a loaded test machine.
+    return {"browser_command": browser, "load_seconds": 4.0, "load_max_seconds": 120.0, "idle_seconds": 0.3,
+            "after_run_all": ["wait:4", "@authorship", "wait:4", "@drive_consent", "@drive_popup"],
+            "drive_popup": ["wait:6", "enter", "wait:6", "space", "tab", "tab", "tab", "tab", "enter"]}
 
 
 def test_keys_mode_runs_all_answers_the_dialogs_and_recovers_a_disconnect(xvfb_display, tmp_path):
@@ -82,7 +85,7 @@ def test_run_all_takes_the_focus_back_and_leaves_one_notebook_window(xvfb_displa
         terminal = _other_window("me@pc: ~/src/colab-keepalive")
         assert not hands.is_browser_title(keys.focused_window_title())
         assert hands.act(Action.RUN_ALL)
-        assert wait_for(lambda: sleeper_sim.state()["running"], timeout=240)
+        assert wait_for(lambda: sleeper_sim.state()["running"], timeout=240), sleeper_sim.state()
         state = sleeper_sim.state()
         assert state["run_all_count"] == 1 and state["authorship_accepted"] and state["consent_granted"]
         assert state["running"] and not state["popup_open"]

@@ -27,14 +27,17 @@ pytestmark = pytest.mark.skipif(not SOURCE or not (Path(SOURCE) / "meshroom" / "
 
 
 def test_killed_runs_publish_exactly_what_meshrooms_publish_node_writes(tmp_path):
-    report = real_meshroom.verify(SOURCE, tmp_path, kills=3, images=6, seconds=0.2, seed=7, max_delay=8.0)
+    # two kills at random moments (a fast machine may finish a session before its moment comes), then one
+    # as Texturing starts, whatever the machine's speed
+    report = real_meshroom.verify(SOURCE, tmp_path, kills=2, images=6, seconds=0.2, seed=7, max_delay=8.0,
+                                  targets=["node_start:Texturing_1"])
     reference, killed = report["reference"], report["killed"]
     assert reference["exit"] == 0 and reference["heartbeat"]["phase"] == "done", reference["heartbeat"]
     published = reference["meshroom_published"]
     assert any(name.startswith("texturedMesh.") for name in published)
     assert any(name.startswith("texture_") for name in published)
     assert reference["result"] == published  # result/ holds what Meshroom's Publish copied, byte for byte
-    assert report["killed"]["kills"] == 3 and killed["heartbeat"]["phase"] == "done"
+    assert report["killed"]["kills"] >= 2 and killed["heartbeat"]["phase"] == "done"
     assert killed["result"] == published
     assert killed["chunks_redone"] == [], "a chunk made durable before a kill was computed again"
 
