@@ -253,8 +253,8 @@ class Session:
         self.lease.check()
         aside = self.layout.replaced()
         for path in (self.layout.identity, self.layout.project, self.layout.store, self.layout.result):
-            if path.exists():
-                aside.mkdir(parents=True, exist_ok=True)
+            if self.drive.call(path.name, path.exists):
+                self.drive.call(aside.name, lambda: aside.mkdir(parents=True, exist_ok=True), kind="write")
                 self.drive.rename(path, aside / path.name)
         self.journal.event("replan", kept_in=aside.name)
         self.journal.log(f"--replan: the old job's records are kept in {aside}; delete that folder to free its space")
