@@ -41,6 +41,7 @@ RETRYABLE = (errno.ENOTCONN, errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.ENO
 FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", 122))
 REMOUNT_LIMIT_SECONDS = 150.0  # drive.mount itself gives up after about 2 min on current builds (colabtools #5028)
 CALL_LIMIT_SECONDS = 120.0  # a Drive call that moves nothing for this long is hung (setting drive_call_limit_seconds)
+AFTER_HANG_LIMIT_SECONDS = 10.0  # once a call hung, the mount is known to hang: the session's closing writes wait this
 BLOCK = 1 << 20
 
 
@@ -247,11 +248,13 @@ class HashingReader:
 
 class Drive:
     """Resilient reads and writes under one Drive root. ``remount`` is called before each retry;
-    ``call_limit`` is how long a call may go without progress, ``remount_limit`` how long a remount may take."""
+    ``call_limit`` is how long a call may go without progress, ``remount_limit`` how long a remount may take;
+    after a call or a remount hung, every later call gets at most ``after_hang_limit`` (the session is ending:
+    its closing writes should not each wait out the full limit on a mount that hangs)."""
 
     def __init__(self, root, remount=None, retries: int = 5, backoff: float = 1.0, log=print, sleep=time.sleep,
                  faults: FaultPlan | None = None, remount_limit: float = REMOUNT_LIMIT_SECONDS,
-                 call_limit: float = CALL_LIMIT_SECONDS):
+                 call_limit: float = CALL_LIMIT_SECONDS, after_hang_limit: float = AFTER_HANG_LIMIT_SECONDS):
         self.root = Path(root)
         self.remount = remount
         self.retries = retries
@@ -260,6 +263,8 @@ class Drive:
         self.sleep = sleep
         self.remount_limit = remount_limit
         self.call_limit = call_limit
+        self.after_hang_limit = after_hang_limit
+        self.hung = False  # a call or a remount passed its limit
         self.faults = faults if faults is not None else FaultPlan.parse(os.environ.get("COLAB_SIDE_FAULTS", ""))
         self._remount_lock = threading.Lock()
         self._remounts = 0
@@ -283,8 +288,9 @@ class Drive:
             try:
                 if guard is not None:
                     guard()
-                return run_with_limit(call, self.call_limit, f"Drive {verb} of {what}", progress)
-            except DriveError:
+                return run_with_limit(call, self._limit, f"Drive {verb} of {what}", progress)
+            except DriveError as exc:
+                self.hung = self.hung or exc.timeout
                 raise
             except OSError as exc:
                 if _is_quota(exc):
@@ -298,6 +304,10 @@ class Drive:
                 self._remount()
                 self.sleep(delay)
 
+    @property
+    def _limit(self) -> float:
+        return min(self.call_limit, self.after_hang_limit) if self.hung else self.call_limit
+
     def _remount(self) -> None:
         """Call ``remount`` in a thread with a time limit; DriveError(timeout) if it does not return.
 
@@ -308,6 +318,7 @@ class Drive:
             return
         seen = self._remounts
         if not self._remount_lock.acquire(timeout=self.remount_limit):
+            self.hung = True
             raise DriveError(f"Drive remount did not come back within {self.remount_limit:g} s", timeout=True)
         try:
             if self._remounts == seen:
@@ -320,6 +331,7 @@ class Drive:
         try:
             run_with_limit(self.remount, self.remount_limit, "Drive remount (it may be waiting for consent in the page)")
         except DriveError:
+            self.hung = True
             raise
         except Exception as exc:  # a failed remount is retried like the call it serves
             self.log(f"remount failed: {exc}")
@@ -515,7 +527,7 @@ class Drive:
             except OSError:
                 return None
 
-        return run_with_limit(free, self.call_limit, "Drive free space")
+        return run_with_limit(free, self._limit, "Drive free space")
 
 
 def _json(data) -> bytes:

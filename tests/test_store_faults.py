@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from colab_side import heartbeat as hb
-from colab_side.drive import HANG, Drive, Fault, FaultPlan
+from colab_side.drive import HANG, Drive, DriveError, Fault, FaultPlan
 from colab_side.events import read_events
 from colab_side.meshroom import cache as meshroom_cache
 from jobkit import FakeClock, Job, faulty_drive, final_beat, job, reference, run_session  # noqa: F401 (fixtures)
@@ -209,6 +209,20 @@ def test_a_hung_read_of_meshroom_from_drive_ends_restartable_and_the_next_sessio
         plan.released.set()
     assert run_session(job)[0] == 0
     assert job.result_files() == reference
+
+
+def test_after_one_hung_call_the_next_ones_wait_the_short_limit(tmp_path):
+    plan = FaultPlan([Fault(1, HANG, "write", name="a"), Fault(1, HANG, "write", name="b")])
+    drive = Drive(tmp_path, faults=plan, call_limit=2.0, after_hang_limit=0.1)
+    try:
+        with pytest.raises(DriveError, match="within 2 s"):
+            drive.write_bytes(tmp_path / "a", b"x")
+        with pytest.raises(DriveError, match="within 0.1 s"):  # the closing writes on a mount that hangs
+            drive.write_bytes(tmp_path / "b", b"x")
+        drive.write_bytes(tmp_path / "c", b"x")  # a call that does not hang still goes through
+    finally:
+        plan.released.set()
+    assert (tmp_path / "c").read_bytes() == b"x"
 
 
 def test_a_session_whose_drive_call_hangs_for_ever_still_exits(job, reference):
