@@ -288,9 +288,8 @@ class Drive:
             try:
                 if guard is not None:
                     guard()
-                return run_with_limit(call, self._limit, f"Drive {verb} of {what}", progress)
-            except DriveError as exc:
-                self.hung = self.hung or exc.timeout
+                return self._within(call, self._limit, f"Drive {verb} of {what}", progress)
+            except DriveError:
                 raise
             except OSError as exc:
                 if _is_quota(exc):
@@ -307,6 +306,14 @@ class Drive:
     @property
     def _limit(self) -> float:
         return min(self.call_limit, self.after_hang_limit) if self.hung else self.call_limit
+
+    def _within(self, action, limit: float, what: str, progress: Progress | None = None):
+        """``run_with_limit``, remembering a call that passed its limit (later calls then get the short one)."""
+        try:
+            return run_with_limit(action, limit, what, progress)
+        except DriveError as exc:
+            self.hung = self.hung or exc.timeout
+            raise
 
     def _remount(self) -> None:
         """Call ``remount`` in a thread with a time limit; DriveError(timeout) if it does not return.
@@ -329,9 +336,8 @@ class Drive:
 
     def _remount_now(self) -> None:
         try:
-            run_with_limit(self.remount, self.remount_limit, "Drive remount (it may be waiting for consent in the page)")
+            self._within(self.remount, self.remount_limit, "Drive remount (it may be waiting for consent in the page)")
         except DriveError:
-            self.hung = True
             raise
         except Exception as exc:  # a failed remount is retried like the call it serves
             self.log(f"remount failed: {exc}")
@@ -527,7 +533,7 @@ class Drive:
             except OSError:
                 return None
 
-        return run_with_limit(free, self._limit, "Drive free space")
+        return self._within(free, self._limit, "Drive free space")
 
 
 def _json(data) -> bytes:

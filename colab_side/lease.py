@@ -46,9 +46,12 @@ class Taken:
     live: bool
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _valid(doc) -> bool:
-    return (isinstance(doc, dict) and isinstance(doc.get("session"), str)
-            and isinstance(doc.get("taken"), (int, float)) and not isinstance(doc.get("taken"), bool))
+    return isinstance(doc, dict) and isinstance(doc.get("session"), str) and _number(doc.get("taken"))
 
 
 class Lease:
@@ -77,8 +80,7 @@ class Lease:
         if not _valid(before) or before["session"] == self.session:
             return None
         expires = before.get("expires")
-        live = isinstance(expires, (int, float)) and not isinstance(expires, bool) and expires > now
-        return Taken(before["session"], live)
+        return Taken(before["session"], _number(expires) and expires > now)
 
     def check(self, renew: bool = False) -> None:
         """Raise Superseded if a newer session took the lease; put ours back if an older one

@@ -139,7 +139,7 @@ class Session:
             self.journal.log(f"session ends: {exc}; the next session resumes from the store")
         except DriveError as exc:
             code, end = self._end(self._drive_stop(exc))
-        except OSError as exc:  # outside Drive's wrapper: the local disk, or the Meshroom install cache on Drive
+        except OSError as exc:  # outside Drive's wrapper: the local disk, or a meshroom_url that is a path on Drive
             if exc.errno in FULL:
                 code, end = self._end(Stop.of(policy.disk_full(str(exc))))
             elif exc.errno in RETRYABLE:

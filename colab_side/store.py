@@ -12,8 +12,9 @@ commit); a kill mid-rewrite cuts one of them at most, and the reader falls back 
 
 Every change to the manifest is made under the job's lease, to a fresh read of it (never to a
 stale copy in memory): the lease is checked after that read, right before each attempt to write the
-manifest and its twin (see ``lease.py`` for the window that is left). A manifest that exists but cannot be read raises ``DriveError``: it is never
-replaced by an empty one. Entries that do not pass validation are dropped with a log line.
+manifest and its twin (see ``lease.py`` for the window that is left). A manifest that exists but
+cannot be read raises ``DriveError``: it is never replaced by an empty one. Entries that do not
+pass validation are dropped with a log line.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ def _download(url: str, dest: Path) -> None:
 
 def _verified(archive: Path, drive: Drive) -> bool:
     record = drive.read_bytes(archive.with_name(archive.name + ".sha256"))
-    expected = record.decode("ascii", "replace").split()[:1] if record else []
-    return bool(expected) and drive.sha256(archive) == expected[0]
+    words = record.decode("ascii", "replace").split() if record else []
+    return bool(words) and drive.sha256(archive) == words[0]
 
 
 def ensure_archive(install_dir, version: MeshroomVersion, url: str | None, drive: Drive, log=print) -> Path:
