@@ -79,9 +79,9 @@ class Daemon:
             if had_session:  # the very first start of a job that never ran is not a restart
                 self.state["restarts"] += len(self.memory.restarts) - self._restarts_seen
             self._restarts_seen = len(self.memory.restarts)
-        if decision.notify:
-            self.notifier.send(decision.notify, decision.reason)
-        if decision.action is not Action.WAIT or decision.notify:
+        for notice in decision.notices:
+            self.notifier.send(notice, decision.reason)
+        if decision.action is not Action.WAIT or decision.notices:
             self.journal.record("decision", page=observation.state.value, heartbeat=beat.verdict.value,
                                 **decision.to_dict())
         if decision.action not in (Action.WAIT, Action.STOP, Action.NOTIFY_HUMAN):

@@ -106,13 +106,19 @@ class Decision:
     reason: str
     memory: Memory
     cause: Cause | None = None
-    notify: Notice | None = None
+    notices: tuple = ()  # what to tell the human, in the order the rules told it (one round can recover and end)
     hurry: bool = False  # look again after fast_poll_seconds, not the normal poll
+
+    @property
+    def notify(self) -> Notice | None:
+        """The notice of the rule that decided (else the last one told on the way)."""
+        return self.notices[-1] if self.notices else None
 
     def to_dict(self) -> dict:
         return {"action": self.action.value, "reason": self.reason,
                 "cause": self.cause.value if self.cause else None,
-                "notify": self.notify.value if self.notify else None}
+                "notify": self.notify.value if self.notify else None,
+                "notices": [notice.value for notice in self.notices]}
 
 
 @dataclass(frozen=True)
@@ -124,11 +130,14 @@ class Round:
     mem: Memory
     now: float
     cfg: SupervisorConfig
-    notify: Notice | None = None  # told by an earlier rule that passed the round on
+    notices: tuple = ()  # told by earlier rules that passed the round on
 
     def conclude(self, action: Action, reason: str, cause: Cause | None = None, notify: Notice | None = None,
                **memory) -> Decision:
-        return Decision(action, reason, replace(self.mem, **memory), cause, notify or self.notify)
+        return Decision(action, reason, replace(self.mem, **memory), cause, self._told(notify))
+
+    def _told(self, notify: Notice | None) -> tuple:
+        return self.notices + (notify,) if notify else self.notices
 
     def tell_once(self, cause: Cause, notice: Notice) -> tuple[Memory, Notice | None]:
         if cause.value in self.mem.notified:
@@ -139,7 +148,7 @@ class Round:
         return replace(self.mem, notified=self.mem.notified - {c.value for c in causes})
 
     def passing(self, mem: Memory, notify: Notice | None = None) -> "Round":
-        return replace(self, mem=mem, notify=notify or self.notify)
+        return replace(self, mem=mem, notices=self._told(notify))
 
 
 HUMAN_PAGES = {PageState.CAPTCHA: Cause.CAPTCHA, PageState.SIGNED_OUT: Cause.LOGIN_REQUIRED}

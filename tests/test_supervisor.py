@@ -193,6 +193,15 @@ def test_the_notebooks_final_word_wins_and_is_told_once(phase, action, notify, c
     assert not any(d.action in (Action.RECONNECT, Action.RUN_ALL) for d in decisions)
 
 
+def test_a_restarted_job_seen_first_when_already_done_is_told_recovered_and_done():
+    stale = view(STALE)
+    rounds = [(PageState.DISCONNECTED, stale), (PageState.IDLE, stale), (PageState.RUNNING, stale),
+              (PageState.IDLE, view(FRESH, session="s2", phase=hb.DONE))]  # it finished between two looks
+    last = run(rounds, step=2.0)[-1]
+    assert last.notices == (Notice.RECOVERED, Notice.DONE) and last.notify is Notice.DONE
+    assert last.action is Action.STOP and last.to_dict()["notices"] == ["recovered", "done"]
+
+
 @pytest.mark.parametrize("heartbeat_cause,cause", [(hb.NO_GPU, Cause.GPU_UNAVAILABLE),
                                                    (hb.DRIVE_FULL, Cause.DRIVE_FULL)])
 def test_a_blocked_job_is_named_by_the_cause_table(heartbeat_cause, cause):
