@@ -38,7 +38,8 @@ class SeleniumHands:
     def release_runtime(self) -> bool:
         """Runtime menu > Disconnect and delete runtime, confirmed ([release_runtime] in colab_page.toml).
 
-        Done when the connect button says the notebook has no runtime, within ``confirm_seconds``.
+        Done when the connect button says the notebook has no runtime, within ``confirm_seconds`` (the
+        menu's item, which the menu draws a moment after its button is clicked, is waited for as long).
         """
         from selenium.webdriver.common.by import By
 
@@ -48,9 +49,11 @@ class SeleniumHands:
             menu = driver.find_elements(By.CSS_SELECTOR, spec["menu_button"]) if driver else []
             if not menu or not self.model.click(driver, menu[0]):
                 return False
-            if not self.model.click_text(driver, spec["menu_item_texts"], selector="*"):
-                return False
             deadline = time.monotonic() + float(spec["confirm_seconds"])
+            while not self.model.click_text(driver, spec["menu_item_texts"], selector="*"):
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.2)
             while time.monotonic() < deadline:
                 self.model.click_text(driver, spec["confirm_buttons"], spec["confirm_texts"])
                 if label_says(self.model.read(driver).get("connect"), self.model.page["connect"]) == "disconnected":
