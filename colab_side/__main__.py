@@ -7,7 +7,6 @@ import sys
 
 from colab_side import plan, progress_cli, settings
 from colab_side.drive import DriveError
-from colab_side.meshroom.estimates import ModelError
 from colab_side.meshroom.graph import GraphError
 from colab_side.runner import IMAGE_EXTENSIONS, run
 
@@ -42,7 +41,7 @@ def main(argv=None) -> int:
     if args.command == "plan":
         try:
             return plan.main(args, IMAGE_EXTENSIONS)
-        except (ValueError, ModelError) as exc:
+        except ValueError as exc:  # the model file, the images, the settings: one line each
             print(f"colab_side plan: {exc}", file=sys.stderr)
             return 2
     options = vars(args)

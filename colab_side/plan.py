@@ -9,13 +9,12 @@ the user corrects them with ``--model FILE.json``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from colab_side import budget, settings
-from colab_side.meshroom import estimates, pruning
-from colab_side.meshroom.graph import Graph, GraphError, Node
+from colab_side import budget, pruning, settings
+from colab_side import engine as engines
+from colab_side.engine import Estimate
 
 
 @dataclass(frozen=True)
@@ -50,45 +49,9 @@ class StoreForecast:
         return sum(k.seconds for k in self.kills if k.extra_nodes <= extra_nodes) / total if total else 1.0
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """A pipeline for some number of images, with estimated bytes and seconds per chunk."""
-
-    graph: Graph
-    chunk_bytes: dict  # (node, chunk) -> bytes
-    chunk_seconds: dict  # (node, chunk) -> seconds
-
-    def archive(self, node: str, chunk: int) -> budget.Archive:
-        return budget.Archive(node, chunk, self.chunk_bytes[node, chunk], self.chunk_seconds[node, chunk])
-
-
-def estimate(model: dict, meshroom: str, images: int) -> Estimate:
-    """The pipeline of ``meshroom`` for ``images`` images, as a graph with estimated chunk sizes and times."""
-    try:
-        pipeline = model["pipelines"][meshroom]
-    except KeyError:
-        raise estimates.ModelError(f"no pipeline for Meshroom {meshroom!r}: use one of "
-                                   f"{', '.join(model['pipelines'])}") from None
-    nodes, sizes, times = {}, {}, {}
-    for name, node_type, block, reads in pipeline:
-        node = Node(name=name, node_type=node_type, uid0=name, block_size=block, size=images if block else 0,
-                    split=math.ceil(images / block) if block else 1,
-                    inputs={"reads": [f"{{{producer}.output}}" for producer in reads]},
-                    outputs={} if node_type == "Publish" else {"output": ""})
-        nodes[name] = node
-        views = [min(block, images - c * block) for c in range(node.chunk_count)] if block else [images]
-        total_bytes = estimates.figure(model["bytes"], node_type, images)
-        total_seconds = estimates.figure(model["seconds"], node_type, images)
-        for chunk, count in enumerate(views):
-            share = count / images if images else 1 / len(views)
-            sizes[name, chunk] = int(total_bytes * share)
-            times[name, chunk] = total_seconds * share
-    try:
-        graph = Graph(nodes, {})
-        graph.order()
-    except GraphError as exc:
-        raise estimates.ModelError(f"the model's pipeline for Meshroom {meshroom} is not usable: {exc}") from None
-    return Estimate(graph, sizes, times)
+def estimate(model: dict, release: str, images: int, engine: str = "meshroom") -> Estimate:
+    """The engine's steps for ``images`` images, with estimated chunk sizes and times (its size model)."""
+    return engines.size_model(engine).estimate(model, release, images)
 
 
 def forecast_store(job: Estimate, drive_budget: int | None, prune: bool = True) -> StoreForecast:
@@ -212,7 +175,7 @@ def main(args, extensions) -> int:
     """``args``: images, meshroom, drive_budget_gb (None: a free Drive less the margin), drive_margin_gb, model."""
     checked = settings.make(images=args.images, meshroom=args.meshroom, drive_budget_gb=args.drive_budget_gb,
                             drive_margin_gb=args.drive_margin_gb)
-    model = estimates.load(args.model)
+    model = engines.size_model("meshroom").load(args.model)
     images = count_images(checked.images, extensions)
     drive_budget = checked.drive_budget_bytes
     if drive_budget is None:

@@ -1,9 +1,10 @@
-"""One Colab session of a long Meshroom job: check, install, plan, restore, compute, prune, publish.
+"""One Colab session of a long job: check, install, plan, restore, compute, prune, publish.
 
 Every session starts from what is durable on Drive, never from the runtime's disk (which a
 disconnect wipes): the saved graph ``project.mg``, the store of finished chunks, the error record.
-It computes the graph node by node in graph order, chunk by chunk, so it knows exactly which
-files each chunk added and can make that chunk durable before starting the next one.
+It computes the job's steps (an engine's units of work: ``colab_side.engine``; Meshroom's graph
+nodes) in order, chunk by chunk, so it knows exactly which files each chunk added and can make
+that chunk durable before starting the next one. Nothing here knows the program that computes.
 
 A session ends in one of three ways: ``done`` (the result is on Drive, verified), ``failed`` or
 ``blocked`` (a named cause a restart will not fix: the daemon stops restarting and tells the
@@ -21,34 +22,17 @@ from pathlib import Path
 
 from colab_side import heartbeat as hb
 from colab_side.beat import HeartbeatWriter
-from colab_side import budget, identity, policy
+from colab_side import budget, identity, policy, pruning
+from colab_side import engine as engines
 from colab_side.drive import FULL, RETRYABLE, Drive, DriveError, mount_colab
 from colab_side.events import Journal, parse_events, utc_now
 from colab_side.layout import NotOurs, job_layout, work_dir
 from colab_side.lease import Lease, Superseded
-from colab_side.meshroom import cache as meshroom_cache
-from colab_side.meshroom import chunk_log, commands, estimates, install, pruning, versions
-from colab_side.meshroom.graph import Graph, GraphError, Node, load as load_graph, parse as parse_graph
+from colab_side.engine import DONE, ERROR, Engine, Interrupted, Step, Stop
 from colab_side.settings import Settings, SettingsError, make as make_settings
 from colab_side.store import Store, chunk_key
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".heic", ".dng", ".cr2", ".nef", ".arw")
-
-
-class Stop(Exception):
-    """The session ends in a final phase (done, failed, blocked) with a named cause."""
-
-    def __init__(self, phase: str, cause: str | None = None, reason: str = "", action: str = ""):
-        super().__init__(reason)
-        self.phase, self.cause, self.reason, self.action = phase, cause, reason, action
-
-    @classmethod
-    def of(cls, verdict: policy.Verdict) -> "Stop":
-        return cls(verdict.phase, verdict.cause, verdict.reason, verdict.action)
-
-
-class Interrupted(Exception):
-    """A chunk did not finish for a reason that a new session may not have: end this one."""
 
 
 def detect_gpu() -> str | None:
@@ -81,10 +65,12 @@ SUPERSEDED_EXIT = 3
 
 
 class Session:
-    def __init__(self, settings: Settings, drive: Drive | None = None):
-        """``drive``: tests pass one with injected faults; by default it is built from the settings."""
-        self.s = settings
+    def __init__(self, settings: Settings, drive: Drive | None = None, engine: Engine | None = None):
+        """``drive``: tests pass one with injected faults; by default it is built from the settings.
+        ``engine``: by default Meshroom, made from the settings when the session starts."""
+        self.settings = settings
         self.drive = drive
+        self.engine = engine
         self._proc = None
         self.node_durations: dict[str, list[float]] = {}
 
@@ -92,15 +78,15 @@ class Session:
 
     def run(self) -> int:
         try:
-            self.layout = job_layout(self.s.drive_root or "/content/drive/MyDrive", self.s.job)
+            self.layout = job_layout(self.settings.drive_root or "/content/drive/MyDrive", self.settings.job)
         except ValueError as exc:
             print(f"colab_side: {exc}")
             return 2
         remount = None
-        if self.s.drive_root is None:
+        if self.settings.drive_root is None:
             mount_colab()
             remount = lambda: mount_colab(force=True)  # noqa: E731
-        local = Path(self.s.local_dir or (
+        local = Path(self.settings.local_dir or (
             "/content/keepalive-work" if Path("/content").is_dir() else tempfile.mkdtemp(prefix="keepalive-")))
         try:
             self.local = work_dir(local)
@@ -108,14 +94,14 @@ class Session:
             print(f"colab_side: {exc}")
             return 2
         if self.drive is None:
-            self.drive = Drive(self.layout.drive_root, remount, backoff=self.s.drive_backoff_seconds, log=print,
-                               call_limit=self.s.drive_call_limit_seconds)
-        self.beat = HeartbeatWriter(self.drive, self.layout.heartbeat, self.s.job, self.s.heartbeat_seconds)
+            self.drive = Drive(self.layout.drive_root, remount, backoff=self.settings.drive_backoff_seconds, log=print,
+                               call_limit=self.settings.drive_call_limit_seconds)
+        self.beat = HeartbeatWriter(self.drive, self.layout.heartbeat, self.settings.job, self.settings.heartbeat_seconds)
         session = self.beat.session
         self.journal = Journal(self.drive, self.layout.events, self.layout.logs / f"{session}.log",
                                self.local / "logs" / f"{session}.log", session)
         self.drive.log = self.beat.log = self.journal.log
-        self.lease = Lease(self.drive, self.layout.lease, session, ttl=max(60.0, 4 * self.s.heartbeat_seconds))
+        self.lease = Lease(self.drive, self.layout.lease, session, ttl=max(60.0, 4 * self.settings.heartbeat_seconds))
         self.beat.guard = lambda: self.lease.check(renew=True)
         self.beat.on_superseded = self._superseded
         code, end = 1, "killed"
@@ -126,7 +112,7 @@ class Session:
             if previous and previous.live:  # the loser cannot say it: the heartbeat is this session's now
                 self.beat.update(history=[f"{utc_now()} session {previous.owner} superseded by session {session}"])
             self.beat.start()
-            self.journal.event("session_start", job=self.s.job, meshroom=self.s.meshroom)
+            self.journal.event("session_start", job=self.settings.job, meshroom=self.settings.meshroom)
             self._run()
         except Stop as stop:
             code, end = self._end(stop)
@@ -169,49 +155,50 @@ class Session:
         return Stop.of(policy.drive_error(str(exc), exc.full, exc.timeout))
 
     def _superseded(self, owner: str) -> None:
-        """Called by the heartbeat thread when a newer session took the lease: stop Meshroom at once."""
+        """Called by the heartbeat thread when a newer session took the lease: stop the program at once."""
         self.journal.log(f"superseded by session {owner}: stopping")
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.terminate()
 
     def _run(self) -> None:
-        try:
-            self.version = versions.get(self.s.meshroom)
-        except ValueError as exc:
-            raise Stop(hb.FAILED, hb.BAD_INPUT, str(exc), "pass meshroom= one of the known versions") from None
-        self.images = sorted(self.drive.call("the image folder", lambda: find_images(Path(self.s.images))))
+        if self.engine is None:
+            self.engine = engines.make("meshroom", self.settings)
+        self.images = sorted(self.drive.call("the image folder", lambda: find_images(Path(self.settings.images))))
         self._check_identity()
-        self.store = Store(self.layout.store, self.drive, self.s.job, log=self.journal.log, guard=self.lease.check)
+        self.store = Store(self.layout.store, self.drive, self.settings.job, log=self.journal.log, guard=self.lease.check)
         if self._published_result_intact():
             raise Stop(hb.DONE, reason="the result was already published and verified")
         self._check_errors()
         gpu = detect_gpu()
-        if verdict := policy.no_gpu(gpu, self.s.gpu_required):
+        if verdict := policy.no_gpu(gpu, self.settings.gpu_required):
             raise Stop.of(verdict)
         self.beat.update(phase=hb.INSTALLING, gpu=gpu, local_free_bytes=shutil.disk_usage(self.local).free,
                          drive_free_bytes=self.drive.free_bytes(), durable_chunks=self.store.durable_chunks,
                          pruned_bytes=self.store.pruned_bytes)
-        self.exe_dir = self._install()
+        self.engine.install(self)
         self.beat.update(phase=hb.PLANNING)
-        self.graph = self._plan()
+        self.graph = self.engine.plan(self)
         self.cache = self.local / "cache"
         shutil.rmtree(self.cache, ignore_errors=True)
         self.cache.mkdir(parents=True)
-        if self.s.adopt_cache:
-            self._adopt(Path(self.s.adopt_cache))
+        if self.settings.adopt_cache:
+            self.engine.adopt(self, self.graph, Path(self.settings.adopt_cache))
         restored, dropped, unpruned = self.store.restore(self.graph, self.cache)
-        for node in self.graph.nodes.values():
-            meshroom_cache.reset_interrupted(node, self.cache)
+        for name in self.store.manifest["pruned"]:
+            if name in self.graph.nodes:
+                for chunk in range(self.graph.nodes[name].chunk_count):
+                    self.engine.mark_done(self.graph.nodes[name], chunk, self.cache)
+        self.engine.prepare(self.graph, self.cache)
         self.journal.event("restored", chunks=restored, dropped=dropped, recompute_pruned=unpruned)
         self._check_disk()
         self._load_history()
         self.shape = budget.Shape.of(self.graph)
         self.computed: dict[tuple[str, int], tuple[list[str], int]] = {}  # by this session: files, archive bytes
-        self.drive_budget = self.s.drive_budget_bytes
+        self.drive_budget = self.settings.drive_budget_bytes
         if self.drive_budget is None:
             self.drive_budget = budget.default_budget(self.store.stored_bytes, self.drive.free_bytes(),
-                                                      self.s.drive_margin_bytes)
+                                                      self.settings.drive_margin_bytes)
         self._update_progress(hb.COMPUTING)
         producers = {name: self.graph.dependencies(name) for name in self.graph.nodes}
         done = self.store.durable_nodes(self.graph)  # results lost since (a damaged Texturing archive) are redone
@@ -228,18 +215,18 @@ class Session:
             known = self.drive.read_json(path)
         except (ValueError, UnicodeDecodeError):
             raise Stop(hb.FAILED, hb.BAD_INPUT, f"{path} is not readable JSON",
-                       f"use a new job name, or pass --replan to start job {self.s.job} over with these images") from None
+                       f"use a new job name, or pass --replan to start job {self.settings.job} over with these images") from None
         images = []
         stats = self.drive.call("the images", lambda: [image.stat() for image in self.images])
         for image, stat in zip(self.images, stats):
             digest = identity.known_digest(known, image.name, stat.st_size, stat.st_mtime_ns) or self.drive.sha256(image)
             images.append({"name": image.name, "size": stat.st_size, "sha256": digest, "mtime_ns": stat.st_mtime_ns})
-        current = identity.identity(self.s.job, self.s.meshroom, str(Path(self.s.images)), images)
+        current = identity.identity(self.settings.job, self.settings.meshroom, str(Path(self.settings.images)), images)
         if known is not None:
             differs = identity.difference(known, current)
-            if differs and not self.s.replan:
+            if differs and not self.settings.replan:
                 raise Stop(hb.FAILED, hb.BAD_INPUT, f"job folder {self.layout.job_dir} holds another job: {differs}",
-                           f"use a new job name for these images, or pass --replan to start job {self.s.job} over "
+                           f"use a new job name for these images, or pass --replan to start job {self.settings.job} over "
                            "with them (its old records are kept aside)")
             if differs:
                 self._set_old_job_aside()
@@ -260,7 +247,7 @@ class Session:
         self.journal.log(f"--replan: the old job's records are kept in {aside}; delete that folder to free its space")
 
     def _check_errors(self) -> None:
-        if verdict := policy.repeated_errors(self.store.manifest["errors"], self.s.max_node_errors):
+        if verdict := policy.repeated_errors(self.store.manifest["errors"], self.settings.max_node_errors):
             raise Stop.of(verdict)
 
     def _check_disk(self) -> None:
@@ -277,93 +264,9 @@ class Session:
             return False
         return all(self.drive.sha256(self.layout.result / rel) == digest for rel, digest in published.items())
 
-    # --- install and plan ----------------------------------------------------------------------------
-
-    def _install(self) -> Path:
-        started = time.monotonic()
-        try:
-            archive = install.ensure_archive(self.layout.install_dir, self.version, self.s.meshroom_url,
-                                             self.drive, log=self.journal.log)
-            exe_dir = install.extract(archive, self.local, self.version, self.drive)
-        except install.InstallError as exc:
-            raise Stop(hb.BLOCKED, hb.BAD_INPUT, str(exc), "check meshroom_url and the network, then Run all") from None
-        self.journal.event("install", version=self.version.version, seconds=round(time.monotonic() - started, 2))
-        return exe_dir
-
-    def _plan(self) -> Graph:
-        project = self.layout.project
-        text = self.drive.read_bytes(project)
-        if text is None:
-            local = self.local / "project.mg"
-            self._save_graph(local)
-            try:
-                saved = load_graph(local)
-            except GraphError as exc:
-                raise Stop(hb.FAILED, hb.CODE_ERROR, f"Meshroom saved an unusable graph: {exc}",
-                           "check the Meshroom version and the images") from None
-            self.lease.check()
-            self.drive.copy_file(local, project)
-            self.journal.event("graph_saved", nodes=len(saved.nodes))
-            text = local.read_bytes()
-        try:
-            graph = parse_graph(text.decode("utf-8"), str(project))
-        except (GraphError, UnicodeDecodeError) as exc:
-            raise Stop(hb.FAILED, hb.BAD_INPUT, str(exc).splitlines()[0],
-                       f"delete {project} (the store is kept) so that the next session saves the graph again") from None
-        self.project = self.local / "project.mg"
-        self.project.write_bytes(text)
-        return graph
-
-    def _save_graph(self, local: Path) -> None:
-        """Meshroom saves the configured graph; the user's node and attribute names are checked first."""
-        try:
-            options = commands.PipelineOptions.read(self.s.pipeline, self.s.params, self.s.overrides)
-        except commands.OptionsError as exc:
-            raise Stop(hb.FAILED, hb.BAD_INPUT, str(exc), "correct the pipeline, param or overrides setting") from None
-
-        def save(project: Path, chosen: commands.PipelineOptions) -> int:
-            return self._execute(commands.save_command(self.version, self.exe_dir, self.s.images, project,
-                                                       self.local / "cache", self.local / "publish", chosen, self.local))
-
-        if options.requested:
-            probe = self.local / "probe.mg"
-            save(probe, options.pipeline_only())
-            try:
-                problems = commands.unknown_names(load_graph(probe), options.requested)
-            except GraphError:
-                problems = []  # the graph cannot be saved at all: the save below reports it
-            if problems:
-                raise Stop(hb.FAILED, hb.BAD_INPUT, "; ".join(problems),
-                           "use a node and input attribute named above, then Run all")
-        if save(local, options) != 0 and options.requested:
-            raise Stop(hb.FAILED, hb.BAD_INPUT, f"Meshroom {self.version.version} refused the parameter values "
-                       "(its message is in logs/)", "check each value's type (numbers; true/false, or 0/1 on 2021.1 "
-                       "whose booleans take only 0/1), then Run all")
-
-    def _adopt(self, seed_cache: Path) -> None:
-        """Take over the finished nodes of a seed-style cache (``meshroom_photogrammetry --cache``).
-
-        Only whole nodes are adopted: a seed cache does not say which files each chunk wrote.
-        """
-        adopted = 0
-        for name in self.graph.order():
-            node = self.graph.nodes[name]
-            if self.store.node_durable(node) or not meshroom_cache.node_done(node, seed_cache):
-                continue
-            files = [rel for rel in meshroom_cache.snapshot(node.internal_folder(seed_cache))
-                     if not meshroom_cache.is_meta(rel)]
-            for chunk in range(node.chunk_count):
-                meta = [node.status_file(seed_cache, chunk).name.replace("status", kind) for kind in meshroom_cache.META_FILES]
-                present = [m for m in meta if (node.internal_folder(seed_cache) / m).exists()]
-                self.store.add_chunk(node, chunk, seed_cache, present + (files if chunk == 0 else []), self.beat.session)
-            adopted += 1
-            self.journal.event("adopt", node=name, chunks=node.chunk_count)
-        if not adopted:
-            self.journal.log(f"no finished node of this graph found in {seed_cache} (other images or Meshroom version?)")
-
     # --- computing ---------------------------------------------------------------------------------
 
-    def _execute(self, command: list[str]) -> int:
+    def execute(self, command: list[str]) -> int:
         self.journal.log("$ " + " ".join(command))
         proc = self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                              errors="replace", cwd=self.local)
@@ -372,13 +275,13 @@ class Session:
             self.beat.update(last_log_line=line.strip()[:200])
         code = proc.wait()
         self._proc = None
-        self.lease.check()  # a session that lost the lease had its Meshroom stopped: that is no Meshroom error
+        self.lease.check()  # a session that lost the lease had its program stopped: that is no error of the program
         return code
 
-    def _compute_node(self, node: Node) -> None:
+    def _compute_node(self, node: Step) -> None:
         if self.store.node_durable(node):
             return
-        if verdict := policy.drive_space(self.drive.free_bytes(), self.s.drive_margin_bytes, node.name):
+        if verdict := policy.drive_space(self.drive.free_bytes(), self.settings.drive_margin_bytes, node.name):
             raise Stop.of(verdict)
         self.journal.event("node_start", node=node.name, chunks=node.chunk_count)
         started = time.monotonic()
@@ -386,26 +289,16 @@ class Session:
             if not self.store.has(node.name, chunk):
                 self._compute_chunk(node, chunk)
         self.journal.event("node_done", node=node.name, seconds=round(time.monotonic() - started, 3))
-        if self.s.prune:
+        if self.settings.prune:
             self._prune()
 
-    def _compute_chunk(self, node: Node, chunk: int) -> None:
-        folder = node.internal_folder(self.cache)
-        before = meshroom_cache.snapshot(folder)
+    def _compute_chunk(self, node: Step, chunk: int) -> None:
         self.beat.update(node=node.name, chunk=chunk)
         started = time.monotonic()
-        iteration = chunk if node.block_size else None
-        command = commands.compute_command(self.version, self.exe_dir, self.project, self.cache, node.name, iteration)
-        # meshroom_compute is silent while the chunk runs: watch the clock and the chunk's own log file
-        watch = chunk_log.ChunkWatch(chunk_log.log_file(node, self.cache, chunk), self.s.heartbeat_seconds,
-                                     lambda elapsed, line: self._chunk_tick(node, elapsed, line))
-        with watch:
-            code = self._execute(command)
-        status = meshroom_cache.read_status(node.status_file(self.cache, chunk))
-        if code == 0 and status == meshroom_cache.DONE:
+        outcome = self.engine.run_unit(self, self.graph, node, chunk, self.cache)
+        if outcome.status == DONE:
             seconds = time.monotonic() - started
-            after = meshroom_cache.snapshot(folder)
-            changed = [rel for rel, sig in after.items() if before.get(rel) != sig]
+            changed = list(outcome.files)
             self.node_durations.setdefault(node.name, []).append(seconds)
             size = self._store_chunk(node, chunk, changed)
             self.journal.event("chunk_done", node=node.name, chunk=chunk, seconds=round(seconds, 3),
@@ -413,33 +306,29 @@ class Session:
             self.journal.sync_log()
             self._update_progress(hb.COMPUTING)
             return
-        if status == meshroom_cache.ERROR and shutil.disk_usage(self.local).free < LOW_DISK_BYTES:
+        failed = outcome.status == ERROR
+        if failed and shutil.disk_usage(self.local).free < LOW_DISK_BYTES:
             raise OSError(errno.ENOSPC, f"{node.name} chunk {chunk} ended in ERROR with the local disk all but full")
-        if status == meshroom_cache.ERROR and self.graph.dependencies(node.name) & set(self.store.manifest["pruned"]):
+        if failed and self.graph.dependencies(node.name) & set(self.store.manifest["pruned"]):
             needed = self.store.producers_to_recompute(self.graph)  # never counted: not the node's own fault
             self.store.unprune(needed)
             raise Interrupted(f"{node.name} lacked the files of pruned {', '.join(sorted(needed))}; "
                               "the next session computes them again")
-        if status == meshroom_cache.ERROR:
-            tail = self._log_tail(node, chunk)
+        if failed:
+            tail = list(outcome.log_tail)
             count = self.store.record_error(node.name, self.beat.session)
-            self.journal.event("error", node=node.name, chunk=chunk, exit_code=code, sessions=count, log_tail=tail)
-            verdict = policy.node_error(node.name, chunk, count, self.s.max_node_errors, tail[-1] if tail else "")
+            self.journal.event("error", node=node.name, chunk=chunk, exit_code=outcome.code, sessions=count,
+                               log_tail=tail)
+            verdict = policy.node_error(node.name, chunk, count, self.settings.max_node_errors, tail[-1] if tail else "")
             if verdict.final:
                 raise Stop.of(verdict)
             raise Interrupted(verdict.reason)
-        raise Interrupted(f"{node.name} chunk {chunk} stopped with exit code {code} and status {status}")
+        raise Interrupted(f"{node.name} chunk {chunk} stopped with exit code {outcome.code} and status {outcome.detail}")
 
-    def _log_tail(self, node: Node, chunk: int, lines: int = 10) -> list[str]:
-        try:
-            return chunk_log.log_file(node, self.cache, chunk).read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
-            return []
-
-    def _chunk_tick(self, node: Node, elapsed: float, line: str | None) -> None:
+    def tick(self, step: str, elapsed: float, line: str | None) -> None:
         if line:
             self.beat.update(last_log_line=line)
-        warning = policy.long_chunk_warning(node.name, elapsed, self.s.lifetime_hours)
+        warning = policy.long_chunk_warning(step, elapsed, self.settings.lifetime_hours)
         if warning:
             self._add_warning(warning)
 
@@ -459,7 +348,7 @@ class Session:
 
     # --- the Drive budget ----------------------------------------------------------------------------
 
-    def _store_chunk(self, node: Node, chunk: int, files: list[str]) -> int:
+    def _store_chunk(self, node: Step, chunk: int, files: list[str]) -> int:
         """Archive a finished chunk, unless the budget keeps others instead; return its archive's bytes."""
         if self.drive_budget is None:
             return self.store.add_chunk(node, chunk, self.cache, files, self.beat.session)["size"]
@@ -512,12 +401,9 @@ class Session:
             if event.get("event") == "chunk_done" and isinstance(event.get("seconds"), (int, float)):
                 self.node_durations.setdefault(str(event.get("node")), []).append(float(event["seconds"]))
         unfinished = [name for name, node in self.graph.nodes.items() if not self.store.node_durable(node)]
-        for warning in policy.history_warnings(self.node_durations, unfinished, self.s.lifetime_hours):
+        for warning in policy.history_warnings(self.node_durations, unfinished, self.settings.lifetime_hours):
             self._add_warning(warning)
-        model = estimates.load()
-        self.estimated_chunk_seconds = {
-            name: estimates.figure(model["seconds"], node.node_type, len(self.images)) / node.chunk_count
-            for name, node in self.graph.nodes.items()}
+        self.estimated_chunk_seconds = self.engine.estimated_chunk_seconds(self.graph, len(self.images))
 
     def _update_progress(self, phase: str) -> None:
         graph, store = self.graph, self.store
@@ -531,7 +417,7 @@ class Session:
             chunks_total=graph.chunks_total, progress=round(chunks_done / graph.chunks_total, 4),
             eta_seconds=round(eta, 1) if eta is not None else None,
             durable_chunks=store.durable_chunks, pruned_bytes=store.pruned_bytes,
-            cache_bytes=sum(size for size, _ in meshroom_cache.snapshot(self.cache).values()),
+            cache_bytes=sum(size for size, _ in self.engine.snapshot(self.cache).values()),
             local_free_bytes=shutil.disk_usage(self.local).free, drive_free_bytes=self.drive.free_bytes(),
         )
 
@@ -540,9 +426,9 @@ class Session:
     def _publish(self) -> None:
         self._update_progress(hb.PUBLISHING)
         self.lease.check()
-        files = meshroom_cache.publish_files(self.graph, self.cache)
+        files = self.engine.result_files(self.graph, self.cache)
         if not files:
-            wanted = ", ".join(f"{node}.{attr}" for node, attr in self.graph.published_outputs()) or "no output at all"
+            wanted = self.engine.describe_result(self.graph)
             pruned = sorted(self.graph.publish_nodes() & set(self.store.manifest["pruned"]))
             raise Stop(hb.FAILED, hb.NOTHING_TO_PUBLISH,
                        f"the graph finished but its result ({wanted}) matched no file in the cache",
@@ -559,7 +445,7 @@ class Session:
         self.store.mark_published(published)
         self.journal.event("published", files=len(published),
                            bytes=sum(files[rel].stat().st_size for rel in published))  # the local copies: same bytes
-        if not self.s.keep_store:
+        if not self.settings.keep_store:
             self.store.remove_all()
             self.journal.event("store_removed")
         self.journal.event("done")

@@ -1,7 +1,7 @@
 """The durable store on Drive: one archive per finished chunk, and a manifest written last.
 
-Meshroom's cache lives on the runtime's fast local disk and is lost at every disconnect. After a
-chunk reaches SUCCESS, the files it added are streamed into one tar in ``store/`` on Drive (hashed
+The engine's work folder (Meshroom's cache) lives on the runtime's fast local disk and is lost at
+every disconnect. After a chunk has finished, the files it added are streamed into one tar in ``store/`` on Drive (hashed
 while written, read back); only then is its manifest entry (size, SHA-256) written. The manifest is
 the commit point: an archive without an entry is ignored.
 
@@ -25,8 +25,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 from colab_side.drive import Drive, HashingReader
-from colab_side.meshroom import cache as meshroom_cache
-from colab_side.meshroom.graph import Graph, Node
+from colab_side.engine import Step, Work
 
 FOLDER_SPAN = 100
 MAX_ARCHIVE_BYTES = 1 << 50
@@ -144,10 +143,10 @@ class Store:
     def has(self, node: str, chunk: int) -> bool:
         return chunk_key(node, chunk) in self.manifest["chunks"] or node in self.manifest["pruned"]
 
-    def node_durable(self, node: Node) -> bool:
+    def node_durable(self, node: Step) -> bool:
         return all(self.has(node.name, c) for c in range(node.chunk_count))
 
-    def durable_nodes(self, graph: Graph) -> set[str]:
+    def durable_nodes(self, graph: Work) -> set[str]:
         return {name for name, node in graph.nodes.items() if self.node_durable(node)}
 
     @property
@@ -181,10 +180,10 @@ class Store:
     def archive_path(self, node: str, chunk: int, session: str) -> Path:
         return self.folder / node / str(chunk // FOLDER_SPAN) / f"{chunk}.{session}.tar"
 
-    def add_chunk(self, node: Node, chunk: int, cache, files: list[str], session: str) -> dict:
+    def add_chunk(self, node: Step, chunk: int, cache, files: list[str], session: str) -> dict:
         """Stream ``files`` (relative to the node's folder) into the chunk's archive, then commit it."""
         folder = node.internal_folder(cache)
-        prefix = f"{node.node_type}/{node.uid0}"
+        prefix = node.archive_prefix
         target = self.archive_path(node.name, chunk, session)
 
         def produce(writer):
@@ -199,7 +198,7 @@ class Store:
         self._mutate(lambda doc: doc["chunks"].__setitem__(chunk_key(node.name, chunk), entry))
         return entry
 
-    def prune(self, node: Node) -> int:
+    def prune(self, node: Step) -> int:
         """Delete a node's archives (its consumers are all finished); return the bytes its entries held."""
         held = sum(self.manifest["chunks"].get(chunk_key(node.name, c), {}).get("size", 0)
                    for c in range(node.chunk_count))
@@ -214,7 +213,7 @@ class Store:
         self.drive.remove_tree(self.folder / node.name)
         return held
 
-    def drop_chunk(self, node: Node, chunk: int) -> int:
+    def drop_chunk(self, node: Step, chunk: int) -> int:
         """Forget one chunk's archive (the Drive budget chose to recompute it after a kill): the entry
         goes first, then the file (truncated, removed); return the bytes the entry held (0: no entry)."""
         dropped = []
@@ -231,13 +230,13 @@ class Store:
 
     # --- restoring --------------------------------------------------------------------------
 
-    def restore(self, graph: Graph, cache) -> tuple[int, list[str], list[str]]:
+    def restore(self, graph: Work, cache) -> tuple[int, list[str], list[str]]:
         """Rebuild a fresh local cache from the store; return (chunks restored, chunks dropped, nodes unpruned).
 
         A missing or damaged archive drops its entry: that chunk is computed again. An archive that
         cannot be read raises DriveError and keeps its entry. A node that must be computed again
-        gets its pruned producers back (recursively); the other pruned nodes get SUCCESS status
-        files only, which is all Meshroom needs of them.
+        gets its pruned producers back (recursively); for the other pruned nodes the engine leaves
+        what its program needs to skip them (``Engine.mark_done``: Meshroom's SUCCESS status files).
         """
         restored, dropped = 0, []
         for name, node in graph.nodes.items():
@@ -256,13 +255,9 @@ class Store:
             self._mutate(lambda doc: [doc["chunks"].pop(key, None) for key in dropped])
         needed = self.producers_to_recompute(graph)
         self.unprune(needed)
-        for name in self.manifest["pruned"]:
-            if name in graph.nodes:
-                for chunk in range(graph.nodes[name].chunk_count):
-                    meshroom_cache.write_success_status(graph.nodes[name], chunk, cache)
         return restored, dropped, sorted(needed)
 
-    def producers_to_recompute(self, graph: Graph) -> set[str]:
+    def producers_to_recompute(self, graph: Work) -> set[str]:
         """Pruned nodes whose files a node still to compute reads, directly or through other such nodes."""
         pruned = set(self.manifest["pruned"])
         todo = [name for name, node in graph.nodes.items() if name not in pruned and not self.node_durable(node)]
@@ -274,9 +269,9 @@ class Store:
                     todo.append(producer)
         return needed
 
-    def _extract(self, node: Node, entry: dict, cache: Path) -> bool:
+    def _extract(self, node: Step, entry: dict, cache: Path) -> bool:
         """Extract one archive while hashing it; False (and nothing left behind) if missing or damaged."""
-        prefix = f"{node.node_type}/{node.uid0}/"
+        prefix = f"{node.archive_prefix}/"
         written: list[Path] = []
 
         def consume(handle):

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
+from colab_side.engine import Estimate
+from colab_side.meshroom.graph import Graph, GraphError, Node
 from colab_side.settings import GB
 
 SOURCES = {
@@ -126,3 +129,32 @@ def figure(table: dict, node_type: str, images: int) -> float:
         return float(row.get("per_image", 0)) * images + float(row.get("fixed", 0))
     except (TypeError, ValueError, AttributeError):
         raise ModelError(f"the model's figures for {node_type} must be numbers, not {row!r}") from None
+
+
+def estimate(model: dict, meshroom: str, images: int) -> Estimate:
+    """The pipeline of ``meshroom`` for ``images`` images, as a graph with estimated chunk sizes and times."""
+    try:
+        pipeline = model["pipelines"][meshroom]
+    except KeyError:
+        raise ModelError(f"no pipeline for Meshroom {meshroom!r}: use one of "
+                         f"{', '.join(model['pipelines'])}") from None
+    nodes, sizes, times = {}, {}, {}
+    for name, node_type, block, reads in pipeline:
+        node = Node(name=name, node_type=node_type, uid0=name, block_size=block, size=images if block else 0,
+                    split=math.ceil(images / block) if block else 1,
+                    inputs={"reads": [f"{{{producer}.output}}" for producer in reads]},
+                    outputs={} if node_type == "Publish" else {"output": ""})
+        nodes[name] = node
+        views = [min(block, images - c * block) for c in range(node.chunk_count)] if block else [images]
+        total_bytes = figure(model["bytes"], node_type, images)
+        total_seconds = figure(model["seconds"], node_type, images)
+        for chunk, count in enumerate(views):
+            share = count / images if images else 1 / len(views)
+            sizes[name, chunk] = int(total_bytes * share)
+            times[name, chunk] = total_seconds * share
+    try:
+        graph = Graph(nodes, {})
+        graph.order()
+    except GraphError as exc:
+        raise ModelError(f"the model's pipeline for Meshroom {meshroom} is not usable: {exc}") from None
+    return Estimate(graph, sizes, times)

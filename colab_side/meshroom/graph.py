@@ -62,6 +62,11 @@ class Node:
         names = {"cache": str(cache), "nodeType": self.node_type, "uid0": self.uid0, "uid": self.uid0, **extra}
         return re.sub(r"\{(\w+)\}", lambda m: names.get(m.group(1), m.group(0)), str(template)).rstrip("/")
 
+    @property
+    def archive_prefix(self) -> str:
+        """The folder the store's archives name their members under: ``{nodeType}/{uid}``."""
+        return f"{self.node_type}/{self.uid0}"
+
     def status_file(self, cache, chunk: int = 0) -> Path:
         """``status`` for nodes without blocks, ``N.status`` per chunk otherwise (even with one chunk)."""
         name = f"{chunk}.status" if self.block_size else "status"
