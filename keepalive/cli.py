@@ -102,12 +102,18 @@ def cmd_status(args) -> int:
     from keepalive import status
 
     cfg = config.load(args.config, job=args.job, drive_folder=args.drive_folder, mode=args.mode)
+    previous = None
     if cfg.mode == "cli":
-        from keepalive.cli_mode.watch import mirror_folder
+        from keepalive.cli_mode.watch import mirror_folder, previous_run, previous_text
 
         cfg.drive_folder = str(mirror_folder(cfg))  # the heartbeat as the daemon last fetched it
+        previous = previous_run(mirror_folder(cfg), cfg.job)
     info = status.collect(cfg)
-    print(json.dumps(info, sort_keys=True) if args.json else status.render_text(info))
+    if previous is not None:  # an earlier run's final word that this run did not take as its verdict
+        info["previous_run"] = {"phase": previous.phase, "cause": previous.cause, "reason": status.text(previous.reason),
+                                "session": status.text(previous.session)}
+    text = status.render_text(info) + (f"\n{status.text(previous_text(previous))}" if previous else "")
+    print(json.dumps(info, sort_keys=True) if args.json else text)
     return 0
 
 

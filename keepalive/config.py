@@ -26,7 +26,7 @@ import tomlkit
 import tomlkit.exceptions
 
 from colab_side.layout import check_job_name
-from keepalive.cli_mode.settings import CliConfig
+from keepalive.cli_mode.settings import RANGES as CLI_RANGES, CliConfig
 from keepalive.hands.browser import BrowserConfig
 from keepalive.notify import check_urls
 from keepalive.supervisor import SupervisorConfig
@@ -50,6 +50,7 @@ RANGES = {
     "supervisor.crash_loop_restarts": (1, 1000), "supervisor.crash_loop_hours": (0.01, 7 * 24.0),
     "supervisor.fast_poll_seconds": (0.05, 60.0), "supervisor.follow_seconds": (0.0, DAY),
     "supervisor.step_retry_seconds": (0.1, DAY),
+    **{f"cli.{name}": span for name, span in CLI_RANGES.items()},
 }
 
 

@@ -3,6 +3,8 @@ transport errors, a lost login, Drive consent and its own restart, to ``done`` w
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
 import sys
 import threading
 
@@ -124,3 +126,57 @@ def test_an_expired_login_is_one_notification_with_the_command_then_it_waits(sta
     assert len(told()) == 1
     assert "colab sessions" in told()[0]["message"]
     assert s.fake.allocations() == ["T4"]  # waiting, not replacing the runtime
+
+
+def released_notes(daemon, kind: str) -> list[str]:
+    return [n["message"] for n in notes(daemon, kind)]
+
+
+def test_a_login_expired_at_done_is_told_once_and_the_runtime_released_after_the_login(stand):
+    s = stand(images=3, chunk_seconds=0.2, release_backoff_start=0.2, release_backoff_cap=1.0)
+    daemon = s.daemon()
+    assigned = lambda: released_notes(daemon, "runtime_assigned")  # noqa: E731
+
+    def sign_out_then_in():
+        s.fake.fault("login_expired", True)  # the job goes on; `stop` will need the login (session.py:345)
+        if wait_for(assigned, 180):
+            s.fake.fault("login_expired", False)  # the human ran `colab sessions` and signed in
+
+    when(computing_with(s, 1), sign_out_then_in)
+    assert daemon.run() == 0
+    assert s.heartbeat().phase == hb.DONE
+    assert s.fake.assignments() == {}  # released once the login was back, confirmed by `colab sessions`
+    told = assigned()
+    assert len(told) == 1 and "LOGIN_REQUIRED" in told[0] and "colab stop -s keepalive-castle" in told[0]
+    assert len(released_notes(daemon, "runtime_released")) == 1
+    assert [e["ok"] for e in events(daemon, "runtime_released")] == [False]  # not yet, when the job ended
+
+
+def test_a_502_on_stop_is_retried_until_colab_sessions_shows_the_runtime_gone(stand):
+    s = stand(images=2, chunk_seconds=0.05, release_backoff_start=0.2, release_backoff_cap=1.0)
+    s.fake.fault("stop_errors", 3)  # commands/session.py:345: unassign raising on a 502
+    daemon = s.daemon()
+    assert daemon.run() == 0
+    assert s.fake.assignments() == {}
+    assert [c for c, _ in s.fake.calls()].count("stop") == 4  # three 502s, then terminated
+    assert len(released_notes(daemon, "runtime_released")) == 1
+
+
+def test_a_job_an_earlier_run_left_blocked_is_started_again_after_the_fix(stand, tmp_path):
+    s = stand(images=2, chunk_seconds=0.05, gpu="", release_backoff_start=0.2, release_backoff_cap=1.0)
+    first = s.daemon()  # a CPU runtime for a GPU job: the job says blocked NO_GPU
+    when(lambda: s.heartbeat() is not None and s.heartbeat().phase == hb.BLOCKED and not s.fake.assignments(),
+         lambda: setattr(first, "stopping", True), timeout=240)
+    assert first.run() == 130
+    blocked = s.heartbeat()
+    assert blocked.phase == hb.BLOCKED and s.fake.assignments() == {}  # released at blocked
+    s.apps.pop().close()
+    s.cli = dataclasses.replace(s.cli, gpu="T4")  # the fix
+    second = s.daemon()
+    assert second.run() == 0
+    assert s.heartbeat().phase == hb.DONE and s.heartbeat().session != blocked.session
+    assert s.fake.allocations() == ["NONE", "T4"] and s.fake.assignments() == {}
+    status = subprocess.run([sys.executable, "-m", "keepalive", "status", "--mode", "cli", "--job", "castle"],
+                            env=s.env, capture_output=True, text=True, timeout=60)
+    assert "phase done" in status.stdout
+    assert f"previous run: blocked (NO_GPU" in status.stdout and blocked.session in status.stdout

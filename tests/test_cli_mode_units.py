@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, strategies as st
 
 from keepalive.cli_mode import vm_code
 from keepalive.cli_mode.drivemount import consent_url
-from keepalive.cli_mode.hands import CliView, page_state
+from keepalive.cli_mode.hands import CliView, Evidence, page_state, weigh
+from keepalive.cli_mode.release import Step, next_step
 from keepalive.cli_mode.runner import Answer, Outcome, classify, load_answers, parse_sessions, parse_version, \
     scrub, switch_off_update_check, version_problem
-from keepalive.cli_mode.settings import CliConfig, CliSettingsError, check
+from keepalive.cli_mode.settings import RANGES, CliConfig, CliSettingsError, check
 from keepalive.states import PageState
 
 ANSWERS = load_answers()
@@ -31,7 +33,7 @@ LOGIN = ("To authorize colab-cli, visit this URL in any browser:\n\n  https://ac
             "this accelerator on your account.\n"), Outcome.REJECTED),
     (Answer("sessions", 1, "Enter the authorization code: ", LOGIN), Outcome.LOGIN_REQUIRED),
     (Answer("sessions", 1, "", "No valid default credentials found. To authenticate, run:\n"), Outcome.LOGIN_REQUIRED),
-    (Answer("exec", 1, "[colab] Session 'job' appears to be lost (404/401). Cleaning up.\n"), Outcome.GONE),
+    (Answer("exec", 1, "[colab] Session 'job' appears to be lost (404/401). Cleaning up.\n"), Outcome.LOST),
     (Answer("exec", 1, "[colab] Session 'job' not found.\n"), Outcome.GONE),
     (Answer("exec", 1, "", "Traceback (most recent call last):\nRuntimeError: Connection was lost.\n"), Outcome.GONE),
     (Answer("download", 1, "", "colab_cli.client.ColabRequestError: Failed to issue request GET https://x: Bad "
@@ -143,7 +145,7 @@ def test_the_job_is_launched_with_drive_mounted_by_the_cli_not_by_the_job():
 def test_a_heartbeat_left_by_an_earlier_run_is_not_taken_for_the_jobs_state(tmp_path):
     from colab_side import heartbeat as hb
     from keepalive.cli_mode.runner import ColabCli
-    from keepalive.cli_mode.watch import CliHeartbeatWatch
+    from keepalive.cli_mode.watch import CliHeartbeatWatch, previous_run
 
     mirror = tmp_path / "drive"
     path = hb.heartbeat_path(mirror, "castle")
@@ -153,7 +155,28 @@ def test_a_heartbeat_left_by_an_earlier_run_is_not_taken_for_the_jobs_state(tmp_
     watch = CliHeartbeatWatch(ColabCli("false"), "keepalive-castle", mirror, "castle", 300.0)  # no runtime
     seen = watch.poll()
     assert seen.verdict == "missing" and seen.beat is None
-    assert path.exists()  # kept for `keepalive status`
+    assert previous_run(mirror, "castle").reason == "Drive is full"  # kept for `keepalive status`, as the previous
+    assert not path.exists()  # run's: this run's heartbeat is only what it fetches
+
+
+def beat_of(session: str, phase: str, started: str) -> "hb.Heartbeat":
+    from colab_side import heartbeat as hb
+
+    return hb.Heartbeat(job="castle", session=session, seq=3, time=started, phase=phase, session_started=started)
+
+
+@pytest.mark.parametrize("phase, session, alive, own_since, verdict", [
+    ("computing", "old", frozenset(), None, True),  # a live beat always counts
+    ("blocked", "old", frozenset(), None, False),  # an earlier run's last word, this run started nothing
+    ("blocked", "old", frozenset(), 1_800_000_200.0, False),  # began before this run started the job
+    ("blocked", "new", frozenset(), 1_800_000_000.0, True),  # began after: this run's verdict
+    ("done", "old", frozenset({"old"}), None, True),  # seen running in this run, then done
+    ("failed", "old", frozenset({"other"}), None, False),
+])
+def test_only_what_this_run_saw_counts_as_final(phase, session, alive, own_since, verdict):
+    from keepalive.cli_mode.watch import counts
+
+    assert counts(beat_of(session, phase, "2027-01-15T08:01:40+00:00"), alive, own_since) is verdict
 
 
 def test_the_streamed_job_log_is_rotated_past_its_limit(tmp_path):
@@ -170,7 +193,8 @@ def test_the_streamed_job_log_is_rotated_past_its_limit(tmp_path):
 
 VIEWS = st.builds(CliView, long_call=st.sampled_from(["", "allocating a runtime"]),
                   refusal=st.sampled_from([None, "[colab] Allocation refused (precondition failed). ..."]),
-                  sessions=st.sampled_from([None, *Outcome]), listed=st.booleans(), lost=st.booleans(),
+                  sessions=st.sampled_from([None, *Outcome]), listed=st.booleans(),
+                  doubt=st.sampled_from(["", "the runtime looks gone (1 of 3 rounds)"]), gone=st.booleans(),
                   job_running=st.sampled_from([None, False, True]), mounted=st.sampled_from([None, False, True]))
 
 
@@ -179,9 +203,13 @@ def test_what_the_cli_says_maps_onto_the_page_states_the_supervisor_knows(view):
     state, detail = page_state(view)
     assert detail
     if state is PageState.IDLE:  # the one state answered with Run all: a live, mounted runtime without a job
-        assert view.sessions is Outcome.OK and view.listed and not view.lost and not view.job_running
-        assert view.mounted and not view.long_call and not view.refusal
-    if view.job_running and view.sessions is Outcome.OK and view.listed and not view.lost:
+        assert view.sessions is Outcome.OK and view.listed and not view.gone and not view.doubt
+        assert not view.job_running and view.mounted and not view.long_call and not view.refusal
+    if state is PageState.DISCONNECTED:  # the one state answered with a new runtime
+        assert view.sessions is Outcome.OK and (view.gone or not view.listed and not view.doubt)
+    if view.doubt and not view.gone and view.sessions is Outcome.OK and not view.long_call and not view.refusal:
+        assert state is PageState.UNKNOWN  # looks gone, not for long enough: look again, replace nothing
+    if view.job_running and view.sessions is Outcome.OK and view.listed and not view.gone and not view.doubt:
         assert state in (PageState.RUNNING, PageState.CONNECTING, PageState.GPU_LIMIT)
     if state is PageState.GPU_LIMIT:
         assert view.refusal  # only a refused allocation backs off
@@ -189,3 +217,63 @@ def test_what_the_cli_says_maps_onto_the_page_states_the_supervisor_knows(view):
         assert state is PageState.SIGNED_OUT and "colab sessions" in detail
     if view.sessions not in (Outcome.OK, Outcome.LOGIN_REQUIRED) and not view.long_call and not view.refusal:
         assert state is PageState.UNKNOWN  # a transport error or a timeout is not a lost runtime
+
+
+ROUND = st.tuples(st.booleans(), st.booleans(), st.booleans())  # listed, a lost exec, the CLI said "lost"
+
+
+@given(st.lists(ROUND, max_size=12), st.integers(1, 5))
+def test_death_is_taken_only_from_evidence_held_dead_after_rounds_or_the_cli_saying_lost(rounds, dead_after):
+    evidence, streak = Evidence(), 0
+    for listed, lost_exec, said_lost in rounds:
+        evidence = weigh(evidence, listed, lost_exec, said_lost, dead_after)
+        streak = 0 if listed and not lost_exec and not said_lost else streak + 1
+        assert evidence.rounds == streak
+        assert evidence.gone == (said_lost or streak >= dead_after)
+        if evidence.gone:
+            evidence, streak = Evidence(), 0  # a runtime counted gone is replaced; counting starts afresh
+
+
+def test_one_omission_or_one_lost_exec_is_not_a_death():
+    once = weigh(Evidence(), listed=False, lost_exec=False, said_lost=False, dead_after=3)
+    assert once == Evidence(1, False)
+    assert weigh(once, listed=True, lost_exec=False, said_lost=False, dead_after=3) == Evidence()
+    assert weigh(Evidence(), listed=True, lost_exec=True, said_lost=False, dead_after=3) == Evidence(1, False)
+    assert weigh(Evidence(), listed=True, lost_exec=False, said_lost=True, dead_after=3).gone
+
+
+OURS = "[castle] gpu-t4-s-abc | Hardware: T4 | Shape: Standard | Variant: GPU\n"
+ORPHAN = "[?] gpu-t4-s-abc | Hardware: T4 | Shape: Standard | Variant: GPU\n"
+OTHER = "[mine] gpu-l4-s-zzz | Hardware: L4 | Shape: Standard | Variant: GPU\n"
+
+
+@pytest.mark.parametrize("outcome, out, step", [
+    (Outcome.OK, OURS + OTHER, Step.STOP),
+    (Outcome.OK, OTHER, Step.RELEASED),  # confirmed by the server's list, not by `stop`'s exit code
+    (Outcome.OK, "[colab] No active sessions found on server.\n", Step.RELEASED),
+    (Outcome.OK, "[colab] Pruned 1 stale local session(s).\n" + ORPHAN, Step.ORPHAN),  # `stop -s` cannot reach it
+    (Outcome.LOGIN_REQUIRED, "", Step.SIGN_IN),
+    (Outcome.FAILED, "", Step.RETRY), (Outcome.TIMED_OUT, "", Step.RETRY),
+])
+def test_a_release_is_confirmed_by_colab_sessions(outcome, out, step):
+    assert next_step(outcome, out, "castle", "gpu-t4-s-abc") is step
+
+
+@pytest.mark.parametrize("name", sorted(RANGES))
+def test_every_cli_number_has_a_range_said_in_one_line(name):
+    low, high = RANGES[name]
+    base = CliConfig(images="/content/drive/MyDrive/castle")
+    for wrong in (low - 1 if low >= 1 else -1.0, high * 2, float("nan"), float("inf")):
+        with pytest.raises(CliSettingsError) as raised:
+            check(replace(base, **{name: wrong}), "castle")
+        assert f"cli.{name}" in str(raised.value) and "\n" not in str(raised.value)
+    assert check(replace(base, **{name: low}), "castle") and check(replace(base, **{name: high}), "castle")
+
+
+def test_call_seconds_zero_is_refused_by_the_config_file_too(tmp_path):
+    from keepalive import config
+
+    path = tmp_path / "config.toml"
+    path.write_text("[cli]\ncall_seconds = 0\n")
+    with pytest.raises(config.ConfigError, match=r"cli.call_seconds = 0(\.0)? is out of range"):
+        config.load(path, env={"KEEPALIVE_HOME": str(tmp_path)})

@@ -6,7 +6,11 @@ supervisor already knows, so the same rules decide:
 ====================================================  ===================  ==========================
 CLI fact                                              page state           recovery step (act)
 ====================================================  ===================  ==========================
-our session is not in ``colab sessions``              DISCONNECTED         RECONNECT: ``colab new``
+no runtime held, none listed                          DISCONNECTED         RECONNECT: ``colab new``
+our runtime gone: "appears to be lost", or evidence   DISCONNECTED         RECONNECT: ``colab new``
+(absent from ``sessions``, a lost ``exec``) held
+over ``dead_after`` rounds
+the same evidence, fewer rounds                       UNKNOWN              RELOAD: look again
 ``colab new`` refused (412) or accelerator rejected   GPU_LIMIT            DISMISS_GPU_LIMIT, back off
 the interactive sign-in started ("Aborted.")          SIGNED_OUT           a human signs in
 a session, Drive not mounted on the VM                DRIVE_CONSENT        CONNECT_DRIVE: drivemount
@@ -18,13 +22,16 @@ the CLI answered nothing usable (transport, timeout)  UNKNOWN              RELOA
 
 Long calls (``new``, ``drivemount``) run in a thread of their own, so the loop keeps polling. A
 ``drive.mount`` left waiting (Enter pressed before the human allowed) holds the kernel: it is ended with
-``colab restart-kernel`` before the mount is checked.
+``colab restart-kernel`` before the mount is checked. At the job's end the runtime is released for sure
+(``release.py``): confirmed by ``colab sessions``, retried, waiting for the login if it is gone.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -33,6 +40,7 @@ from pathlib import Path
 from keepalive import notebook
 from keepalive.cli_mode import vm_code
 from keepalive.cli_mode.drivemount import drivemount
+from keepalive.cli_mode.release import Release, Step, still_assigned
 from keepalive.cli_mode.runner import (INSTALL_HINT, Answer, ColabCli, Outcome, load_answers, parse_sessions,
                                       parse_version, scrub, stop_group, switch_off_update_check, version_problem)
 from keepalive.cli_mode.settings import CliSettingsError, check
@@ -42,6 +50,10 @@ from keepalive.hands.page import Observation
 from keepalive.states import Action, PageState
 
 LOGIN_HINT = "run 'colab sessions' in a terminal and sign in again"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 VM_LOG_LIMIT = 20 << 20  # bytes of the streamed job log kept in one file (the job keeps its own on Drive)
@@ -63,11 +75,13 @@ class Waiter:
     started at once, so the kernel is idle only for the time a ``colab exec`` takes to start.
     """
 
-    def __init__(self, cli: ColabCli, session: str, script: Path, log_path: Path, cell_seconds: float):
+    def __init__(self, cli: ColabCli, session: str, script: Path, log_path: Path, cell_seconds: float,
+                 on_job=lambda since: None):
         # --timeout beyond the cell's own end: past it the 0.7.5 client would busy-poll at 100 % CPU
         self.args = ["exec", "-s", session, "-f", str(script), "--timeout", f"{cell_seconds + 300:.0f}"]
         self.cell_seconds = cell_seconds
         self.cli = cli
+        self.on_job = on_job  # told the VM-clock start of the job each time an attached cell finds it running
         self.log_path = log_path
         self.attached: dict | None = None
         self.ended: dict | None = None
@@ -102,6 +116,8 @@ class Waiter:
                         log.flush()
                     elif found[0][0] == "ATTACHED":
                         self.attached = found[0][1]
+                        if self.attached.get("alive"):
+                            self.on_job(self.attached.get("since"))
                     elif found[0][0] == "END":
                         self.ended = found[0][1]
                     else:
@@ -129,6 +145,26 @@ class Waiter:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """Rounds in a row in which our runtime looked gone, and whether that now counts as gone."""
+
+    rounds: int = 0
+    gone: bool = False
+
+
+def weigh(evidence: Evidence, listed: bool, lost_exec: bool, said_lost: bool, dead_after: int) -> Evidence:
+    """Pure: one round's evidence of death, debounced. Absent from one ``colab sessions`` answer or one lost
+    ``exec`` is not a death; it is once such evidence held ``dead_after`` rounds in a row, or at once when the
+    CLI itself says the session is lost (404/401 from the runtime)."""
+    if said_lost:
+        return Evidence(evidence.rounds + 1, True)
+    if listed and not lost_exec:
+        return Evidence()
+    rounds = evidence.rounds + 1
+    return Evidence(rounds, rounds >= dead_after)
+
+
+@dataclass(frozen=True)
 class CliView:
     """What the CLI said this round, as far as it was asked (None: not asked)."""
 
@@ -136,7 +172,8 @@ class CliView:
     refusal: str | None = None  # what a refused `colab new` said
     sessions: Outcome | None = None  # how `colab sessions` went
     listed: bool = False  # our session is on the server
-    lost: bool = False  # the attached exec said the runtime is lost
+    doubt: str = ""  # our runtime looks gone, not yet for long enough to count
+    gone: bool = False  # our runtime counts as gone (or we hold none)
     job_running: bool | None = None  # the attached exec waits on the job
     mounted: bool | None = None  # Drive seen mounted on the VM
 
@@ -151,10 +188,12 @@ def page_state(view: CliView) -> tuple[PageState, str]:
         return PageState.SIGNED_OUT, f"signed out: {LOGIN_HINT}"
     if view.sessions is not Outcome.OK:
         return PageState.UNKNOWN, f"colab sessions: {view.sessions.value if view.sessions else 'not asked'}"
+    if view.gone:
+        return PageState.DISCONNECTED, "no runtime" if not view.listed else "the runtime is lost"
+    if view.doubt:
+        return PageState.UNKNOWN, view.doubt
     if not view.listed:
         return PageState.DISCONNECTED, "no runtime"
-    if view.lost:
-        return PageState.DISCONNECTED, "the runtime is lost"
     if view.job_running:
         return PageState.RUNNING, "the job runs"
     if not view.mounted:
@@ -189,6 +228,11 @@ class CliHands:
         self.mounted = False
         self.consent_told: str | None = None  # the runtime for which the human was sent the consent URL
         self.attach_needed = True  # a job may already run on a runtime we find (daemon restarted)
+        self.dead_after = cfg.supervisor.dead_after
+        self.evidence = Evidence()
+        self.launched = None  # the VM's clock when this run started the job, or saw it running (watch.py)
+        self.release: Release | None = None
+        self.condemned: str | None = None  # a runtime still listed under our name but counted as gone
 
     # --- start and stop -----------------------------------------------------------------------------
 
@@ -208,19 +252,50 @@ class CliHands:
         (self.folder / "colab_side.zip").write_bytes(notebook.colab_side_zip())
 
     def close(self) -> None:
+        """Stop watching; a release under way is waited for (Ctrl+C: leave it, saying what is still assigned)."""
         if self.waiter is not None:
             self.waiter.stop()
+        if self.release is not None and self.release.running:
+            self._wait_for_release()
         self.cli.stop_all()
 
+    def _wait_for_release(self) -> None:
+        print(f"keepalive: releasing the runtime of session {self.session} before ending; "
+              "Ctrl+C leaves it assigned", file=sys.stderr, flush=True)
+        previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+        if previous is not None:
+            signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            while self.release.running:
+                self.release.join(0.5)
+        except KeyboardInterrupt:
+            self.release.cancel()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        if self.release.outcome is None:
+            print(f"keepalive: {still_assigned(self.session, self.release.endpoint)}", file=sys.stderr, flush=True)
+
     def release_runtime(self) -> bool:
-        """Give the runtime back (at done), so no quota is burnt."""
+        """Give the runtime back (at done, failed or blocked), so no quota is burnt: True once ``colab sessions``
+        confirms it; else False and the release goes on in the background (``close`` waits for it)."""
         if self.waiter is not None:
             self.waiter.stop()
-        return self.cli.outcome(self.cli.call("stop", "-s", self.session)) is Outcome.OK
+        if self.release is not None and self.release.running:
+            return False
+        self.release = Release(self.cli, self.session, self.endpoint, self.notify, self.settings.release_backoff_start,
+                               self.settings.release_backoff_cap, LOGIN_HINT)
+        step = self.release.attempt()
+        if step in (Step.RELEASED, Step.ORPHAN):
+            self.release.finish(step)
+            return step is Step.RELEASED
+        self.release.in_background()
+        return False
 
     def heartbeat_watch(self, grace_seconds: float) -> CliHeartbeatWatch:
         """The heartbeat of this job, fetched from this runtime each poll."""
-        return CliHeartbeatWatch(self.cli, self.session, self.mirror, self.job, grace_seconds)
+        return CliHeartbeatWatch(self.cli, self.session, self.mirror, self.job, grace_seconds,
+                                 own_since=lambda: self.launched)
 
     def reopen(self) -> None:
         """Nothing to reload without a page: the next observe looks at the CLI afresh."""
@@ -235,16 +310,30 @@ class CliHands:
             return self._seen(view)
         answer = self.cli.call("sessions")
         outcome = self.cli.outcome(answer)
-        ours = parse_sessions(answer.out).get(self.session) if outcome is Outcome.OK else None
-        view = replace(view, sessions=outcome, listed=ours is not None,
-                       lost=self.waiter is not None and self.waiter.outcome is Outcome.GONE)
+        view = replace(view, sessions=outcome)
         if outcome is not Outcome.OK:
             return self._seen(view)
-        if not view.listed or view.lost:
+        ours = parse_sessions(answer.out).get(self.session)
+        view = replace(view, listed=ours is not None)
+        if self.endpoint is None:  # nothing held: whatever is listed under our name is ours
+            if ours is None or ours["endpoint"] == self.condemned:
+                return self._seen(replace(view, gone=True))
+            self.endpoint, self.mounted, self.evidence = ours["endpoint"], False, Evidence()
+        elif ours is not None and ours["endpoint"] != self.endpoint:
+            self.endpoint, self.mounted, self.evidence = ours["endpoint"], False, Evidence()
+        ended = self.waiter.outcome if self.waiter is not None else None
+        self.evidence = weigh(self.evidence, ours is not None, ended is Outcome.GONE, ended is Outcome.LOST,
+                              self.dead_after)
+        if self.evidence.gone:
+            self.condemned = self.endpoint if ours is not None else None
             self._forget_runtime()
-            return self._seen(view)
-        if ours["endpoint"] != self.endpoint:
-            self.endpoint, self.mounted = ours["endpoint"], False
+            return self._seen(replace(view, gone=True))
+        if self.evidence.rounds:
+            why = "not listed by 'colab sessions'" if ours is None else "its attached exec lost the connection"
+            if self.waiter is not None and self.waiter.outcome is not None:
+                self.waiter, self.attach_needed = None, True  # attached again once it is listed
+            return self._seen(replace(view, doubt=f"the runtime looks gone ({why}; {self.evidence.rounds} of "
+                                                  f"{self.dead_after} rounds): not taken for gone yet"))
         if self.waiter is None and self.attach_needed or self.waiter is not None and self.waiter.running is False \
                 and self.waiter.ended is None:
             self._attach()
@@ -262,17 +351,23 @@ class CliHands:
         if self.waiter is not None:
             self.waiter.stop()
         self.waiter, self.endpoint, self.mounted, self.attach_needed = None, None, False, False
+        self.evidence = Evidence()
 
     def _mount_confirmed(self) -> bool:
         answer = self.cli.call("exec", "-s", self.session, "-f", str(self.folder / "mount.py"))
         found = vm_code.marker(answer.out, "MOUNT")
         return bool(found and found.get("mounted"))
 
+    def _job_seen(self, since) -> None:
+        """This run started the job, or found it running: its final word, from then on, is this run's."""
+        if isinstance(since, (int, float)) and not isinstance(since, bool):
+            self.launched = since if self.launched is None else min(self.launched, since)
+
     def _attach(self) -> None:
         if self.waiter is not None:
             self.waiter.stop()
         self.waiter = Waiter(self.cli, self.session, self.folder / "wait.py", self.vm_log,
-                             self.settings.waiter_cell_seconds)
+                             self.settings.waiter_cell_seconds, self._job_seen)
         self.attach_needed = False
 
     # --- hands --------------------------------------------------------------------------------------
@@ -287,9 +382,9 @@ class CliHands:
         if action is Action.DISMISS_GPU_LIMIT:
             self.refusal = None
             return True
-        if action is Action.RELOAD:
-            self._forget_runtime()
-            self.attach_needed = True
+        if action is Action.RELOAD:  # look again: an attached exec that ended is attached anew
+            if self.waiter is not None and self.waiter.outcome is not None:
+                self.waiter, self.attach_needed = None, True
             return True
         return False  # a page-only step (authorship warning, Drive pop-up): nothing to do here
 
@@ -302,9 +397,14 @@ class CliHands:
         return True
 
     def _allocate(self) -> None:
-        listed = parse_sessions(self.cli.call("sessions").out)
-        if self.session in listed:  # `colab new` would overwrite it and leave a billable orphan
-            self.cli.call("stop", "-s", self.session)
+        answer = self.cli.call("sessions")
+        if self.cli.outcome(answer) is not Outcome.OK:
+            return  # not knowing what is assigned, assign nothing: looked at again next round
+        ours = parse_sessions(answer.out).get(self.session)
+        if ours is not None and ours["endpoint"] != self.condemned:
+            return  # listed again, alive: never stopped or overwritten by `colab new` (that leaves an orphan)
+        if ours is not None and self.cli.outcome(self.cli.call("stop", "-s", self.session)) is not Outcome.OK:
+            return  # counted as gone while listed, and not stopped: `colab new` over its name would leave it billed
         args = ["new", "-s", self.session] + (["--gpu", self.settings.gpu] if self.settings.gpu else [])
         answer = self.cli.call(*args, timeout=self.settings.allocate_seconds)
         outcome = self.cli.outcome(answer)
@@ -335,7 +435,9 @@ class CliHands:
         answer = self.cli.call("exec", "-s", self.session, "-f", str(self.folder / "launch.py"))
         with open(self.vm_log, "a", encoding="utf-8") as log:
             log.write(scrub(answer.text))
-        if vm_code.marker(answer.out, "JOB") is None:
+        job = vm_code.marker(answer.out, "JOB")
+        if job is None:
             return False
+        self._job_seen(job.get("since"))
         self._attach()
         return True

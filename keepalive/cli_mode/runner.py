@@ -57,7 +57,8 @@ class Outcome(str, Enum):
     LOGIN_REQUIRED = "login_required"  # the saved login is gone: the interactive sign-in started
     REFUSED = "refused"  # HTTP 412: usage or capacity limit, too many sessions
     REJECTED = "rejected"  # HTTP 400: the account may not use this accelerator
-    GONE = "gone"  # the runtime is no longer there
+    LOST = "lost"  # the CLI itself says the runtime is lost (404/401 from it): no doubt left
+    GONE = "gone"  # the runtime may be gone (connection lost, session unknown): evidence, counted over rounds
     FAILED = "failed"  # anything else (transport error, traceback): not evidence of anything
     TIMED_OUT = "timed_out"  # our own time limit ended it
     MISSING = "missing"  # `colab` is not installed where we look
@@ -89,7 +90,9 @@ def classify(answer: Answer, answers: dict) -> Outcome:
         return Outcome.REFUSED
     if said["accelerator_rejected"] in text:
         return Outcome.REJECTED
-    if said["session_lost"] in text or said["connection_lost"] in text or (
+    if said["session_lost"] in text:
+        return Outcome.LOST
+    if said["connection_lost"] in text or (
             "[colab] Session '" in text and said["session_not_found"] in text):
         return Outcome.GONE
     return Outcome.FAILED

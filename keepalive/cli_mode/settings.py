@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
 # `colab new --gpu` takes these; anything else is silently turned into an A100 by the CLI, so it is refused here.
 GPUS = ("T4", "L4", "G4", "H100", "A100")
 _SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+HOUR = 3600.0
+# Inclusive (low, high) of every [cli] number: a limit of 0 would end every call at once.
+RANGES = {
+    "call_seconds": (5.0, HOUR), "allocate_seconds": (30.0, 4 * HOUR), "drivemount_seconds": (5.0, 4 * HOUR),
+    "consent_wait_seconds": (0.0, HOUR), "waiter_poll_seconds": (0.1, 600.0),
+    "waiter_cell_seconds": (1.0, 12 * HOUR), "release_backoff_start": (0.1, HOUR),
+    "release_backoff_cap": (0.1, 6 * HOUR),
+}
+
+
+def out_of_range(name: str, value) -> str | None:
+    """Pure: None if ``value`` is a number within ``RANGES[name]``, else one line saying what to use."""
+    low, high = RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value)
+                                                                          and low <= value <= high):
+        return f"cli.{name} = {value!r} is out of range: use a number between {low:g} and {high:g}"
+    return None
 
 
 class CliSettingsError(ValueError):
@@ -28,6 +48,8 @@ class CliConfig:
     consent_wait_seconds: float = 180.0  # after "Please visit:", before pressing Enter for the human
     waiter_poll_seconds: float = 2.0  # how often the attached exec looks at the job and its log
     waiter_cell_seconds: float = 1800.0  # one attached exec lasts this long at most; the next follows at once
+    release_backoff_start: float = 10.0  # releasing at the end: first wait after a failed `colab stop`, doubling
+    release_backoff_cap: float = 300.0  # ... up to this; it goes on until the runtime is confirmed gone
     answers: dict = field(default_factory=dict)  # corrections of colab_cli.toml [answers]
 
     def session_name(self, job: str) -> str:
@@ -36,6 +58,10 @@ class CliConfig:
 
 def check(cli: CliConfig, job: str) -> CliConfig:
     """``cli`` if it can be used for ``job``, else CliSettingsError with one line saying what to set."""
+    for name in RANGES:
+        problem = out_of_range(name, getattr(cli, name))
+        if problem:
+            raise CliSettingsError(problem)
     if not _SESSION.match(cli.session_name(job)):
         raise CliSettingsError(f"cli session name {cli.session_name(job)!r} is not usable: letters, digits, "
                                "'.', '_' or '-' (at most 64)")

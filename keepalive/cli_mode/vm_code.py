@@ -55,8 +55,9 @@ def launch(args: list[str]) -> str:
     return _snippet('''
         state = read_state()
         if state.get("pid") and alive(state["pid"]):
-            mark("JOB", pid=state["pid"], started=False)
+            mark("JOB", pid=state["pid"], started=False, since=state.get("since"))
         else:
+            since = time.time()  # the VM's clock, as the job's heartbeat uses it
             env = dict(os.environ)
             env["PYTHONPATH"] = here(ZIP) + os.pathsep + env.get("PYTHONPATH", "")
             with open(here(LOG), "ab") as log:
@@ -65,8 +66,8 @@ def launch(args: list[str]) -> str:
                                        stderr=subprocess.STDOUT, cwd=CONTENT, env=env)
             globals()["_KEEPALIVE_JOB"] = job
             with open(here(STATE), "w") as handle:
-                json.dump({"pid": job.pid}, handle)
-            mark("JOB", pid=job.pid, started=True)
+                json.dump({"pid": job.pid, "since": since}, handle)
+            mark("JOB", pid=job.pid, started=True, since=since)
         ''', ZIP=ZIP, STATE=STATE, LOG=LOG, ARGS=list(args))
 
 
@@ -78,8 +79,8 @@ def wait(poll_seconds: float, cell_seconds: float) -> str:
     it, the 0.7.5 client busy-polls at 100 % CPU) and the daemon attaches the next one at once.
     """
     return _snippet('''
-        pid = read_state().get("pid")
-        mark("ATTACHED", pid=pid, alive=bool(pid and alive(pid)))
+        pid, since = read_state().get("pid"), read_state().get("since")
+        mark("ATTACHED", pid=pid, alive=bool(pid and alive(pid)), since=since)
         position = os.path.getsize(here(LOG)) if os.path.exists(here(LOG)) else 0
         until = time.monotonic() + CELL
 

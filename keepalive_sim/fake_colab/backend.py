@@ -75,6 +75,13 @@ class Server:
         with self.state() as data:
             data["asked"] = data.get("asked", []) + [accelerator]
 
+    def issue_token(self) -> str:
+        """A runtime-proxy token: opaque, like Colab's, so that only its place (a URL parameter, a header) tells it."""
+        token = secrets.token_urlsafe(24)
+        with self.state() as data:
+            data["tokens"] = data.get("tokens", []) + [token]
+        return token
+
     def vm_root(self, endpoint: str) -> Path:
         return self.root / f"vm{self.read()['assignments'][endpoint]['slot']}"
 
@@ -146,7 +153,9 @@ class FakeColab:
         return program
 
     def fault(self, name: str, value) -> None:
-        """refuse_new / transport_errors: how many calls fail; login_expired, drive_consent: on or off."""
+        """How many calls fail: refuse_new (412), transport_errors (502 from the runtime), stop_errors (502 on
+        unassign), download_errors (502, the proxy token in the message), sessions_omit (the server's list leaves
+        our runtime out, and the CLI prunes its entry). On or off: login_expired, drive_consent."""
         with self.server.state() as data:
             data["faults"][name] = value
 
@@ -172,6 +181,10 @@ class FakeColab:
     def reclaim(self, endpoint: str) -> None:
         """Colab takes the VM back: its processes die, its disk is gone, the CLI is not told."""
         self.server.release(endpoint)
+
+    def tokens(self) -> list[str]:
+        """Every runtime-proxy token the fake handed out (a test looks for them where they must not be)."""
+        return self.server.read().get("tokens", [])
 
     def content(self, endpoint: str) -> Path:
         return self.server.vm_root(endpoint) / "content"

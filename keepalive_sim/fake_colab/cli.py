@@ -5,8 +5,11 @@ makes a second ``exec`` wait (a lock held by the running cell); a lost login sta
 sign-in, which ends in "Aborted." with stdin closed; ``drivemount`` reads "Press Enter" from the
 terminal, and a ``drive.mount`` left waiting keeps the kernel busy until ``restart-kernel``; an unknown
 ``--gpu`` becomes an A100; ``new`` over an existing name leaves an orphan;
-``status``-like "not found" answers of ``stop`` exit 0. Not modelled: kernel state across ``exec``
-calls (each runs in a fresh Python), notebooks, images, ``--timeout``.
+"not found" answers of ``stop`` exit 0 and need no login, while unassigning needs it; ``sessions`` prunes
+the local entries whose runtime the server's answer omits; ``exec`` notices a lost runtime only when its
+``--timeout`` runs out; a failed download names the runtime's URL with its proxy token. Each behaviour
+cites the 0.7.5 source (``colab_cli/...:line``) it copies. Not modelled: kernel state across ``exec``
+calls (each runs in a fresh Python), notebooks, images, the proxy token's expiry.
 """
 
 from __future__ import annotations
@@ -94,6 +97,11 @@ def sign_in() -> int:
     return 1
 
 
+def request_error(method: str, url: str, reason: str) -> int:
+    """An HTTP error of the CLI's own client, uncaught: traceback, exit 1 (client.py ``ColabRequestError``)."""
+    return traceback_exit(f"colab_cli.client.ColabRequestError: Failed to issue request {method} {url}: {reason}")
+
+
 def resolve(server: Server, name: str, contact_vm: bool = True) -> tuple[str | None, int]:
     """The endpoint of session ``name``, or (None, exit code) after printing what the CLI prints."""
     entry = local_sessions().get(name)
@@ -132,7 +140,7 @@ def cmd_new(server, args) -> int:
         return 1
     endpoint = server.allocate(accelerator)
     data = local_sessions()
-    data[name] = {"name": name, "token": f"ya29.fake-proxy-token-{endpoint}", "endpoint": endpoint,
+    data[name] = {"name": name, "token": server.issue_token(), "endpoint": endpoint,
                   "url": f"https://colab.research.google.com/tun/m/{endpoint}", "accelerator": accelerator,
                   "variant": "GPU" if accelerator != "NONE" else "DEFAULT", "machine_shape": "STANDARD",
                   "running": None}
@@ -148,8 +156,13 @@ def _hardware_line(name: str, endpoint: str, accelerator: str) -> str:
 
 
 def cmd_sessions(server, args) -> int:
-    assignments = server.read()["assignments"]
+    assignments = dict(server.read()["assignments"])
     data = local_sessions()
+    if data and server.take_fault("sessions_omit"):
+        # The server's list leaves out a live runtime once. 0.7.5 trusts it: sync_sessions prunes every local
+        # entry whose endpoint is not listed (common.py:137-146), so the runtime comes back as "[?]" after.
+        for entry in data.values():
+            assignments.pop(entry.get("endpoint"), None)
     stale = [name for name, entry in data.items() if entry.get("endpoint") not in assignments]
     if stale:
         for name in stale:
@@ -168,17 +181,21 @@ def cmd_sessions(server, args) -> int:
 def cmd_stop(server, args) -> int:
     name = args.session
     entry = local_sessions().get(name)
-    if entry is None:
+    if entry is None:  # commands/session.py:333-336: a name it does not know is "not found.", exit 0, no login used
         say(f"[colab] Session '{name}' not found.")
         return 0
-    say(f"[colab] Stopping session '{name}'...")
-    if not server.release(entry["endpoint"]):
-        return traceback_exit("colab_cli.client.ColabRequestError: Failed to issue request GET "
-                              f"https://colab.research.google.com/tun/m/unassign/{entry['endpoint']}: Not Found")
+    say(f"[colab] Stopping session '{name}'...")  # commands/session.py:338
+    if server.read()["faults"].get("login_expired"):
+        return sign_in()  # commands/session.py:345: state.client.unassign needs the Google login
+    unassign = f"https://colab.research.google.com/tun/m/unassign/{entry['endpoint']}"
+    if server.take_fault("stop_errors"):  # client.py:266-272 (unassign) raising on a 502: entry kept
+        return request_error("GET", unassign, "Bad Gateway")
+    if not server.release(entry["endpoint"]):  # a runtime Colab took back: unassign answers 404, entry kept
+        return request_error("GET", unassign, "Not Found")
     data = local_sessions()
     data.pop(name, None)
     save_sessions(data)
-    say("[colab] Session terminated.")
+    say("[colab] Session terminated.")  # commands/session.py:346-348
     return 0
 
 
@@ -208,6 +225,9 @@ def cmd_exec(server, args) -> int:
         cell.wait()  # its exit code is not the CLI's: exec exits 0
         server.record_cell(endpoint, Path(args.file).name if args.file else "<stdin>", started, time.time())
     if endpoint not in server.read()["assignments"]:
+        # jupyter_kernel_client's wsclient.py:1073 notices the dropped connection only when the reply does not
+        # come within --timeout (commands/execution.py:258-262 passes it); run: 97 s with --timeout 100
+        time.sleep(max(0.0, started + args.timeout - time.time()))
         return traceback_exit("RuntimeError: Connection was lost.")
     return 0
 
@@ -242,6 +262,14 @@ def cmd_download(server, args) -> int:
     if endpoint is None:
         return code
     source = _remote(server, endpoint, args.remote_path)
+    if server.take_fault("download_errors"):
+        # commands/files.py:130-132 prints the exception of contents.py:45 (raise_for_status), whose text is the
+        # request's URL with the runtime-proxy token as a query parameter (contents.py:36); run offline, 0.7.5
+        token = local_sessions()[args.session]["token"]
+        say(f"[colab] Download failed: 502 Server Error: Bad Gateway for url: https://colab.research.google.com/tun/m/"
+            f"{endpoint}/api/contents/{args.remote_path.strip('/')}?authuser=0&colab-runtime-proxy-token={token}"
+            "&content=1")
+        return 1
     if not source.is_file():
         say(f"[colab] Download failed: File or directory not found: /{args.remote_path.lstrip('/')}")
         return 1
@@ -322,6 +350,11 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# The commands that reach Colab's API with the Google login (state.client, common.py:70-77): new (session.py:141),
+# sessions (common.py:132), drivemount (automation.py: credentials propagation). exec, download, upload and
+# restart-kernel talk to the runtime with its proxy token only (common.py:96-112 asks the API only near the
+# token's expiry); stop decides for itself (cmd_stop).
+NEEDS_LOGIN = ("new", "sessions", "drivemount")
 COMMANDS = {"version": cmd_version, "new": cmd_new, "sessions": cmd_sessions, "stop": cmd_stop, "exec": cmd_exec,
             "download": cmd_download, "upload": cmd_upload, "drivemount": cmd_drivemount,
             "restart-kernel": cmd_restart_kernel}
@@ -333,7 +366,7 @@ def main(argv=None) -> int:
     server.record_call(args.command, getattr(args, "session", None) is not None)
     if args.command != "version":
         update_banner()
-        if server.read()["faults"].get("login_expired"):
+        if server.read()["faults"].get("login_expired") and args.command in NEEDS_LOGIN:
             return sign_in()
     if args.command in ("exec", "download", "upload", "drivemount", "restart-kernel") and not args.session:
         sessions = list(local_sessions())
