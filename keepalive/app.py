@@ -91,7 +91,7 @@ def build(cfg, *, hands: Hands | None = None, watch=None, notifier: Notifier | N
         warn(warning)
     journal = Journal(cfg.dirs.state, cfg.job)
     if lock:
-        journal.lock()
+        journal.lock(cfg.mode)
     with contextlib.ExitStack() as undo:
         undo.callback(journal.unlock)
         hands = hands or make_hands(cfg)
@@ -105,7 +105,7 @@ def build(cfg, *, hands: Hands | None = None, watch=None, notifier: Notifier | N
         watch = watch or (own_watch(grace) if own_watch else
                           HeartbeatWatch(cfg.drive_folder or find_drive_folder(), cfg.job, grace))
         notifier = notifier or Notifier(cfg.notify_backend, cfg.notify_min_interval_seconds, journal,
-                                        cfg.notify_enabled, urls=cfg.notify_urls)
+                                        cfg.notify_enabled, urls=cfg.notify_urls, job=cfg.job)
         if hasattr(hands, "notify"):  # cli mode tells the human the Drive consent URL itself
             hands.notify = notifier.send
         undo.callback(notifier.close)

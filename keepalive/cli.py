@@ -9,13 +9,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from keepalive import config
+from keepalive import __version__, config
 from keepalive.hands.browser import BrowserError
 from keepalive.journal import AlreadyRunning
+from keepalive.status import EXIT_CODES_HELP
 
 
 def _parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="keepalive", description="Keep a long Colab job alive from your PC.")
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     top.add_argument("--config", help="config file (default: the user's config folder)")
     sub = top.add_subparsers(dest="command", required=True)
 
@@ -33,39 +35,54 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--images", help="cli mode: the images folder as Colab sees it, /content/drive/MyDrive/...")
     run.add_argument("--gpu", help="cli mode: the accelerator to ask for (default T4; '' for a CPU runtime)")
 
-    status = sub.add_parser("status", help="one look at the job")
-    status.add_argument("--job")
-    status.add_argument("--mode", choices=config.MODES)
-    status.add_argument("--drive-folder")
-    status.add_argument("--json", action="store_true")
+    status = sub.add_parser("status", help="one look at the job, and whether a daemon watches it",
+                            description="One look at the job, with or without a daemon running.",
+                            epilog=EXIT_CODES_HELP)
+    status.add_argument("--job", help="job name, as in the notebook (default meshroom)")
+    status.add_argument("--mode", choices=config.MODES, help="cli: the heartbeat as the cli-mode daemon last fetched it")
+    status.add_argument("--drive-folder", help="your 'My Drive' folder from Google Drive for desktop")
+    status.add_argument("--json", action="store_true", help="print every field as one JSON object")
 
     doctor = sub.add_parser("doctor", help="open the page once and report what is seen")
-    doctor.add_argument("url", nargs="?")
+    doctor.add_argument("url", nargs="?", help="the Colab notebook URL (default: the one in your config)")
     doctor.add_argument("--mode", choices=config.MODES, help="cli: report on the colab CLI instead of the page")
-    doctor.add_argument("--origin")
-    doctor.add_argument("--headless", action="store_true")
+    doctor.add_argument("--origin", help="the Colab site (default https://colab.research.google.com)")
+    doctor.add_argument("--headless", action="store_true", help="open the page without a browser window")
     doctor.add_argument("--out", help="folder for the screenshot and the page HTML")
-    doctor.add_argument("--json", action="store_true")
+    doctor.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     notebook = sub.add_parser("notebook", help="write the notebook to upload to Colab once")
-    notebook.add_argument("--out", default="keepalive_meshroom.ipynb")
-    notebook.add_argument("--images", default="/content/drive/MyDrive/images", help="images folder in Colab")
-    notebook.add_argument("--job", default=None)
-    notebook.add_argument("--meshroom", default="2019.2")
+    notebook.add_argument("--out", default="keepalive_meshroom.ipynb", help="the notebook file to write (default %(default)s)")
+    notebook.add_argument("--images", default="/content/drive/MyDrive/images",
+                          help="images folder as Colab sees it (default %(default)s)")
+    notebook.add_argument("--job", default=None, help="job name: its folder on Drive (default meshroom)")
+    notebook.add_argument("--meshroom", default="2019.2", help="Meshroom release: 2019.2, 2021.1, 2023.3 or 2025.1 "
+                          "(default %(default)s)")
     notebook.add_argument("--pipeline", default=None, help="your own Meshroom pipeline (.mg) on Drive, as seen in Colab")
     notebook.add_argument("--param", dest="params", action="append", default=[], metavar="NODE.ATTR=VALUE",
                           help="a parameter of the graph, e.g. DepthMap_1.downscale=4 (repeatable)")
     notebook.add_argument("--overrides", default=None, help="a JSON overrides file on Drive, as seen in Colab")
 
     service = sub.add_parser("service", help="run the daemon as your own service (starts at login, after a crash)")
-    service.add_argument("action", choices=["install", "uninstall", "status"])
+    service.add_argument("action", choices=["install", "uninstall", "status"],
+                         help="install: register 'keepalive run --service'; uninstall: remove it; status: what runs")
 
     demo = sub.add_parser("demo", help="the whole product against the built-in Colab simulator")
-    demo.add_argument("--headless", action="store_true")
-    demo.add_argument("--kills", type=int, default=3, help="disconnects to inject")
+    demo.add_argument("--headless", action="store_true", help="run the browser without a window")
+    demo.add_argument("--kills", type=int, default=3, help="disconnects to inject (default %(default)s)")
     demo.add_argument("--workdir", help="where the local Drive goes (default: a new temp folder)")
     demo.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     return top
+
+
+def _load(path, **overrides):
+    """The config, its warnings (unknown keys) said now, one line each, by every command; the list is emptied
+    once said, so that the daemon ``run`` builds does not say them again."""
+    cfg = config.load(path, **overrides)
+    for warning in cfg.warnings:
+        print(f"keepalive: warning: {warning}", file=sys.stderr, flush=True)
+    cfg.warnings.clear()
+    return cfg
 
 
 def _ask_url(cfg, given: str | None) -> str:
@@ -83,7 +100,7 @@ def _ask_url(cfg, given: str | None) -> str:
 def cmd_run(args) -> int:
     from keepalive import app
 
-    cfg = config.load(args.config, origin=args.origin, mode=args.mode, job=args.job,
+    cfg = _load(args.config, origin=args.origin, mode=args.mode, job=args.job,
                       drive_folder=args.drive_folder, poll_seconds=args.poll_seconds)
     given = {key: value for key, value in (("images", args.images), ("gpu", args.gpu)) if value is not None}
     cfg.cli = dataclasses.replace(cfg.cli, **given)
@@ -101,7 +118,7 @@ def cmd_run(args) -> int:
 def cmd_status(args) -> int:
     from keepalive import status
 
-    cfg = config.load(args.config, job=args.job, drive_folder=args.drive_folder, mode=args.mode)
+    cfg = _load(args.config, job=args.job, drive_folder=args.drive_folder, mode=args.mode)
     previous = None
     if cfg.mode == "cli":
         from keepalive.cli_mode.watch import mirror_folder, previous_run, previous_text
@@ -112,15 +129,16 @@ def cmd_status(args) -> int:
     if previous is not None:  # an earlier run's final word that this run did not take as its verdict
         info["previous_run"] = {"phase": previous.phase, "cause": previous.cause, "reason": status.text(previous.reason),
                                 "session": status.text(previous.session)}
-    text = status.render_text(info) + (f"\n{status.text(previous_text(previous))}" if previous else "")
+    text = status.render_text(info, cfg.supervisor.grace_seconds) + \
+        (f"\n{status.text(previous_text(previous))}" if previous else "")
     print(json.dumps(info, sort_keys=True) if args.json else text)
-    return 0
+    return info["exit_code"]
 
 
 def cmd_doctor(args) -> int:
     from keepalive import doctor
 
-    cfg = config.load(args.config, origin=args.origin, mode=args.mode)
+    cfg = _load(args.config, origin=args.origin, mode=args.mode)
     if cfg.mode == "cli":
         from keepalive.cli_mode import doctor as cli_doctor
 
@@ -138,7 +156,7 @@ def cmd_doctor(args) -> int:
 def cmd_notebook(args) -> int:
     from keepalive import notebook
 
-    cfg = config.load(args.config, job=args.job)
+    cfg = _load(args.config, job=args.job)
     try:
         notebook.write(args.out, args.images, cfg.job, args.meshroom,
                        pipeline=args.pipeline, params=args.params, overrides=args.overrides)
@@ -154,7 +172,7 @@ def cmd_notebook(args) -> int:
 def cmd_service(args) -> int:
     from keepalive import service
 
-    cfg = config.load(args.config)
+    cfg = _load(args.config)
     platform = service.platform_for(service.command(cfg.path), cfg.dirs.state)
     try:
         print(getattr(service, args.action)(platform))

@@ -19,6 +19,7 @@ import traceback
 
 import schedule
 
+from colab_side.events import utc_now
 from keepalive.drive_store import DurableOnPC
 from keepalive.states import Action, Cause
 from keepalive.status import count, describe
@@ -79,8 +80,9 @@ class Daemon:
             if had_session:  # the very first start of a job that never ran is not a restart
                 self.state["restarts"] += len(self.memory.restarts) - self._restarts_seen
             self._restarts_seen = len(self.memory.restarts)
-        for notice in decision.notices:
-            self.notifier.send(notice, decision.reason)
+        self.state.update(self.durable.facts())
+        for notice in decision.notices:  # with what the view shows: wall time, restarts, the result
+            self.notifier.send(notice, decision.reason, self._facts(beat))
         if decision.action is not Action.WAIT or decision.notices:
             self.journal.record("decision", page=observation.state.value, heartbeat=beat.verdict.value,
                                 **decision.to_dict())
@@ -88,18 +90,19 @@ class Daemon:
             done = self.hands.act(decision.action)
             self.journal.record("action", action=decision.action.value, ok=done, reason=decision.reason)
             self.state.update(last_action=decision.action.value, last_reason=decision.reason,
-                              last_action_time=time.strftime("%H:%M:%S"))
+                              last_action_time=utc_now())
         self.state["cause"] = decision.cause.value if decision.cause else None
         self.state["note"] = decision.reason if decision.cause else None
         self._release_at_end(beat)
-        self.state["chunks_durable_on_pc"] = self.durable.count()
         if decision.action is Action.STOP:
             self.final = decision
             self.stopping = True
         self.journal.save_state(self.state)
-        self.view.update(describe(beat.beat, beat.verdict, beat.since_change, beat.sync_lag, self.state,
-                                  error=beat.error))
+        self.view.update(self._facts(beat))
         return decision
+
+    def _facts(self, beat) -> dict:
+        return describe(beat.beat, beat.verdict, beat.since_change, beat.sync_lag, self.state, error=beat.error)
 
     def _release_at_end(self, beat) -> None:
         """At a session's done, failed or blocked: disconnect and delete its runtime, once, so no units burn."""

@@ -4,7 +4,8 @@
 every heartbeat session change; ``keepalive status`` reads it. ``state.json`` holds what the
 daemon shows (last action, restarts, when this PC last saw the heartbeat change);
 ``status_seen.json`` is the ``status`` command's own note of that. ``daemon.lock`` is an OS file lock held by the daemon watching
-this job, so that a second one refuses to start; ``daemon.pid`` names it.
+this job, so that a second one refuses to start; ``daemon.pid`` names it: its pid, since when it watches, its mode
+(JSON; a plain pid from an older version is read too). ``status`` tells by the lock whether a daemon watches.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class Journal:
             return {}
         return state if isinstance(state, dict) else {}
 
-    def lock(self) -> None:
+    def lock(self, mode: str | None = None) -> None:
         """Take the job's OS lock, or raise AlreadyRunning naming the daemon that holds it.
 
         The operating system frees the lock when its process ends, however it ends (a crash, a kill,
@@ -96,15 +97,39 @@ class Journal:
         try:
             self._lock.acquire()
         except filelock.Timeout:
-            try:
-                pid = int(self.pid_path.read_text().strip())
-            except (OSError, ValueError):
-                pid = None
+            pid = self.watcher_record().get("pid")
             other = f"(pid {pid}) " if pid else ""
             raise AlreadyRunning(f"another keepalive {other}already watches this job; stop it first") from None
         temp = self.pid_path.with_name("daemon.pid.tmp")
-        temp.write_text(str(os.getpid()))
+        temp.write_text(json.dumps({"pid": os.getpid(), "since": _now(), "mode": mode}))
         os.replace(temp, self.pid_path)
+
+    def watcher_record(self) -> dict:
+        """What the watching daemon wrote of itself: ``pid``, ``since``, ``mode`` (any may be missing)."""
+        try:
+            raw = self.pid_path.read_text(encoding="utf-8", errors="replace").strip()
+            record = json.loads(raw) if raw.startswith("{") else {"pid": int(raw)}
+        except (OSError, ValueError, RecursionError):
+            return {}
+        if not isinstance(record, dict):
+            return {}
+        pid = record.get("pid")
+        return {**record, "pid": pid if type(pid) is int and pid > 0 else None}
+
+    def watcher(self) -> dict | None:
+        """The daemon watching this job (its record, possibly empty), or None when none does.
+
+        Told by the OS lock, which a daemon holds as long as it lives: taken for an instant here when free.
+        """
+        if not self.lock_path.exists():
+            return None
+        probe = filelock.FileLock(self.lock_path, timeout=0)
+        try:
+            probe.acquire()
+        except filelock.Timeout:
+            return self.watcher_record()
+        probe.release()
+        return None
 
     def unlock(self) -> None:
         if self._lock is not None and self._lock.is_locked:

@@ -1,10 +1,16 @@
 """Notifications, for what the human should know: done, failed, blocked, needs you, recovered,
 giving up. Rate-limited per kind; every one also goes to the daemon's journal.
 
+Each one names the job, says what happened and what to do (``compose``, pure): the title is
+"<job>: <what>", the message the daemon's reason, the facts the view shows (wall time, restarts,
+the result on Drive) and the next step.
+
 Two ways out, both optional: the desktop (one long-lived notifier with the product's icon, on an
 event loop of its own that is closed properly, so nothing is printed at exit), and the phone:
 ``notify.urls`` in the config takes apprise URLs (ntfy, Telegram, e-mail, Pushover, webhooks...).
-A terminal bell rings where the desktop cannot be reached. The ``record`` backend only journals.
+Where the desktop cannot be reached (no D-Bus session, no notification server) one warning line
+says so, once, and a terminal bell rings for this and every later notification; desktop-notifier's
+own failure report (a traceback) is kept off the console. The ``record`` backend only journals.
 Notification URLs hold tokens: they are never printed or journaled, only their scheme.
 """
 
@@ -18,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 from keepalive.states import Notice
+from keepalive.status import clock_text, count, number, result_text, text
 
 TITLES = {
     Notice.DONE: "Colab job done",
@@ -29,14 +36,72 @@ TITLES = {
     Notice.SOURCE_STALLED: "Colab job's heartbeat is not arriving",
     Notice.HEARTBEAT_UNREADABLE: "Colab job's heartbeat cannot be read",
 }
+# What the human should do after each kind, where the reason does not say it already.
+NEXT_STEPS = {
+    Notice.DONE: "Nothing to do: the result is on your Drive.",
+    Notice.FAILED: "A restart will not mend it: fix what it names, then run '{run}' again.",
+    Notice.BLOCKED: "Do what it says; keepalive waits and carries on when the job can.",
+    Notice.NEEDS_HUMAN: "Do it in the browser (same Google account); keepalive carries on by itself.",
+    Notice.RECOVERED: "Nothing to do: the job resumes from what Drive holds.",
+    Notice.GIVING_UP: "Look at the notebook in the browser and at 'keepalive status', then run '{run}' again.",
+    Notice.SOURCE_STALLED: "Check that Google Drive for desktop runs and syncs on this PC; keepalive does not restart.",
+    Notice.HEARTBEAT_UNREADABLE: "Check that Google Drive for desktop runs and syncs on this PC.",
+}
 APP_NAME = "colab-keepalive"
 SEND_TIMEOUT_SECONDS = 10.0
 ICON = Path(str(resources.files("keepalive").joinpath("icons", "keepalive.png")))  # package data
 
 
+def compose(kind: str, reason: str, facts: dict | None = None, job: str | None = None) -> tuple[str, str]:
+    """Title and message of one notification: which job, what happened, the figures, what to do.
+
+    ``facts`` is what the view shows (``keepalive.status.describe``); any of it may be missing.
+    """
+    facts = facts if isinstance(facts, dict) else {}
+    job = text(job or facts.get("job"))
+    facts = {**facts, "job": job or None}
+    title = f"{job}: {TITLES.get(kind, APP_NAME)}" if job else TITLES.get(kind, APP_NAME)
+    what = text(reason, 400).rstrip(".")
+    parts = [f"Job {job}: {what}." if job else f"{what[:1].upper()}{what[1:]}."]
+    if kind in (Notice.DONE, Notice.FAILED, Notice.GIVING_UP):
+        wall = number(facts.get("job_seconds"))
+        figures = ([f"{clock_text(wall)} from its first start"] if wall is not None else []) + \
+            [f"{count(facts.get('restarts'))} restart{'' if count(facts.get('restarts')) == 1 else 's'}"]
+        result = result_text(facts) if kind == Notice.DONE else ""
+        parts.append(", ".join(figures + ([result] if result else [])) + ".")
+    to_do = text(facts.get("what_to_do"))
+    if kind == Notice.FAILED and to_do and to_do not in what:
+        parts.append(f"To do: {to_do.rstrip('.')}.")
+    parts.append(NEXT_STEPS.get(kind, "").format(run=f"keepalive run --job {job}" if job else "keepalive run"))
+    return title, " ".join(part for part in parts if part)
+
+
 def url_scheme(url: str) -> str:
     """What may be shown of a notification URL: its scheme only (the rest holds tokens)."""
     return url.split("://", 1)[0] + "://…" if "://" in url else "(no scheme)"
+
+
+class _Failures(logging.Handler):
+    """What desktop-notifier reports at WARNING and above: it logs a failed send (with a traceback) instead of
+    raising, so its log is the only word of a failure. Kept here, never printed."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def why(self) -> str | None:
+        """One line: the last failure's cause, or None if nothing failed since the last ``clear``."""
+        if not self.records:
+            return None
+        record = self.records[-1]
+        error = record.exc_info[1] if record.exc_info else None
+        return text(f"{type(error).__name__}: {error}" if error else record.getMessage(), 200)
+
+    def clear(self) -> None:
+        self.records.clear()
 
 
 class Desktop:
@@ -46,9 +111,15 @@ class Desktop:
         self.app_name = app_name
         self._loop: asyncio.AbstractEventLoop | None = None
         self._api = None
+        self.failures = _Failures()
+        logger = logging.getLogger("desktop_notifier")
+        logger.addHandler(self.failures)
+        logger.propagate = False  # its "Notification failed" traceback never reaches the console
+        self.why: str | None = None  # why the last send failed, one line
 
     def send(self, title: str, message: str) -> bool:
-        """Show it; False where no notification service answers (then the caller rings)."""
+        """Show it; False where no notification service answers (``why`` says why; then the caller rings)."""
+        self.failures.clear()
         try:
             if self._api is None:
                 from desktop_notifier import DesktopNotifier, Icon
@@ -57,12 +128,14 @@ class Desktop:
                 self._api = DesktopNotifier(app_name=self.app_name, app_icon=Icon(path=ICON))
             self._loop.run_until_complete(
                 asyncio.wait_for(self._api.send(title=title, message=message), SEND_TIMEOUT_SECONDS))
-            return True
-        except Exception:  # no service on this desktop, or none at all
-            return False
+            self.why = self.failures.why()
+        except Exception as exc:  # no service on this desktop, or none at all
+            self.why = text(f"{type(exc).__name__}: {exc}", 200)
+        return self.why is None
 
     def close(self) -> None:
         """Disconnect from the service and close the loop while both still exist (no noise at exit)."""
+        logging.getLogger("desktop_notifier").removeHandler(self.failures)
         if self._loop is None:
             return
         bus = getattr(getattr(self._api, "_backend", None), "bus", None)
@@ -103,7 +176,9 @@ def check_urls(urls) -> None:
 
 class Notifier:
     def __init__(self, backend: str = "desktop", min_interval: float = 600.0, journal=None,
-                 enabled: bool = True, clock=time.monotonic, stream=sys.stderr, urls=(), desktop=None):
+                 enabled: bool = True, clock=time.monotonic, stream=sys.stderr, urls=(), desktop=None,
+                 job: str | None = None):
+        self.job = job
         self.backend = backend
         self.min_interval = min_interval
         self.journal = journal
@@ -113,24 +188,39 @@ class Notifier:
         self.desktop = desktop or Desktop()
         self.phone = Phone(urls) if urls else None
         self._last: dict[str, float] = {}
+        self._desktop_works = True  # until the desktop failed once: then the bell, without trying again
 
-    def send(self, kind: str, message: str) -> bool:
-        """Tell the human, unless the same kind was told less than ``min_interval`` ago."""
+    def send(self, kind: str, reason: str, facts: dict | None = None) -> bool:
+        """Tell the human, unless the same kind was told less than ``min_interval`` ago.
+
+        ``facts``: what the view shows of the job (``keepalive.status.describe``), for the figures.
+        """
         now = self.clock()
         if not self.enabled or (kind in self._last and now - self._last[kind] < self.min_interval):
             return False
         self._last[kind] = now
-        title = TITLES.get(kind, APP_NAME)
+        title, message = compose(kind, reason, facts, self.job)
         if self.journal:
             self.journal.record("notification", what=kind, title=title, message=message)
         if self.phone is not None:
             reached = self.phone.send(title, message)
             if self.journal:
                 self.journal.record("phone_notification", what=kind, ok=reached)
-        if self.backend == "record" or self.backend == "desktop" and self.desktop.send(title, message):
+        if self.backend == "record" or self.backend == "desktop" and self._on_desktop(title, message):
             return True
         print(f"\a{title}: {message}", file=self.stream, flush=True)
         return True
+
+    def _on_desktop(self, title: str, message: str) -> bool:
+        if not self._desktop_works:
+            return False
+        if self.desktop.send(title, message):
+            return True
+        self._desktop_works = False
+        why = text(getattr(self.desktop, "why", None)) or "no notification service answered"
+        print(f"keepalive: warning: desktop notifications do not work here ({why}); the terminal bell rings "
+              "instead", file=self.stream, flush=True)
+        return False
 
     def close(self) -> None:
         self.desktop.close()

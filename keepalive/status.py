@@ -1,4 +1,10 @@
-"""One look at the job: the heartbeat (as the PC's Drive shows it) and the daemon's own record."""
+"""One look at the job: the heartbeat (as the PC's Drive shows it) and the daemon's own record.
+
+``describe`` turns them into the plain dict that every view shows (the live panel, its plain lines,
+``keepalive status`` and its ``--json``, the notifications' figures); ``heartbeat_line``, ``headline``
+and ``exit_code`` are pure readings of that dict, so no view can contradict another. ``collect``
+adds, for ``status``, whether a daemon watches the job (its OS lock and its record of itself).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from colab_side import heartbeat as hb
 from keepalive.drive_store import DurableOnPC
 from keepalive.heartbeat_watch import HeartbeatWatch, find_drive_folder
 from keepalive.journal import Journal
-from keepalive.states import Verdict
+from keepalive.states import Cause, Verdict
 
 STATUS_SEEN = "status_seen.json"  # status's own note of when this PC first saw the heartbeat's (session, seq)
 
@@ -49,6 +55,8 @@ def describe(beat: hb.Heartbeat | None, verdict: str, age: float | None, sync_la
     wall = time.time() if wall is None else wall
     state = state if isinstance(state, dict) else {}
     final = beat is not None and beat.final
+    started = hb.timestamp(text(state.get("job_started")))
+    ended = hb.timestamp(beat.time) if final else None  # Colab's clock, as the job's first event
 
     def rounded(value):
         value = number(value)
@@ -72,13 +80,20 @@ def describe(beat: hb.Heartbeat | None, verdict: str, age: float | None, sync_la
         "warnings": [text(w) for w in beat.warnings] if beat else [],
         "history": [text(h) for h in beat.history] if beat else [],  # e.g. which session this one superseded
         "restarts": int(number(state.get("restarts")) or 0),
-        "chunks_durable_on_pc": None if number(state.get("chunks_durable_on_pc")) is None
-        else count(state.get("chunks_durable_on_pc")),
+        "chunks_durable_on_pc": _counted(state.get("chunks_durable_on_pc")),
+        "result_files_on_pc": _counted(state.get("result_files_on_pc")),  # verified in result/, once published
+        "job_seconds": None if started is None else max(0.0, (ended or wall) - started),  # since its first start
         "last_action": text(state.get("last_action")) or None,
         "last_action_reason": text(state.get("last_reason")) or None,
         "last_action_time": text(state.get("last_action_time")) or None,
+        "last_action_age_seconds": _seconds_since(text(state.get("last_action_time")), wall)
+        if state.get("last_action_time") else None,
         "note": text(state.get("note")) or None,  # why the daemon waits or acts now, while it has a cause
     }
+
+
+def _counted(value) -> int | None:
+    return None if number(value) is None else count(value)
 
 
 def heartbeat_key(beat: hb.Heartbeat) -> dict:
@@ -112,12 +127,119 @@ def collect(cfg, wall: float | None = None) -> dict:
             journal.save_state({**heartbeat_key(view.beat), "pc_time": wall}, STATUS_SEEN)
         age = None if first is None else max(0.0, wall - first)
         verdict = Verdict.FRESH if age is None or age <= cfg.supervisor.grace_seconds else Verdict.STALE
-    durable = DurableOnPC(folder, cfg.job).count()
-    info = describe(view.beat, verdict, age, None, {**state, "chunks_durable_on_pc": durable}, wall, view.error)
+    store = DurableOnPC(folder, cfg.job).facts()
+    info = describe(view.beat, verdict, age, None, {**state, **store}, wall, view.error)
     info["job"] = cfg.job
     info["drive_folder"] = str(folder) if folder else None
     info["sessions"] = journal.sessions()[-10:]
+    watcher = journal.watcher()
+    info["watched_by"] = None if watcher is None else {
+        "pid": watcher.get("pid"), "since": text(watcher.get("since")) or None, "mode": text(watcher.get("mode")) or None,
+        "up_seconds": _seconds_since(text(watcher.get("since")), wall) if watcher.get("since") else None}
+    info["exit_code"] = exit_code(info)
     return info
+
+
+# ``keepalive status``'s exit codes (2, a config that cannot be used, is every command's).
+EXIT_OK, EXIT_NEEDS_YOU, EXIT_UNWATCHED = 0, 1, 4
+EXIT_CODES_HELP = ("exit codes: 0 the job is done, or a daemon watches it; 1 the job failed or is blocked, or the "
+                   "daemon gave up restarting it; 2 the config cannot be used; 4 no daemon watches a job that is "
+                   "not finished")
+
+
+def exit_code(info: dict) -> int:
+    """What ``status`` exits with: something is wrong (1), or nothing watches a job that is not done (4)."""
+    phase = text(info.get("phase"))
+    if phase in (hb.FAILED, hb.BLOCKED) or text(info.get("cause")) == Cause.THRASHING.value:
+        return EXIT_NEEDS_YOU
+    if phase != hb.DONE and not info.get("watched_by"):
+        return EXIT_UNWATCHED
+    return EXIT_OK
+
+
+def heartbeat_line(info: dict, grace: float) -> tuple[str, str]:
+    """The heartbeat as it may truthfully be shown, and its tone (``good``, ``warn``, ``bad``, ``plain``).
+
+    "fresh" (green) only while nothing else says the session ended: a final heartbeat is the job's last
+    word, not a sign of life; a heartbeat still within its grace while the daemon has found the runtime
+    lost is the ended session's last one; one seen for the first time has no age yet.
+    """
+    word, age = heartbeat_word(info), number(info.get("heartbeat_age_seconds"))
+    lag = "" if number(info.get("sync_lag_seconds")) is None else f"  sync lag {clock_text(info['sync_lag_seconds'])}"
+    changed = f"last changed {clock_text(age)} ago"
+    if word == "final":
+        return f"final ({text(info.get('phase'))})" + ("" if age is None else f", {changed}") + lag, "plain"
+    if word == "before-loss":
+        return f"{changed}, before the runtime was lost (no new session yet){lag}", "warn"
+    if word == "first-seen":
+        return "seen for the first time now: whether it moves shows on the next look", "warn"
+    if word == "none-yet":
+        return "none yet (no session of this job has written one)", "warn"
+    if word == Verdict.FRESH:
+        return f"fresh  age {clock_text(age)}{lag}", "good" if age < grace / 2 else "warn"
+    return f"{word or '-'}  age {clock_text(age)}{lag}", "bad"
+
+
+def heartbeat_word(info: dict) -> str:
+    """The heartbeat's verdict in one word, corrected by what else is known (see ``heartbeat_line``)."""
+    verdict, age = text(info.get("heartbeat")), number(info.get("heartbeat_age_seconds"))
+    if text(info.get("phase")) in (hb.DONE, hb.FAILED, hb.BLOCKED):
+        return "final"
+    if verdict == Verdict.FRESH and text(info.get("cause")) == Cause.RUNTIME_LOST.value:
+        return "before-loss"
+    if verdict == Verdict.FRESH and age is None:
+        return "first-seen"
+    if verdict == Verdict.MISSING and not info.get("session"):
+        return "none-yet"
+    return verdict
+
+
+def headline(info: dict) -> tuple[str, str] | None:
+    """The one line on where the job stands, and its tone; None while it simply computes.
+
+    ``done`` is success, said with the job's wall time, restarts and its result on Drive; a final
+    failure or block says what to do; a cause of the daemon's says why it waits or acts.
+    """
+    phase, cause = text(info.get("phase")), text(info.get("cause"))
+    if phase == hb.DONE:
+        wall = number(info.get("job_seconds"))
+        restarts = count(info.get("restarts"))
+        figures = ([f"{clock_text(wall)} from its first start"] if wall is not None else []) + \
+            [f"{restarts} restart{'' if restarts == 1 else 's'}"] + ([result_text(info)] if result_text(info) else [])
+        return f"DONE: the job finished — {', '.join(figures)}", "good"
+    if info.get("reason"):
+        to_do = text(info.get("what_to_do"))
+        return f"{cause or phase.upper()}: {text(info['reason'])}" + (f" — to do: {to_do}" if to_do else ""), "bad"
+    if cause == Cause.RUNTIME_LOST.value and text(info.get("heartbeat")) == Verdict.MISSING \
+            and not info.get("session"):
+        return f"STARTING: no session of this job runs yet; starting one ({text(info.get('last_action')) or 'wait'})", \
+            "plain"
+    if cause and info.get("note"):
+        return f"{cause}: {text(info['note'])}", "bad" if cause == Cause.THRASHING.value else "warn"
+    return None
+
+
+def result_text(info: dict) -> str:
+    """The verified result on Drive, as this PC sees the store's record of it; '' until published."""
+    files = number(info.get("result_files_on_pc"))
+    if files is None:
+        return ""
+    where = f"keepalive/{text(info.get('job'))}/result/" if info.get("job") else "result/"
+    return f"result: {count(files)} file{'' if count(files) == 1 else 's'} verified in {where} on Drive"
+
+
+def watcher_text(info: dict) -> str:
+    """Whether a daemon watches the job, and the next step when none does."""
+    watcher = info.get("watched_by")
+    if isinstance(watcher, dict):
+        pid = f"pid {count(watcher.get('pid'))}" if number(watcher.get("pid")) is not None else "pid unknown"
+        since = text(watcher.get("since"))
+        up = f" ({clock_text(watcher.get('up_seconds'))})" if number(watcher.get("up_seconds")) is not None else ""
+        mode = f", {text(watcher.get('mode'))} mode" if watcher.get("mode") else ""
+        return f"watched by keepalive {pid}" + (f" since {since}{up}" if since else "") + mode
+    if text(info.get("phase")) == hb.DONE:
+        return "no daemon watches it (none is needed: the job is done)"
+    return f"NOT watched: no keepalive daemon runs for this job; start one: keepalive run --job {text(info.get('job'))}"
 
 
 def clock_text(seconds) -> str:
@@ -128,30 +250,45 @@ def clock_text(seconds) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def render_text(info: dict) -> str:
+def render_text(info: dict, grace: float = 300.0) -> str:
     progress = number(info.get("progress"))
     chunk = number(info.get("chunk"))
+    beat, _tone = heartbeat_line(info, grace)
+    eta = "" if text(info.get("phase")) in (hb.DONE, hb.FAILED, hb.BLOCKED) else \
+        f", ETA {clock_text(info.get('eta_seconds'))}"
     lines = [
         f"job {text(info.get('job'))}: phase {text(info.get('phase')) or '-'}, node {text(info.get('node')) or '-'}"
         f" chunk {'-' if chunk is None else int(chunk)}",
         f"progress {'-' if progress is None else f'{progress * 100:.1f}%'}"
-        f" ({count(info.get('chunks_done'))}/{count(info.get('chunks_total'))} chunks{durable_text(info)}),"
-        f" ETA {clock_text(info.get('eta_seconds'))}",
-        f"heartbeat {text(info.get('heartbeat'))} (age {clock_text(info.get('heartbeat_age_seconds'))}),"
-        f" restarts {count(info.get('restarts'))}",
-        f"last action: {text(info.get('last_action')) or '-'} ({text(info.get('last_action_reason')) or '-'})",
+        f" ({count(info.get('chunks_done'))}/{count(info.get('chunks_total'))} chunks{durable_text(info)}){eta}",
+        f"heartbeat {beat}",
+        f"restarts {count(info.get('restarts'))}; last action: {action_text(info)}",
     ]
+    if "watched_by" in info:
+        lines.append(watcher_text(info))
     if info.get("heartbeat_error"):
         lines.append(f"heartbeat unreadable: {text(info['heartbeat_error'])}")
-    if info.get("reason"):
-        lines.append(f"{text(info.get('cause'))}: {text(info['reason'])} — {text(info.get('what_to_do'))}")
+    told = headline(info)
+    if told:
+        lines.append(told[0])
     return "\n".join(lines)
 
 
+def action_text(info: dict) -> str:
+    """The daemon's last action with how long ago it was, so that an old one never reads as current."""
+    action = text(info.get("last_action"))
+    if not action:
+        return "-"
+    age = number(info.get("last_action_age_seconds"))
+    when = f" {clock_text(age)} ago" if age is not None else ""
+    reason = text(info.get("last_action_reason"))
+    return f"{action}{when}" + (f" ({reason})" if reason else "")
+
+
 def durable_text(info: dict) -> str:
-    """The chunks the PC sees durable in the store's manifest, beside the runtime's own count."""
+    """The chunks the PC sees durable in the store's manifest (kept or pruned), beside the runtime's own count."""
     durable = number(info.get("chunks_durable_on_pc"))
-    return "" if durable is None else f", {count(durable)} durable on this PC's Drive"
+    return "" if durable is None else f", {count(durable)} saved on Drive"
 
 
 def count(value) -> int:

@@ -1,8 +1,10 @@
 """The live terminal view: rich renderables built from a plain dict, apart from the console.
 
-``render`` and ``plain_line`` are pure (dict in, renderable or text out); ``LiveView`` shows them
-at 1–2 refreshes a second on a terminal (rich's default 4 flickers on Windows), and writes one
-plain line per change where the output is not a terminal (CI logs, files).
+``render`` and ``plain_line`` are pure (dict in, renderable or text out); what they say of the
+heartbeat and of where the job stands comes from ``keepalive.status`` (``heartbeat_line``,
+``headline``), as ``keepalive status`` says it, so the panel cannot contradict itself or status.
+``LiveView`` shows them at 1–2 refreshes a second on a terminal (rich's default 4 flickers on
+Windows), and writes one plain line per change where the output is not a terminal (CI logs, files).
 """
 
 from __future__ import annotations
@@ -16,14 +18,13 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from keepalive.status import clock_text, count, durable_text, number, text
+from keepalive.status import (action_text, clock_text, count, durable_text, headline, heartbeat_line, heartbeat_word,
+                              number, text)
 
-
-def _age_style(verdict, age, grace: float) -> str:
-    if verdict != "fresh":
-        return "bold red"
-    age = number(age)
-    return "green" if age is None or age < grace / 2 else "yellow"
+TONES = {"good": "green", "warn": "yellow", "bad": "bold red", "plain": ""}
+HEADLINE_TONES = {"good": "bold green", "warn": "yellow", "bad": "bold red", "plain": "cyan"}
+BORDERS = {"good": "green", "bad": "red"}
+FINAL = ("done", "failed", "blocked")
 
 
 def _bytes(value) -> str:
@@ -41,50 +42,54 @@ def render(info: dict, grace: float = 300.0) -> Panel:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", justify="right")
     table.add_column()
+    final = text(info.get("phase")) in FINAL
     progress = _progress(info) or 0.0
+    eta = "" if final else f"  ETA {clock_text(info.get('eta_seconds'))}"
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=1.0, completed=progress, width=40),
                 Text(f"{progress * 100:5.1f}%  {count(info.get('chunks_done'))}/{count(info.get('chunks_total'))}"
-                     f" chunks{durable_text(info)}  ETA {clock_text(info.get('eta_seconds'))}"))
+                     f" chunks{durable_text(info)}{eta}"))
     chunk = number(info.get("chunk"))
+    told = headline(info)
+    beat, tone = heartbeat_line(info, grace)
     rows = [
-        ("phase", Text(text(info.get("phase")) or "-", style="bold")),
+        ("phase", Text(text(info.get("phase")) or "-", style="bold green" if told and told[1] == "good" else "bold")),
         ("node", Text((text(info.get("node")) or "-") + ("" if chunk is None else f"  chunk {int(chunk)}"))),
         ("progress", bar),
-        ("heartbeat", Text(f"{text(info.get('heartbeat'))}  age {clock_text(info.get('heartbeat_age_seconds'))}"
-                           f"  sync lag {clock_text(info.get('sync_lag_seconds'))}",
-                           style=_age_style(info.get("heartbeat"), info.get("heartbeat_age_seconds"), grace))),
+        ("heartbeat", Text(beat, style=TONES[tone])),
         *([("unreadable", Text(text(info["heartbeat_error"]), style="bold red"))]
           if info.get("heartbeat_error") else []),
         ("session", Text(f"up {clock_text(info.get('session_uptime_seconds'))}"
                          f"  restarts {count(info.get('restarts'))}")),
-        ("last action", Text(f"{text(info.get('last_action')) or '-'}: {text(info.get('last_action_reason'))}")),
+        ("last action", Text(action_text(info), style="dim" if final else "")),
         ("drive free", Text(_bytes(info.get("drive_free_bytes")))),
         ("log", Text(text(info.get("last_log_line")), overflow="ellipsis", no_wrap=True)),
     ]
     for name, value in rows:
         table.add_row(name, value)
     parts = [table]
-    if info.get("reason"):
-        parts.append(Text(f"{text(info.get('cause'))}: {text(info['reason'])} — {text(info.get('what_to_do'))}",
-                          style="bold red"))
-    elif info.get("note"):
-        parts.append(Text(f"{text(info.get('cause'))}: {text(info['note'])}", style="yellow"))
+    if told:
+        parts.append(Text(told[0], style=HEADLINE_TONES[told[1]]))
     for key, label, style in (("warnings", "warning", "yellow"), ("history", "history", "dim")):
         entries = info.get(key)
         for entry in entries if isinstance(entries, list) else []:
             parts.append(Text(f"{label}: {text(entry)}", style=style))
-    return Panel(Group(*parts), title=Text(f"colab-keepalive — {text(info.get('job'))}"), border_style="blue")
+    return Panel(Group(*parts), title=Text(f"colab-keepalive — {text(info.get('job'))}"),
+                 border_style=BORDERS.get(told[1], "blue") if told else "blue")
 
 
 def plain_line(info: dict) -> str:
     progress = _progress(info)
     chunk = number(info.get("chunk"))
+    final = text(info.get("phase")) in FINAL
+    acting = info.get("cause") and not final  # an ended recovery's last action is not shown as current
+    told = headline(info) if final else None
     return (f"[{text(info.get('job'))}] phase={text(info.get('phase')) or None} node={text(info.get('node')) or None}"
             f" chunk={None if chunk is None else int(chunk)}"
             f" progress={'-' if progress is None else f'{progress * 100:.1f}%'}"
-            f" heartbeat={text(info.get('heartbeat'))} restarts={count(info.get('restarts'))}"
-            f" action={text(info.get('last_action')) or None} cause={text(info.get('cause')) or None}")
+            f" heartbeat={heartbeat_word(info)} restarts={count(info.get('restarts'))}"
+            f" action={(acting and text(info.get('last_action'))) or None} cause={text(info.get('cause')) or None}"
+            + (f" | {told[0]}" if told else ""))
 
 
 class LiveView:

@@ -1,5 +1,6 @@
-"""Notifications: rate-limited per kind, written to the journal, a bell where no desktop answers.
-Through apprise to a local endpoint, and to a real notification server on a virtual screen."""
+"""Notifications: each names the job, what happened and what to do; rate-limited per kind, written to the
+journal, a bell where no desktop answers (one warning line, never a traceback). Through apprise to a local
+endpoint, and to a real notification server on a virtual screen."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class Clock:
 
 
 def sent(journal):
-    return [(e["what"], e["message"]) for e in journal.events() if e.get("event") == "notification"]
+    return [(e["what"], e["message"].split(". ")[0]) for e in journal.events() if e.get("event") == "notification"]
 
 
 def test_each_kind_is_rate_limited_on_its_own(tmp_path):
@@ -43,7 +44,7 @@ def test_each_kind_is_rate_limited_on_its_own(tmp_path):
     clock.now = 600
     assert notifier.send("needs_human", "LOGIN_REQUIRED: sign in")
     assert sent(journal) == [("needs_human", "CAPTCHA: waiting for you in the browser"),
-                             ("recovered", "new session"), ("needs_human", "LOGIN_REQUIRED: sign in")]
+                             ("recovered", "New session"), ("needs_human", "LOGIN_REQUIRED: sign in")]
     assert out.getvalue() == ""  # the record backend only writes the journal
 
 
@@ -60,17 +61,79 @@ class FakeDesktop:
         pass
 
 
-def test_without_a_desktop_notifier_the_terminal_bell_rings(tmp_path):
-    out = io.StringIO()
-    notifier = notify.Notifier("desktop", 0, Journal(tmp_path, "castle"), stream=out, desktop=FakeDesktop(False))
+def test_without_a_desktop_notifier_one_warning_line_then_the_terminal_bell(tmp_path):
+    out, desktop = io.StringIO(), FakeDesktop(False)
+    notifier = notify.Notifier("desktop", 0, Journal(tmp_path, "castle"), stream=out, desktop=desktop, job="castle")
     assert notifier.send("failed", "the job failed: DepthMap_1 ended in ERROR")
-    assert out.getvalue() == "\aColab job failed: the job failed: DepthMap_1 ended in ERROR\n"
+    assert notifier.send("recovered", "a new session computes")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == ("keepalive: warning: desktop notifications do not work here (no notification service "
+                        "answered); the terminal bell rings instead")
+    assert lines[1].startswith("\acastle: Colab job failed: Job castle: the job failed: DepthMap_1 ended in ERROR.")
+    assert lines[2].startswith("\acastle: Colab job recovered: Job castle: a new session computes.")
+    assert len(lines) == 3 and len(desktop.shown) == 1  # the desktop is not tried again
 
 
 def test_a_working_desktop_notifier_gets_title_and_message(tmp_path):
     desktop, out = FakeDesktop(True), io.StringIO()
-    notify.Notifier("desktop", 0, None, stream=out, desktop=desktop).send("done", "the job is done")
-    assert desktop.shown == [("Colab job done", "the job is done")] and out.getvalue() == ""
+    notify.Notifier("desktop", 0, None, stream=out, desktop=desktop, job="castle").send("done", "the job is done")
+    assert desktop.shown == [("castle: Colab job done",
+                              "Job castle: the job is done. 0 restarts. Nothing to do: the result is on your Drive.")]
+    assert out.getvalue() == ""
+
+
+FACTS = {"job": "castle", "job_seconds": 26 * 3600 + 14 * 60 + 3, "restarts": 3, "result_files_on_pc": 3,
+         "what_to_do": "look at logs/DepthMap_1 and fix the input"}
+
+
+def test_done_names_the_job_its_wall_time_restarts_and_result():
+    title, message = notify.compose("done", "the job is done", FACTS)
+    assert title == "castle: Colab job done"
+    assert message == ("Job castle: the job is done. 26:14:03 from its first start, 3 restarts, result: 3 files "
+                       "verified in keepalive/castle/result/ on Drive. Nothing to do: the result is on your Drive.")
+
+
+@pytest.mark.parametrize("kind,reason,expected", [
+    ("failed", "the job failed: DepthMap_1 ended in ERROR in 2 sessions",
+     ["26:14:03 from its first start, 3 restarts.", "To do: look at logs/DepthMap_1 and fix the input.",
+      "A restart will not mend it"]),
+    ("blocked", "the job is blocked: no GPU — Runtime > Change runtime type > GPU",
+     ["Runtime > Change runtime type > GPU", "keepalive waits and carries on"]),
+    ("needs_human", "CAPTCHA: waiting for you in the browser", ["Do it in the browser"]),
+    ("giving_up", "7 restarts in 3 h without progress", ["3 restarts", "then run 'keepalive run --job castle' again"]),
+    ("source_stalled", "heartbeat source stalled", ["Google Drive for desktop runs and syncs"]),
+])
+def test_every_notice_names_the_job_what_happened_and_what_to_do(kind, reason, expected):
+    title, message = notify.compose(kind, reason, FACTS)
+    assert title.startswith("castle: ") and message.startswith(f"Job castle: {reason}")
+    for part in expected:
+        assert part in message, part
+    assert notify.NEXT_STEPS[kind].format(run="keepalive run --job castle") in message
+
+
+def test_every_kind_has_a_next_step():
+    assert set(notify.NEXT_STEPS) == set(Notice)
+
+
+NO_DBUS = r"""
+from keepalive import notify
+notifier = notify.Notifier("desktop", 0, None, job="castle")
+notifier.send("failed", "the job failed: DepthMap_1 ended in ERROR")
+notifier.send("done", "the job is done")
+notifier.close()
+"""
+
+
+def test_without_a_dbus_session_no_traceback_one_warning_then_the_bell():
+    env = {k: v for k, v in os.environ.items() if k not in ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.run([sys.executable, "-c", NO_DBUS], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0 and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert "Traceback" not in proc.stderr and len(lines) == 3, proc.stderr
+    assert lines[0].startswith("keepalive: warning: desktop notifications do not work here (")
+    assert lines[0].endswith("); the terminal bell rings instead")
+    assert lines[1].startswith("\acastle: Colab job failed: ") and lines[2].startswith("\acastle: Colab job done: ")
 
 
 def test_every_kind_the_daemon_sends_has_a_title_of_its_own():
@@ -111,13 +174,16 @@ class Endpoint:
 def test_the_phone_gets_it_through_apprise_rate_limited_like_the_desktop(tmp_path, capfd):
     endpoint, journal, clock = Endpoint(), Journal(tmp_path, "castle"), Clock()
     try:
-        notifier = notify.Notifier("record", 600, journal, clock=clock, urls=[endpoint.url])
+        notifier = notify.Notifier("record", 600, journal, clock=clock, urls=[endpoint.url], job="castle")
         assert notifier.send("needs_human", "CAPTCHA: waiting for you in the browser")
         clock.now = 10
         assert not notifier.send("needs_human", "CAPTCHA again")
+        assert notifier.send("done", "the job is done", FACTS)
         assert [(m["title"], m["message"]) for m in endpoint.received] == [
-            ("Colab needs you in the browser", "CAPTCHA: waiting for you in the browser")]
-        assert [e["ok"] for e in journal.events() if e["event"] == "phone_notification"] == [True]
+            ("castle: Colab needs you in the browser", "Job castle: CAPTCHA: waiting for you in the browser. "
+             + notify.NEXT_STEPS["needs_human"]), notify.compose("done", "the job is done", FACTS)]
+        assert "26:14:03" in endpoint.received[1]["message"] and "3 restarts" in endpoint.received[1]["message"]
+        assert [e["ok"] for e in journal.events() if e["event"] == "phone_notification"] == [True, True]
     finally:
         endpoint.close()
     assert capfd.readouterr().err == ""

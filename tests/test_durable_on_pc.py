@@ -47,4 +47,21 @@ def test_status_shows_the_durable_chunks_beside_the_runtimes_count(tmp_path):
     (store / "manifest.json").write_text(manifest(*[("FeatureExtraction_1", c) for c in range(4)]))
     info = status.collect(cfg)
     assert (info["chunks_done"], info["chunks_durable_on_pc"]) == (7, 4)
-    assert "4 durable on this PC's Drive" in status.render_text(info)
+    assert "7/20 chunks, 4 saved on Drive" in status.render_text(info)
+
+
+def test_pruned_chunks_count_as_saved_and_the_published_result_and_the_jobs_start_are_read(tmp_path):
+    store = job_layout(tmp_path, "castle").store
+    store.mkdir(parents=True)
+    doc = json.loads(manifest(("Texturing_1", 0), ("Texturing_1", 1)))
+    doc["pruned"] = {"DepthMap_1": {"bytes": 10, "chunks": 12}, "Meshing_1": {"bytes": 5, "chunks": 1},
+                     "Odd_1": {"chunks": "many"}}
+    (store / "manifest.json").write_text(json.dumps(doc))
+    durable = DurableOnPC(tmp_path, "castle")
+    assert durable.facts() == {"chunks_durable_on_pc": 15, "result_files_on_pc": None, "job_started": None}
+    doc["published"] = {"texturedMesh.obj": "a" * 64, "texturedMesh.mtl": "b" * 64}
+    (store / "manifest.json").write_text(json.dumps(doc) + " ")
+    job_layout(tmp_path, "castle").events.write_text(
+        '{"event": "session_start", "time": "2026-01-01T10:00:00+00:00"}\n{"event": "install"}\n')
+    assert durable.facts() == {"chunks_durable_on_pc": 15, "result_files_on_pc": 2,
+                               "job_started": "2026-01-01T10:00:00+00:00"}

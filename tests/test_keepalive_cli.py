@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import os
 import subprocess
 import sys
@@ -121,27 +122,70 @@ HOLD_LOCK = """
 import sys, time
 from keepalive.journal import Journal
 journal = Journal(sys.argv[1], "castle")
-journal.lock()
+journal.lock("selenium")
 print("locked", flush=True)
 time.sleep(600)
 """
 
 
+def hold_lock(state_dir):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(state_dir)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "locked\n"
+    return holder
+
+
 def test_a_second_daemon_is_refused_until_the_first_dies_however_it_dies(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(tmp_path)
     try:
-        assert holder.stdout.readline() == "locked\n"
         with pytest.raises(AlreadyRunning) as refused:
             Journal(tmp_path, "castle").lock()
         assert f"(pid {holder.pid}) already watches this job" in str(refused.value)
+        watcher = Journal(tmp_path, "castle").watcher()
+        assert (watcher["pid"], watcher["mode"]) == (holder.pid, "selenium") and watcher["since"]
     finally:
         holder.kill()  # SIGKILL: no clean-up ran, the OS let go of the lock
         holder.wait()
+    assert Journal(tmp_path, "castle").watcher() is None  # the pid file is left behind; the lock says no one
     second = Journal(tmp_path, "castle")
-    second.lock()
-    assert second.pid_path.read_text() == str(os.getpid())
+    second.lock("keys")
+    assert json.loads(second.pid_path.read_text())["pid"] == os.getpid()
+    assert Journal(tmp_path, "castle").watcher()["mode"] == "keys"  # the holder's own process sees it held too
     second.unlock()
     assert not second.pid_path.exists()
+    assert Journal(tmp_path / "never", "castle").watcher() is None
+
+
+def test_status_says_who_watches_and_exits_by_what_needs_doing(tmp_path):
+    drive = tmp_path / "drive"
+    beat_path = hb.heartbeat_path(drive, "castle")
+    beat_path.parent.mkdir(parents=True)
+
+    def status(phase, **fields):
+        beat_path.write_text(hb.Heartbeat(job="castle", session="s", seq=3, time="2026-01-01T00:00:00+00:00",
+                                          phase=phase, **fields).to_json())
+        return keepalive("status", "--job", "castle", "--drive-folder", str(drive), home=tmp_path)
+
+    unwatched = status("computing")
+    assert unwatched.returncode == 4
+    assert "NOT watched: no keepalive daemon runs for this job; start one: keepalive run --job castle" in unwatched.stdout
+    holder = hold_lock(tmp_path / "state")
+    try:
+        watched = status("computing")
+        assert watched.returncode == 0
+        assert re.search(rf"watched by keepalive pid {holder.pid} since \S+ \(0:00:\d\d\), selenium mode",
+                         watched.stdout), watched.stdout
+        info = json.loads(keepalive("status", "--json", "--job", "castle", "--drive-folder", str(drive),
+                                    home=tmp_path).stdout)
+        assert info["watched_by"]["pid"] == holder.pid and info["exit_code"] == 0
+        failed = status("failed", cause="CODE_ERROR", reason="DepthMap_1 ended in ERROR", action="fix the input")
+        assert failed.returncode == 1 and "CODE_ERROR: DepthMap_1 ended in ERROR — to do: fix the input" in failed.stdout
+        assert status("blocked", cause="NO_GPU", reason="no GPU", action="choose a GPU runtime").returncode == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    done = status("done", reason="result published")
+    assert done.returncode == 0 and "none is needed: the job is done" in done.stdout
+    assert "DONE: the job finished" in done.stdout
 
 
 @pytest.mark.browser

@@ -1,4 +1,5 @@
-"""The live view: what it shows, how heartbeat age is coloured, and plain lines where no terminal is."""
+"""The live view: what it shows, how heartbeat age is coloured, that it never contradicts itself, that done
+looks like success, and plain lines where no terminal is."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from keepalive.view import LiveView, plain_line, render
 GRACE = 60.0
 
 
-def info_for(verdict="fresh", age=5.0, **beat_fields):
+def info_for(verdict="fresh", age=5.0, state=None, **beat_fields):
     fields = dict(job="castle", session="s1", seq=12, time="2026-01-01T10:00:00+00:00", phase="computing",
                   session_started="2026-01-01T09:00:00+00:00", node="DepthMap_1", chunk=3, chunks_done=40,
                   chunks_total=160, progress=0.25, eta_seconds=3 * 3600 + 25 * 60, drive_free_bytes=7 * 2**30,
                   last_log_line="DepthMap_1 chunk 3/8 done")
     fields.update(beat_fields)
     state = {"job": "castle", "restarts": 2, "last_action": "run_all",
-             "last_reason": "job dead (heartbeat stale); page idle: run_all"}
+             "last_reason": "job dead (heartbeat stale); page idle: run_all", **(state or {})}
     wall = hb.timestamp("2026-01-01T10:30:00+00:00")
     return describe(hb.Heartbeat(**fields), verdict, age, 4.2, state, wall=wall)
 
@@ -36,14 +37,18 @@ def test_the_panel_shows_everything_the_user_watches():
     text = shown(render(info_for(), GRACE))
     for expected in ("castle", "computing", "DepthMap_1", "chunk 3", "25.0%", "40/160 chunks", "ETA 3:25:00",
                      "fresh", "age 0:00:05", "sync lag 0:00:04", "up 1:30:00", "restarts 2",
-                     "run_all: job dead (heartbeat stale)", "7.0 GB", "DepthMap_1 chunk 3/8 done"):
+                     "run_all (job dead (heartbeat stale)", "7.0 GB", "DepthMap_1 chunk 3/8 done"):
         assert expected in text, expected
 
 
+def colour_of(info, marker: str) -> str:
+    line = next(line for line in shown(render(info, GRACE), color=True).splitlines() if marker in line)
+    code = re.search(rf"\x1b\[([0-9;]+)m[^\x1b]*{re.escape(marker)}", line).group(1)  # the style of the value
+    return {"31": "red", "32": "green", "33": "yellow", "36": "cyan"}[code.split(";")[-1]]
+
+
 def heartbeat_line_colour(info) -> str:
-    line = next(line for line in shown(render(info, GRACE), color=True).splitlines() if "sync lag" in line)
-    code = re.search(r"\x1b\[([0-9;]+)m[^\x1b]*sync lag", line).group(1)  # the style of the value itself
-    return {"31": "red", "32": "green", "33": "yellow"}[code.split(";")[-1]]
+    return colour_of(info, "sync lag")
 
 
 def test_heartbeat_age_turns_yellow_then_red():
@@ -70,8 +75,69 @@ def test_a_final_word_is_shown_with_what_to_do():
 def test_nothing_known_yet_still_renders():
     info = describe(None, "missing", None, None, {"job": "castle"})
     text = shown(render(info, GRACE))
-    assert "castle" in text and "missing" in text
-    assert "heartbeat=missing" in plain_line(info)
+    assert "castle" in text and "none yet (no session of this job has written one)" in text
+    assert "heartbeat=none-yet" in plain_line(info)
+
+
+def test_a_heartbeat_within_its_grace_is_not_called_fresh_beside_a_lost_runtime():
+    state = {"cause": "RUNTIME_LOST", "note": "job dead (the page showed it gone); page disconnected: reconnect"}
+    info = info_for(state=state)
+    text = shown(render(info, GRACE))
+    assert "fresh" not in text and "last changed 0:00:05 ago, before the runtime was lost (no new session yet)" in text
+    assert heartbeat_line_colour(info) == "yellow"
+    assert "RUNTIME_LOST: job dead (the page showed it gone)" in text
+    assert "heartbeat=before-loss" in plain_line(info) and "heartbeat=fresh" not in plain_line(info)
+    assert heartbeat_line_colour(info_for()) == "green"  # no cause: the same heartbeat is fresh
+
+
+def test_a_job_that_never_ran_is_being_started_not_dead():
+    state = {"job": "castle", "cause": "RUNTIME_LOST", "last_action": "reconnect",
+             "note": "job dead (the page showed it gone); page disconnected: reconnect"}
+    text = shown(render(describe(None, "missing", 1.0, None, state), GRACE))
+    assert "STARTING: no session of this job runs yet; starting one (reconnect)" in text and "job dead" not in text
+
+
+DONE = dict(phase="done", node=None, chunk=None, chunks_done=16, chunks_total=16, progress=1.0, eta_seconds=0.0,
+            cause=None, reason="result published to /content/drive/MyDrive/keepalive/castle/result",
+            time="2026-01-02T12:14:03+00:00")
+DONE_STATE = {"restarts": 3, "cause": "JOB_DONE", "note": "the job is done", "last_action": "complete_drive_popup",
+              "last_reason": "job dead (the page showed it gone); page drive_popup: complete_drive_popup",
+              "last_action_time": "2026-01-01T10:25:00+00:00", "job_started": "2026-01-01T10:00:00+00:00",
+              "chunks_durable_on_pc": 16, "result_files_on_pc": 3}
+
+
+def test_done_looks_like_success_with_wall_time_restarts_and_the_result():
+    info = info_for(state=DONE_STATE, **DONE)
+    assert info["job_seconds"] == 26 * 3600 + 14 * 60 + 3
+    text = shown(render(info, GRACE))
+    done = ("DONE: the job finished — 26:14:03 from its first start, 3 restarts, "
+            "result: 3 files verified in keepalive/castle/result/ on Drive")
+    assert done in text and "JOB_DONE" not in text and "ETA" not in text
+    assert "16/16 chunks, 16 saved on Drive" in text
+    assert colour_of(info, "DONE: the job finished") == "green"
+    coloured = shown(render(info, GRACE), color=True)
+    assert "\x1b[1;31m" not in coloured  # nothing bold red
+    assert "\x1b[32m╭" in coloured  # a green border
+    assert "heartbeat=final" in plain_line(info) and f"| {done}" in plain_line(info)
+
+
+def test_the_last_action_shows_its_age_and_is_not_current_in_plain_lines_once_done():
+    info = info_for(state=DONE_STATE, **DONE)
+    assert "complete_drive_popup 0:05:00 ago (job dead" in shown(render(info, GRACE))
+    assert "action=None" in plain_line(info)
+    computing = info_for(state={"last_action_time": "2026-01-01T10:29:30+00:00"})
+    assert "run_all 0:00:30 ago (job dead (heartbeat stale)" in shown(render(computing, GRACE))
+    assert "action=None" in plain_line(computing)  # the recovery is over: no cause, nothing being done
+    acting = info_for(state={"cause": "RUNTIME_LOST", "note": "run_all sent 3 s ago; page idle"})
+    assert "action=run_all cause=RUNTIME_LOST" in plain_line(acting)
+
+
+def test_a_failure_says_what_to_do_in_red():
+    info = info_for(phase="failed", cause="CODE_ERROR", reason="DepthMap_1 ended in ERROR in 2 sessions",
+                    action="look at logs/ and fix the input", state={"cause": "CODE_ERROR"})
+    text = shown(render(info, GRACE))
+    assert "CODE_ERROR: DepthMap_1 ended in ERROR in 2 sessions — to do: look at logs/ and fix the input" in text
+    assert colour_of(info, "CODE_ERROR: DepthMap_1") == "red"
 
 
 def test_without_a_terminal_one_plain_line_per_change():
