@@ -61,7 +61,7 @@ def compose(kind: str, reason: str, facts: dict | None = None, job: str | None =
     job = text(job or facts.get("job"))
     facts = {**facts, "job": job or None}
     title = f"{job}: {TITLES.get(kind, APP_NAME)}" if job else TITLES.get(kind, APP_NAME)
-    what = text(reason, 400).rstrip(".")
+    what = text(reason, 4000).rstrip(".")  # a consent URL must stay whole
     parts = [f"Job {job}: {what}." if job else f"{what[:1].upper()}{what[1:]}."]
     if kind in (Notice.DONE, Notice.FAILED, Notice.GIVING_UP):
         wall = number(facts.get("job_seconds"))
