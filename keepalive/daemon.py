@@ -22,7 +22,7 @@ import schedule
 from colab_side.events import utc_now
 from keepalive.drive_store import DurableOnPC
 from keepalive.states import Action, Cause
-from keepalive.status import count, describe
+from keepalive.status import count, describe, headline
 from keepalive.supervisor import Decision, Memory, decide
 
 EXIT_CODES = {Cause.JOB_DONE: 0}
@@ -48,6 +48,7 @@ class Daemon:
         self.durable = DurableOnPC(getattr(watch, "drive_folder", None), cfg.job)
         self.stopping = False
         self.final: Decision | None = None
+        self.shown: dict = {}  # what the view shows now
         self.scheduler = schedule.Scheduler()
 
     # --- one round ----------------------------------------------------------------------------------
@@ -98,7 +99,8 @@ class Daemon:
             self.final = decision
             self.stopping = True
         self.journal.save_state(self.state)
-        self.view.update(self._facts(beat))
+        self.shown = self._facts(beat)
+        self.view.update(self.shown)
         return decision
 
     def _facts(self, beat) -> dict:
@@ -182,5 +184,6 @@ class Daemon:
         if self.final is None:
             return 130
         code = EXIT_CODES.get(self.final.cause, 1)
-        print(f"keepalive: {self.final.reason}", file=sys.stderr)
+        told = headline(self.shown)  # as the panel said it last: done with its figures, a failure with what to do
+        print(f"keepalive: {told[0] if told else self.final.reason}", file=sys.stderr)
         return code

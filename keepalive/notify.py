@@ -62,6 +62,10 @@ def compose(kind: str, reason: str, facts: dict | None = None, job: str | None =
     facts = {**facts, "job": job or None}
     title = f"{job}: {TITLES.get(kind, APP_NAME)}" if job else TITLES.get(kind, APP_NAME)
     what = text(reason, 4000).rstrip(".")  # a consent URL must stay whole
+    if kind == Notice.RECOVERED:  # the round's reason ("heartbeat fresh") says little; the new session does
+        saved = number(facts.get("chunks_durable_on_pc"))
+        what = f"a new session computes after the runtime was lost (restarts so far: {count(facts.get('restarts'))}" + \
+            ("" if saved is None else f"; {count(saved)} chunks saved on Drive") + ")"
     parts = [f"Job {job}: {what}." if job else f"{what[:1].upper()}{what[1:]}."]
     if kind in (Notice.DONE, Notice.FAILED, Notice.GIVING_UP):
         wall = number(facts.get("job_seconds"))
@@ -176,7 +180,7 @@ def check_urls(urls) -> None:
 
 class Notifier:
     def __init__(self, backend: str = "desktop", min_interval: float = 600.0, journal=None,
-                 enabled: bool = True, clock=time.monotonic, stream=sys.stderr, urls=(), desktop=None,
+                 enabled: bool = True, clock=time.monotonic, stream=None, urls=(), desktop=None,
                  job: str | None = None):
         self.job = job
         self.backend = backend
@@ -184,7 +188,7 @@ class Notifier:
         self.journal = journal
         self.enabled = enabled
         self.clock = clock
-        self.stream = stream
+        self.stream = stream  # None: sys.stderr as it is when told (the live view routes it above its panel)
         self.desktop = desktop or Desktop()
         self.phone = Phone(urls) if urls else None
         self._last: dict[str, float] = {}
@@ -208,7 +212,7 @@ class Notifier:
                 self.journal.record("phone_notification", what=kind, ok=reached)
         if self.backend == "record" or self.backend == "desktop" and self._on_desktop(title, message):
             return True
-        print(f"\a{title}: {message}", file=self.stream, flush=True)
+        print(f"\a{title}: {message}", file=self.stream or sys.stderr, flush=True)
         return True
 
     def _on_desktop(self, title: str, message: str) -> bool:
@@ -219,7 +223,7 @@ class Notifier:
         self._desktop_works = False
         why = text(getattr(self.desktop, "why", None)) or "no notification service answered"
         print(f"keepalive: warning: desktop notifications do not work here ({why}); the terminal bell rings "
-              "instead", file=self.stream, flush=True)
+              "instead", file=self.stream or sys.stderr, flush=True)
         return False
 
     def close(self) -> None:

@@ -173,22 +173,26 @@ def test_the_scheduled_reopen_waits_while_a_recovery_is_under_way(tmp_path):
     assert rig.hands.reopened == 1 and len(rig.events("reopen")) == 1
 
 
-def test_done_stops_the_loop_with_exit_0_and_one_notification(tmp_path, restore_signals):
+def test_done_stops_the_loop_with_exit_0_and_one_notification(tmp_path, restore_signals, capsys):
     rig = Rig(tmp_path, poll_seconds=0.05)
     rig.beat(phase=hb.DONE, chunks_done=10, chunks_total=10, progress=1.0)
     assert rig.daemon.run() == 0
     assert rig.notes() == ["done"]
     assert rig.hands.acted == [] and rig.hands.closed
     assert rig.events("daemon_stop")[-1]["reason"] == "the job is done"
+    assert capsys.readouterr().err.splitlines()[-1].startswith("keepalive: DONE: the job finished — 0 restarts")
 
 
-def test_a_failed_job_stops_with_exit_1_and_is_never_restarted(tmp_path, restore_signals):
+def test_a_failed_job_stops_with_exit_1_and_is_never_restarted(tmp_path, restore_signals, capsys):
     rig = Rig(tmp_path, page=PageState.IDLE, poll_seconds=0.05)
-    rig.beat(phase=hb.FAILED, cause=hb.CODE_ERROR, reason="DepthMap_1 ended in ERROR in 2 sessions")
+    rig.beat(phase=hb.FAILED, cause=hb.CODE_ERROR, reason="DepthMap_1 ended in ERROR in 2 sessions",
+             action="look at logs/ and fix the input")
     assert rig.daemon.run() == 1
     assert rig.notes() == ["failed"]
     assert rig.hands.acted == []
     assert "DepthMap_1" in rig.events("daemon_stop")[-1]["reason"]
+    assert capsys.readouterr().err.splitlines()[-1] == ("keepalive: CODE_ERROR: DepthMap_1 ended in ERROR in 2 sessions"
+                                                       " — to do: look at logs/ and fix the input")
 
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])

@@ -44,7 +44,8 @@ def test_each_kind_is_rate_limited_on_its_own(tmp_path):
     clock.now = 600
     assert notifier.send("needs_human", "LOGIN_REQUIRED: sign in")
     assert sent(journal) == [("needs_human", "CAPTCHA: waiting for you in the browser"),
-                             ("recovered", "New session"), ("needs_human", "LOGIN_REQUIRED: sign in")]
+                             ("recovered", "A new session computes after the runtime was lost (restarts so far: 0)"),
+                             ("needs_human", "LOGIN_REQUIRED: sign in")]
     assert out.getvalue() == ""  # the record backend only writes the journal
 
 
@@ -70,7 +71,7 @@ def test_without_a_desktop_notifier_one_warning_line_then_the_terminal_bell(tmp_
     assert lines[0] == ("keepalive: warning: desktop notifications do not work here (no notification service "
                         "answered); the terminal bell rings instead")
     assert lines[1].startswith("\acastle: Colab job failed: Job castle: the job failed: DepthMap_1 ended in ERROR.")
-    assert lines[2].startswith("\acastle: Colab job recovered: Job castle: a new session computes.")
+    assert lines[2].startswith("\acastle: Colab job recovered: Job castle: a new session computes after")
     assert len(lines) == 3 and len(desktop.shown) == 1  # the desktop is not tried again
 
 
@@ -109,6 +110,13 @@ def test_every_notice_names_the_job_what_happened_and_what_to_do(kind, reason, e
     for part in expected:
         assert part in message, part
     assert notify.NEXT_STEPS[kind].format(run="keepalive run --job castle") in message
+
+
+def test_recovered_says_a_new_session_computes_with_the_restarts_and_what_drive_holds():
+    title, message = notify.compose("recovered", "heartbeat fresh", {**FACTS, "chunks_durable_on_pc": 42})
+    assert title == "castle: Colab job recovered" and "heartbeat fresh" not in message
+    assert message.startswith("Job castle: a new session computes after the runtime was lost (restarts so far: 3; "
+                              "42 chunks saved on Drive).")
 
 
 def test_every_kind_has_a_next_step():
@@ -257,3 +265,20 @@ def test_a_real_notification_server_shows_it_with_the_products_icon_and_nothing_
     assert calls.count('string "colab-keepalive"') == 2
     assert calls.count(f'string "{notify.ICON.as_uri()}"') == 2 and "python.png" not in calls
     assert 'string "Colab job done"' in calls and 'string "the job is done"' in calls
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_lines_told_while_the_live_panel_shows_go_above_it_not_through_it():
+    from keepalive.view import LiveView
+
+    terminal = FakeTerminal()
+    notifier = notify.Notifier("desktop", 0, None, desktop=FakeDesktop(False), job="castle")  # made before the panel
+    with LiveView(stream=terminal) as view:
+        view.update({"job": "castle", "phase": "computing"})
+        notifier.send("failed", "the job failed: DepthMap_1 ended in ERROR")  # rich routes stderr above its panel
+    shown = terminal.getvalue()
+    assert "desktop notifications do not work here" in shown and "castle: Colab job failed" in shown
