@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -150,7 +151,7 @@ def cmd_doctor(args) -> int:
         cfg.browser = dataclasses.replace(cfg.browser, headless=True)
     report = doctor.run_doctor(cfg, args.out or cfg.dirs.state / "doctor")
     print(json.dumps(report, sort_keys=True) if args.json else doctor.render(report))
-    return 0
+    return 0 if report["problem"] is None else 1
 
 
 def cmd_notebook(args) -> int:
@@ -202,8 +203,14 @@ COMMANDS = {"run": cmd_run, "status": cmd_status, "doctor": cmd_doctor, "noteboo
 EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_SIGNAL = 2, 3, 130
 
 
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(signal, "SIGTERM"):  # a SIGTERM ends every command like Ctrl+C: the browser is closed on the way out
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = COMMANDS[args.command](args)
     except (config.ConfigError, BrowserError, AlreadyRunning) as exc:

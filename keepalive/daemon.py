@@ -47,6 +47,7 @@ class Daemon:
         self._released: set[str] = set()  # sessions whose runtime was released at their end
         self.durable = DurableOnPC(getattr(watch, "drive_folder", None), cfg.job)
         self.stopping = False
+        self._interruptible = False  # a signal now ends the round at once (a browser call can block for long)
         self.final: Decision | None = None
         self.shown: dict = {}  # what the view shows now
         self.scheduler = schedule.Scheduler()
@@ -144,6 +145,9 @@ class Daemon:
 
     def _on_signal(self, signum, _frame) -> None:
         self.stopping = True
+        if self._interruptible:  # in a round or a reopen: stop now; the browser is closed on the way out
+            self._interruptible = False
+            raise KeyboardInterrupt
 
     def _interval(self, decision: Decision | None) -> float:
         if decision is not None and decision.hurry:
@@ -163,18 +167,21 @@ class Daemon:
             with self.view:
                 next_round = time.monotonic()
                 while not self.stopping:
+                    self._interruptible = True
                     if time.monotonic() >= next_round:
                         next_round = time.monotonic() + self._interval(self.step())
                     self.scheduler.run_pending()
+                    self._interruptible = False
                     time.sleep(min(0.2, max(0.01, next_round - time.monotonic())))
         except BaseException as exc:
-            ended_by = f"{type(exc).__name__}: {exc}"
+            ended_by = "signal" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, KeyboardInterrupt):
                 self.journal.record("daemon_crash", error=ended_by, traceback=traceback.format_exc(limit=10))
                 print(f"keepalive: stopped by an error ({ended_by}); details in {self.journal.events_path}",
                       file=sys.stderr)
             raise
         finally:
+            self._interruptible = False
             for name, handler in previous.items():
                 signal.signal(getattr(signal, name), handler)
             self.scheduler.clear()

@@ -14,6 +14,7 @@ from pathlib import Path
 from keepalive.hands.browser import private_dir, write_private
 from keepalive.hands.page import RUNNING_SIGNALS, label_says, seen, shows
 from keepalive.hands.selenium import SeleniumHands
+from keepalive.states import PageState
 
 
 def _toml_list(values) -> str:
@@ -43,7 +44,7 @@ def missed(snapshot: dict | None, page: dict) -> list[str]:
                          f"{_toml_list(dialog['buttons'])}), which no [page.dialogs.*] texts match; add its title "
                          f"to the dialog it is, e.g. [page.dialogs.disconnected] texts = "
                          f"{_toml_list(dialogs['disconnected']['texts'] + [dialog['text'][:60]])}")
-        if known:
+        if known and dialogs[known[0]]["buttons"]:
             name = known[0]
             wanted = {b.strip().lower() for b in dialogs[name]["buttons"]}
             if not wanted & {b.strip().lower() for b in dialog["buttons"]} and dialog["buttons"]:
@@ -57,6 +58,14 @@ def missed(snapshot: dict | None, page: dict) -> list[str]:
         hints.append("the signed-in account is not shown by [page.account] selectors; set [page.popup] "
                      "account_email to the notebook's Google account, so the Drive pop-up picks it")
     return hints
+
+
+def problem(observation, url: str) -> str | None:
+    """The one sentence that makes ``doctor`` fail: what stops keepalive from using this page at all."""
+    if observation.state is PageState.OFFLINE:
+        return (f"{observation.detail}: {url} does not load. Check this PC's connection (a browser, DNS, a proxy) "
+                "or whether Colab is down; keepalive run waits for it and looks again with back-off")
+    return None
 
 
 def run_doctor(cfg, out_dir, settle_seconds: float = 5.0) -> dict:
@@ -78,6 +87,7 @@ def run_doctor(cfg, out_dir, settle_seconds: float = 5.0) -> dict:
         write_private(screenshot, hands.driver.get_screenshot_as_png())
         write_private(html, hands.driver.page_source.encode("utf-8"))
         return {"state": observation.state.value, "detail": observation.detail, "found": observation.found,
+                "problem": problem(observation, cfg.url),
                 "missed": missed(hands.model.read(hands.driver), hands.model.page),
                 "url": hands.driver.current_url, "title": hands.driver.title,
                 "screenshot": str(screenshot), "html": str(html)}
@@ -86,6 +96,9 @@ def run_doctor(cfg, out_dir, settle_seconds: float = 5.0) -> dict:
 
 
 def render(report: dict) -> str:
+    if report.get("problem"):
+        return "\n".join([f"keepalive doctor: {report['problem']}", f"screenshot: {report['screenshot']}",
+                          f"page HTML: {report['html']}"])
     lines = [f"page state: {report['state']} ({report['detail']})", f"title: {report['title']}"]
     for name, present in sorted(report["found"].items()):
         lines.append(f"  {'found' if present else '-    '}  {name}")

@@ -35,6 +35,7 @@ TITLES = {
     Notice.GIVING_UP: "keepalive gave up restarting",
     Notice.SOURCE_STALLED: "Colab job's heartbeat is not arriving",
     Notice.HEARTBEAT_UNREADABLE: "Colab job's heartbeat cannot be read",
+    Notice.OFFLINE: "Colab cannot be reached",
 }
 # What the human should do after each kind, where the reason does not say it already.
 NEXT_STEPS = {

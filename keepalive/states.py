@@ -33,6 +33,8 @@ class PageState(_Named):
     AUTHORSHIP = "authorship"  # "Warning: This notebook was not authored by Google"
     CAPTCHA = "captcha"  # the idle check ("Are you still there?" + reCAPTCHA)
     SIGNED_OUT = "signed_out"  # the notebook URL went to a sign-in page
+    POLICY = "policy"  # Colab stopped the runtime for its terms (disallowed code, a terms notice, an appeal link)
+    OFFLINE = "offline"  # Colab cannot be reached: the browser's error page, or "Unable to connect to the runtime"
     UNKNOWN = "unknown"  # cannot tell (page not loaded, browser gone, keys mode)
 
 
@@ -57,6 +59,8 @@ class Cause(_Named):
     GPU_UNAVAILABLE = "GPU_UNAVAILABLE"
     LOGIN_REQUIRED = "LOGIN_REQUIRED"
     CAPTCHA = "CAPTCHA"
+    COLAB_POLICY = "COLAB_POLICY"  # Colab's terms stopped the runtime: only the human may answer, nothing is rerun
+    OFFLINE = "OFFLINE"  # Colab unreachable (this PC offline, DNS, an outage): looked at again with back-off
     DRIVE_ERROR = "DRIVE_ERROR"
     DRIVE_FULL = "DRIVE_FULL"
     DISK_FULL = "DISK_FULL"
@@ -105,3 +109,4 @@ class Notice(_Named):
     GIVING_UP = "giving_up"
     SOURCE_STALLED = "source_stalled"  # the heartbeat stopped arriving while the page shows the job running
     HEARTBEAT_UNREADABLE = "heartbeat_unreadable"
+    OFFLINE = "offline"  # Colab cannot be reached

@@ -9,6 +9,12 @@ rule is a small pure function that decides, or passes the round on (with its mem
 2. ``new_session``: a heartbeat with a new session id means a (re)start worked: every counter is reset.
 3. ``final_word``: the notebook's own word wins: ``done`` → stop (or stay); ``failed`` → never
    restart; ``blocked`` → tell the human what to do, and wait.
+   ``offline``: Colab cannot be reached (the browser's error page, "Unable to connect to the runtime"):
+   nothing on the page is acted on; told once; the notebook is loaded again with back-off (doubling,
+   capped), in the same browser; any recovery under way starts afresh once Colab is back.
+   ``colab_policy``: Colab stopped the runtime for its terms (disallowed code, a terms notice, an appeal
+   link): told once, and from then on nothing is reconnected or run until a new session appears (the
+   human ran it) or the daemon is started again.
 4. ``human_needed``: only a human may answer the idle check (CAPTCHA) or sign in: notify once, wait,
    and carry on by itself once the page no longer shows it.
 5. ``usage_limit``: GPU usage limit or no backend: close the dialog (never "without GPU") and back
@@ -74,6 +80,8 @@ class SupervisorConfig:
     fast_poll_seconds: float = 1.5  # how soon to look again while a recovery follows the page
     follow_seconds: float = 60.0  # keep looking fast this long after the page last changed
     step_retry_seconds: float = 30.0  # the same step on an unchanged page is repeated no sooner
+    offline_backoff_start: float = 15.0  # Colab unreachable: look again after this long, doubling...
+    offline_backoff_cap: float = 300.0  # ...up to this
     on_done: str = "exit"  # exit, or stay
     blind: bool = False  # keys mode: the page is never seen, so Run all is the one way back
     human_hints: dict = field(default_factory=dict)  # cause value → what the human should do (the hands know)
@@ -98,6 +106,9 @@ class Memory:
     page: PageState | None = None  # the page last seen, and since when
     page_since: float = 0.0
     last_step: tuple | None = None  # (action, page, time) of the last step taken
+    offline_since: float | None = None  # when Colab was first seen unreachable in this spell
+    offline_looks: int = 0  # reloads so far in this spell (the back-off step)
+    offline_next: float = 0.0  # when to load the notebook again
 
 
 @dataclass(frozen=True)
@@ -223,6 +234,39 @@ def final_word(r: Round):
     mem, told = r.tell_once(cause, Notice.BLOCKED)
     return replace(r, mem=mem).conclude(Action.WAIT, f"the job is blocked: {current.reason} — {current.action}",
                                       cause, told)
+
+
+OFFLINE_RESET = dict(offline_since=None, offline_looks=0, offline_next=0.0)
+HUMAN_HINTS = {Cause.COLAB_POLICY.value: "Colab stopped the runtime for its terms (disallowed code, a terms notice or "
+                                         "an appeal): read it in the browser; nothing is reconnected or run again "
+                                         "until you start the job yourself or restart keepalive"}
+
+
+def offline(r: Round):
+    if r.page is not PageState.OFFLINE:
+        if r.mem.offline_since is None:
+            return r
+        return r.passing(replace(r.forget(Cause.OFFLINE), **OFFLINE_RESET))  # back: judged afresh from here
+    mem, told = r.tell_once(Cause.OFFLINE, Notice.OFFLINE)
+    since = r.now if r.mem.offline_since is None else r.mem.offline_since
+    looks = r.mem.offline_looks if r.mem.offline_since is not None else 0
+    due = r.mem.offline_since is not None and r.now >= r.mem.offline_next
+    looks += 1 if due else 0
+    wait = _backoff(r.cfg.offline_backoff_start, r.cfg.offline_backoff_cap, looks + 1)
+    mem = replace(mem, offline_since=since, offline_looks=looks, bad_streak=0, **RECOVERY_RESET,
+                  offline_next=r.now + wait if due or r.mem.offline_since is None else r.mem.offline_next)
+    reason = (f"OFFLINE: Colab cannot be reached for {r.now - since:.0f} s (this PC offline, DNS, or an outage); "
+              f"nothing is pressed; next look in {mem.offline_next - r.now:.0f} s")
+    return replace(r, mem=mem).conclude(Action.RELOAD if due else Action.WAIT, reason, Cause.OFFLINE, told)
+
+
+def colab_policy(r: Round):
+    if r.page is not PageState.POLICY and Cause.COLAB_POLICY.value not in r.mem.notified:
+        return r
+    mem, told = r.tell_once(Cause.COLAB_POLICY, Notice.NEEDS_HUMAN)
+    return replace(r, mem=replace(mem, bad_streak=0, **RECOVERY_RESET)).conclude(
+        Action.NOTIFY_HUMAN if told else Action.WAIT, f"{Cause.COLAB_POLICY.value}: {HUMAN_HINTS[Cause.COLAB_POLICY.value]}",
+        Cause.COLAB_POLICY, told)
 
 
 def human_needed(r: Round):
@@ -353,7 +397,7 @@ def recover(r: Round):
     return replace(r, mem=mem).conclude(step, f"job dead ({why}); page {page.value}: {step.value}", Cause.RUNTIME_LOST)
 
 
-RULES = (stopped, new_session, final_word, human_needed, usage_limit, backing_off, page_evidence, alive,
+RULES = (stopped, new_session, final_word, offline, colab_policy, human_needed, usage_limit, backing_off, page_evidence, alive,
          no_source, stalled, debounce, recover)
 
 

@@ -5,7 +5,13 @@ To Selenium the page looks like Colab (the elements, shadow roots, texts and dia
 labels, a running cell told by its run button's title and class), ``mwc-2023`` (MWC dialogs: an
 inline host whose surface is fixed inside its shadow root, the title an ``<h2>`` there; "Connect T4"
 labels; the run button's stop symbol) and ``m3-2025`` (Material 3 ``md-dialog`` with
-``:host{display:contents}``, ``md-text-button``, RAM/Disk bars without text, a tooltip trigger).
+``:host{display:contents}``, ``md-text-button``, RAM/Disk bars without text, a tooltip trigger) and
+``tooltip-2025`` (a running cell told only by tooltips: the tooltip trigger's ``message`` containing
+"Interrupt execution" and the connect button's ``tooltiptext`` "Waiting to finish the current execution.";
+its label says "Connected"). ``language="ja"`` draws Colab's Japanese UI (``<html lang="ja">``).
+Colab can be made unreachable (``go_offline``: both origins stop listening; a loaded page that cannot
+reach its server shows "Unable to connect to the runtime") and can disconnect a runtime for "disallowed
+code" (``kill("disallowed")``).
 Behind the page, Run all really runs the notebook's job in a subprocess on a local "Drive" folder. Two servers, two origins: the notebook's, and an "accounts" origin for
 the Drive consent pop-up and the sign-in page, as Google's are separate.
 
@@ -44,7 +50,59 @@ DIALOGS = {
     # Runtime > Disconnect and delete runtime asks first; this wording is the simulator's guess (unconfirmed).
     "delete_runtime": ("Disconnect and delete runtime",
                        "Are you sure you want to disconnect and delete this runtime?", "Yes", "Cancel"),
+    # the same title as an idle disconnect, for a reason only the human may answer (docs/colab-page.md)
+    "disallowed": ("Runtime disconnected",
+                   "Your runtime has been disconnected due to executing code that is disallowed in our free of charge "
+                   "tier. If you believe this message is in error, file an appeal. To connect to a new runtime, click "
+                   "the connect button below.", "Connect", "Close"),
 }
+# Colab's Japanese UI as the simulator draws it: the texts of keepalive/hands/colab_page.ja.toml (sourced ones and
+# best knowledge alike), so that the test proves the product drives a Japanese page with its own data.
+DIALOGS_JA = {
+    "disconnected": ("ランタイムの接続が解除されました",
+                     "非アクティブ状態が続いたか、最大時間に達したため、ランタイムの接続が解除されました。", "再接続", "閉じる"),
+    "authorship": ("警告: このノートブックは Google が作成したものではありません",
+                   "このノートブックはユーザーが作成したものです。Google に保存されているデータへのアクセスをリクエストする場合があります。",
+                   "このまま実行", "キャンセル"),
+    "drive_consent": ("このノートブックに Google ドライブのファイルへのアクセスを許可しますか？",
+                      "このノートブックは Google ドライブのファイルへのアクセスをリクエストしています。",
+                      "Google ドライブに接続", "スキップ"),
+    "gpu_limit": ("GPU バックエンドに接続できません", "Colab の使用量の上限に達したため、現在 GPU に接続できません。",
+                  "GPU なしで接続", "閉じる"),
+    "delete_runtime": ("ランタイムの接続を解除して削除", "このランタイムの接続を解除して削除しますか？", "はい", "キャンセル"),
+    "disallowed": ("ランタイムの接続が解除されました",
+                   "Google の無料枠で許可されていないコードを実行したため、ランタイムの接続が解除されました。", "接続", "閉じる"),
+}
+BACKEND_FAILURES_JA = {
+    "no_gpu": ("バックエンドを割り当てられませんでした", "使用可能な GPU バックエンドがありません。アクセラレータなしのランタイムを使用しますか？",
+               "接続", "キャンセル"),
+    "no_backends": ("バックエンドを割り当てられませんでした", "使用可能なバックエンドがありません。しばらくしてからもう一度お試しください。",
+                    "閉じる", ""),
+    "location": ("バックエンドを割り当てられませんでした", "バックエンドに接続できませんでした。", "閉じる", ""),
+}
+# What the notebook page writes besides dialogs, per language.
+UI = {
+    "en": {"connect": "Connect", "reconnect": "Reconnect", "connected": "Connected", "runtime": "Runtime",
+           "run_all": "Run all", "interrupt": "Interrupt execution", "delete_runtime": "Disconnect and delete runtime",
+           "run_cell_tip": "Run cell (Ctrl+Enter)", "interrupt_tip": "Interrupt execution (Ctrl+M I)",
+           "new_runtime_tip": "Connect to a new runtime", "click_tip": "Click to connect",
+           "connected_tip": "Connected to Python 3 Google Compute Engine backend",
+           "waiting_tip": "Waiting to finish the current execution.\nPython 3 Google Compute Engine backend",
+           "unreachable": "Unable to connect to the runtime", "close": "Close",
+           "Allocating": "Allocating", "Initializing": "Initializing", "Connecting": "Connecting"},
+    "ja": {"connect": "接続", "reconnect": "再接続", "connected": "接続済み", "runtime": "ランタイム",
+           "run_all": "すべてのセルを実行", "interrupt": "実行を中断", "delete_runtime": "ランタイムの接続を解除して削除",
+           "run_cell_tip": "セルを実行（Ctrl+Enter）", "interrupt_tip": "実行を中断（Ctrl+M I）",
+           "new_runtime_tip": "新しいランタイムに接続", "click_tip": "クリックして接続",
+           "connected_tip": "Python 3 Google Compute Engine バックエンドに接続しました",
+           "waiting_tip": "現在の実行が終了するのを待っています。\nPython 3 Google Compute Engine バックエンド",
+           "unreachable": "ランタイムに接続できません", "close": "閉じる",
+           "Allocating": "割り当て中", "Initializing": "初期化中", "Connecting": "接続中"},
+}
+# Google's pop-up pages in Japanese (their English texts replaced).
+ACCOUNTS_JA = {'lang="en"': 'lang="ja"', "Sign in - Google Accounts": "ログイン - Google アカウント",
+               "Choose an account": "アカウントの選択", "Use another account": "別のアカウントを使用",
+               "Select all": "すべて選択", "Continue": "続行", "Cancel": "キャンセル", ">Sign in<": ">ログイン<"}
 # "Failed to assign a backend" and its bodies (googlecolab/colabtools #155, #2750, #5861; docs/colab-page.md). The primary label of the
 # no-GPU variant is not documented; "Connect" (a runtime without accelerator) is this simulator's guess.
 BACKEND_FAILURES = {
@@ -68,7 +126,10 @@ VARIANTS = {
                  "connecting": ["Allocating", "Connecting"], "usage": "text", "chevron": True},
     "m3-2025": {"dialogs": "m3", "accelerator_label": True, "running": ["stop_symbol", "tooltip"],
                 "connecting": ["Allocating", "Initializing"], "usage": "bars", "chevron": True},
+    "tooltip-2025": {"dialogs": "m3", "accelerator_label": True, "running": ["tooltip", "tooltiptext"],
+                     "connecting": ["Connecting"], "usage": "word", "chevron": True},
 }
+LANGUAGES = ("en", "ja")
 
 
 class _Server(ThreadingHTTPServer):
@@ -80,7 +141,8 @@ class ColabSimulator:
     def __init__(self, command: list[str], env: dict | None = None, workdir=None, notebook_id: str = "demo",
                  gpu: bool = True, authored_by_user: bool = False, connect_seconds: float = 0.8,
                  lifetime_seconds: float | None = None, variant: str = "m3-2025", accounts=None,
-                 leave_alert: bool = False, idle_timeout_seconds: float | None = None, accelerator: str = "T4"):
+                 leave_alert: bool = False, idle_timeout_seconds: float | None = None, accelerator: str = "T4",
+                 language: str = "en"):
         """``accounts``: the pop-up's account rows in order (the notebook's own is not first by default);
         ``leave_alert``: a native "Leave site?" confirm on the notebook when the pop-up closes;
         ``idle_timeout_seconds``: the runtime is disconnected after this long without a click or key in the page.
@@ -90,7 +152,12 @@ class ColabSimulator:
 
         if variant not in VARIANTS:
             raise ValueError(f"unknown simulator variant {variant!r}: one of {', '.join(VARIANTS)}")
+        if language not in LANGUAGES:
+            raise ValueError(f"unknown simulator language {language!r}: one of {', '.join(LANGUAGES)}")
         self.variant = variant
+        self.language = language
+        self.offline = False
+        self._ports: list[int] = [0, 0]
         self.accounts = list(accounts or (OTHER_ACCOUNTS[0], ACCOUNT_EMAIL, OTHER_ACCOUNTS[1]))
         self.leave_alert = leave_alert
         self.idle_timeout_seconds = idle_timeout_seconds
@@ -137,18 +204,50 @@ class ColabSimulator:
     # --- servers ------------------------------------------------------------------------------
 
     def start(self) -> "ColabSimulator":
-        self._servers = [_Server(("127.0.0.1", 0), _handler(self, page)) for page in (_notebook_routes, _accounts_routes)]
+        self._listen()
+        return self
+
+    def _listen(self) -> None:
+        """Both servers, on the ports they had before (new ones the first time)."""
+        self._servers = [_Server(("127.0.0.1", port), _handler(self, page))
+                         for port, page in zip(self._ports, (_notebook_routes, _accounts_routes))]
+        self._ports = [server.server_address[1] for server in self._servers]
         for server in self._servers:
             threading.Thread(target=server.serve_forever, daemon=True).start()
-        return self
+
+    def _close_servers(self) -> None:
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+
+    def go_offline(self) -> None:
+        """Colab unreachable, as from an offline PC: both origins refuse connections; the runtime goes on."""
+        with self._lock:
+            if self.offline:
+                return
+            self.offline = True
+            self._close_servers()
+
+    def go_online(self) -> None:
+        with self._lock:
+            if not self.offline:
+                return
+            self._listen()
+            self.offline = False
+
+    def offline_for(self, seconds: float) -> None:
+        """Unreachable for ``seconds``, then back (what ``POST /_sim/offline`` does)."""
+        self.go_offline()
+        timer = threading.Timer(float(seconds), self.go_online)
+        timer.daemon = True
+        timer.start()
 
     def stop(self) -> None:
         with self._lock:
             if self.runtime and self.runtime.alive:
                 self.runtime.kill()
-        for server in self._servers:
-            server.shutdown()
-            server.server_close()
+            if not self.offline:
+                self._close_servers()
 
     def __enter__(self):
         return self.start()
@@ -158,11 +257,11 @@ class ColabSimulator:
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self._servers[0].server_address[1]}"
+        return f"http://127.0.0.1:{self._ports[0]}"
 
     @property
     def accounts_origin(self) -> str:
-        return f"http://127.0.0.1:{self._servers[1].server_address[1]}"
+        return f"http://127.0.0.1:{self._ports[1]}"
 
     @property
     def notebook_url(self) -> str:
@@ -194,7 +293,8 @@ class ColabSimulator:
         traits = VARIANTS[self.variant]
         phases = traits["connecting"]
         elapsed = time.time() - state["connect_started"]
-        state["connecting_label"] = phases[min(len(phases) - 1, int(elapsed / self.connect_seconds * len(phases)))]
+        phase = phases[min(len(phases) - 1, int(elapsed / self.connect_seconds * len(phases)))]
+        state["connecting_label"] = UI[self.language][phase]
         gpu_label = f" {self.accelerator}" if traits["accelerator_label"] and self.gpu else ""
         state["connect_suffix"] = gpu_label
         state["leave_alert"] = self.leave_alert
@@ -202,7 +302,10 @@ class ColabSimulator:
 
     def _dialog_texts(self, name: str) -> tuple:
         """(title, body, primary button, secondary button) of dialog ``name`` as shown now."""
-        return BACKEND_FAILURES[self.s["backend_failure"]] if name == "backend_unavailable" else DIALOGS[name]
+        japanese = self.language == "ja"
+        if name == "backend_unavailable":
+            return (BACKEND_FAILURES_JA if japanese else BACKEND_FAILURES)[self.s["backend_failure"]]
+        return (DIALOGS_JA if japanese else DIALOGS)[name]
 
     # --- transitions (the one place) --------------------------------------------------------------
 
@@ -272,7 +375,7 @@ class ColabSimulator:
             return
         s["dialog"] = None
         primary = button == self._dialog_texts(name)[2]
-        if name == "disconnected" and primary:
+        if name in ("disconnected", "disallowed") and primary:
             self._on_connect()
         elif name == "authorship":
             if primary:
@@ -332,10 +435,12 @@ class ColabSimulator:
             self._on_kill(reason="idle")
 
     def _on_kill(self, reason: str):
+        """The runtime is lost; ``reason`` "disallowed" shows Colab's terms notice instead of the plain dialog."""
         s = self.s
         if self.runtime and self.runtime.alive:
             self.runtime.kill()
-        s.update(runtime="disconnected", dialog="disconnected", consent_granted=False,
+        dialog = "disallowed" if reason == "disallowed" else "disconnected"
+        s.update(runtime="disconnected", dialog=dialog, consent_granted=False,
                  authorship_accepted=False, pending_run=False, last_kill=reason)
         s["kill_count"] += 1
 
@@ -384,6 +489,8 @@ def _notebook_routes(sim: ColabSimulator, handler, method: str, path: str, query
             target = f"{sim.accounts_origin}/ServiceLogin?continue={quote(sim.notebook_url, safe='')}"
             return handler.redirect(target)
         page = _static("notebook.html").replace("__VARIANT__", json.dumps(VARIANTS[sim.variant]))
+        page = page.replace("__UI__", json.dumps(UI[sim.language], ensure_ascii=False))
+        page = page.replace('<html lang="en">', f'<html lang="{sim.language}">')
         return handler.send(page.replace("__EMAIL__", ACCOUNT_EMAIL), "text/html")
     if method == "GET" and path == "/api/state":
         return handler.send_json(sim.page_state())
@@ -407,6 +514,7 @@ def _notebook_routes(sim: ColabSimulator, handler, method: str, path: str, query
         faults = {"kill": lambda: sim.kill(body.get("reason", "disconnect")),
                   "refuse_gpu": lambda: sim.refuse_gpu(body.get("seconds", 60)),
                   "fail_backend": lambda: sim.fail_backend(body.get("seconds", 60), body.get("kind", "no_gpu")),
+                  "offline": lambda: sim.offline_for(body.get("seconds", 60)),
                   "show_captcha": sim.show_captcha, "solve_captcha": sim.solve_captcha,
                   "sign_out": sim.sign_out, "sign_in": sim.sign_in}
         if name not in faults:
@@ -424,6 +532,8 @@ def _accounts_routes(sim: ColabSimulator, handler, method: str, path: str, query
         rows = "\n".join(_ACCOUNT_ROW.format(email=quote(a, safe="@."), name=a.split("@")[0].title())
                          for a in sim.accounts)
         page = _static(pages[path]).replace("__ACCOUNTS__", rows).replace("__NOTEBOOK_EMAIL__", ACCOUNT_EMAIL)
+        for english, japanese in (ACCOUNTS_JA.items() if sim.language == "ja" else ()):
+            page = page.replace(english, japanese)
         return handler.send(page.replace("__EMAIL__", quote(email, safe="@.")), "text/html")
     if method == "POST" and path == "/grant":
         sim._do("grant", select_all=bool(body.get("select_all")), email=str(body.get("email", "")))

@@ -402,7 +402,7 @@ return {text: connect.textContent.trim(), usage: !!usage, usage_text: usage ? [.
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "tooltip-2025"])  # tooltip-2025: test_page_trust_e2e
 def test_each_build_draws_its_dialogs_labels_and_running_cell_as_colab_does(chromium_driver, make_sim, variant):
     sim = make_sim(variant=variant)
     driver = chromium_driver
@@ -434,7 +434,7 @@ def test_each_build_draws_its_dialogs_labels_and_running_cell_as_colab_does(chro
         assert "executing" in running["title"] and running["running_class"] and not running["stop"]
     else:
         assert running["stop"] and running["title"] is None and not running["running_class"]
-        assert running["tooltip"] == ("Interrupt execution" if variant == "m3-2025" else None)
+        assert running["tooltip"] == ("Interrupt execution (Ctrl+M I)" if variant == "m3-2025" else None)
     connected = driver.execute_script(CONNECT_PARTS)
     if variant == "m3-2025":  # RAM/Disk as bars without text, inside a #connect with its own shadow root
         assert connected["usage"] and connected["usage_text"].strip() == "" and connected["own_root"]

@@ -212,15 +212,16 @@ def test_an_accelerator_after_the_word_never_changes_what_the_label_says(acceler
 def test_running_is_told_by_the_stop_symbol_and_each_older_signal(show):
     model = PageModel.load(ORIGIN)
     pages = {"stop_symbol": '<div class="cell code"><colab-run-button state="running"></colab-run-button></div>',
-             "selector": '<div class="cell code"><colab-tooltip-trigger message="Interrupt execution">'
-                         '<colab-run-button></colab-run-button></colab-tooltip-trigger></div>',
+             "tooltip": '<div class="cell code"><colab-tooltip-trigger message="Interrupt execution (Ctrl+M I)">'
+                        '<colab-run-button></colab-run-button></colab-tooltip-trigger></div>',
+             "selector": '<div class="cell running code"><colab-run-button></colab-run-button></div>',
              "title": '<div class="cell code"><colab-run-button title="Interrupt execution (currently executing)">'
                       '</colab-run-button></div>'}
     for signal, cell in pages.items():
         observation = model.observe(show(CONNECTED + cell))
         assert observation.state is PageState.RUNNING and observation.found[f"running:{signal}"], signal
         assert sum(observation.found[f"running:{s}"] for s in pages) == 1
-    idle = model.observe(show(CONNECTED + '<div class="cell code"><colab-tooltip-trigger message="Run cell">'
+    idle = model.observe(show(CONNECTED + '<div class="cell code"><colab-tooltip-trigger message="Run cell (Ctrl+Enter)">'
                                           '<colab-run-button></colab-run-button></colab-tooltip-trigger></div>'))
     assert idle.state is PageState.IDLE and idle.found["connect_usage"]
 

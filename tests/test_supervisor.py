@@ -43,7 +43,7 @@ def actions(decisions):
 
 def test_the_rules_table_is_the_documented_order():
     assert [rule.__name__ for rule in RULES] == [
-        "stopped", "new_session", "final_word", "human_needed", "usage_limit", "backing_off", "page_evidence",
+        "stopped", "new_session", "final_word", "offline", "colab_policy", "human_needed", "usage_limit", "backing_off", "page_evidence",
         "alive", "no_source", "stalled", "debounce", "recover"]
 
 

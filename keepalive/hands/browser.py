@@ -11,11 +11,14 @@ module starts gets it there, for every command.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
+import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,10 +108,87 @@ def _driver_path(cfg: BrowserConfig) -> str | None:
 
 PAGE_LOAD_TIMEOUT_MS = 60_000
 SCRIPT_TIMEOUT_MS = 20_000
+NO_DISPLAY = ("no display to open the browser window on (DISPLAY and WAYLAND_DISPLAY are not set: a service, SSH, "
+              "a server): add --headless (sign in to Google once in a window first), or set browser.headless = true")
 
 
-def open_browser(cfg: BrowserConfig, profile_default: Path):
-    """Start (or attach to) the browser and return the WebDriver."""
+def _process_line(pid: int) -> tuple[int | None, str]:
+    """(parent pid, command line) of ``pid`` where the system tells (Linux /proc); (None, "") elsewhere."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8", errors="replace")
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return None, ""
+    parent = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), None)
+    return parent, command
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def profile_holder(profile: Path) -> str | None:
+    """Who holds ``profile`` (Chrome's ``SingletonLock``, "host-pid"), in words; None if no live process does."""
+    try:
+        target = os.readlink(Path(profile) / "SingletonLock")
+    except OSError:
+        return None
+    host, _, pid_text = target.rpartition("-")
+    if not pid_text.isdigit() or host != socket.gethostname() or not _alive(int(pid_text)):
+        return None  # a stale lock: Chrome clears it itself
+    browser = int(pid_text)
+    parent, line = _process_line(browser)
+    for _ in range(8):  # up the parents: chromedriver, then the program that started it
+        if parent in (None, 0, 1):
+            break
+        parent, above = parent, _process_line(parent)
+        if "keepalive" in above[1]:
+            return (f"the browser (pid {browser}) of another keepalive daemon, pid {parent} ({above[1][:120]}): stop "
+                    "that daemon first, or give this job a profile of its own (browser.profile_dir)")
+        parent = above[0]
+    name = line.split(" ")[0].rsplit("/", 1)[-1] if line else "a browser"
+    return (f"{name} (pid {browser}), left over from an earlier run or started by hand: close it "
+            f"(e.g. 'kill {browser}') and start again")
+
+
+_STARTED: set[int] = set()  # process groups of the browsers this process started and has not closed yet
+
+
+@atexit.register
+def _end_left_browsers() -> None:
+    """However the program ends (an exception, a signal turned into SystemExit), no browser it started stays."""
+    for group in list(_STARTED):
+        _end_group(group, wait=0.0)
+
+
+def _end_group(group: int, wait: float) -> None:
+    """Wait up to ``wait`` s for process group ``group`` to end by itself, then kill what is left of it."""
+    _STARTED.discard(group)
+    if sys.platform == "win32":
+        return
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            os.killpg(group, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def open_browser(cfg: BrowserConfig, profile_default: Path, language: str = "en-US"):
+    """Start (or attach to) the browser and return the WebDriver; BrowserError names why it cannot."""
     from selenium import webdriver
     from selenium.common.exceptions import WebDriverException
 
@@ -123,10 +203,17 @@ def open_browser(cfg: BrowserConfig, profile_default: Path):
         options.debugger_address = check_attach_address(cfg.attach)
     else:
         binary = "" if edge else _binary(cfg)
+        if not cfg.headless and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                                           or os.environ.get("WAYLAND_DISPLAY")):
+            raise BrowserError(f"cannot start the browser: {NO_DISPLAY}")
         profile = private_dir(cfg.profile_dir or profile_default)
+        holder = profile_holder(profile)
+        if holder:
+            raise BrowserError(f"cannot start the browser: its profile {profile} is in use by {holder}")
         options.add_argument(f"--user-data-dir={profile}")
-        options.add_argument("--lang=en-US")
-        options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
+        options.add_argument(f"--lang={language}")
+        accept = "en-US,en" if language == "en-US" else f"{language},en-US,en"
+        options.add_experimental_option("prefs", {"intl.accept_languages": accept})
         for flag in dict.fromkeys(QUIET_FLAGS + root_flags() + list(cfg.extra_args)):
             options.add_argument(flag)
         if cfg.headless:
@@ -140,18 +227,33 @@ def open_browser(cfg: BrowserConfig, profile_default: Path):
     popen_kw = {} if sys.platform == "win32" else {"start_new_session": True}
     service = service_cls(executable_path=driver_path, popen_kw=popen_kw) if driver_path else service_cls(popen_kw=popen_kw)
     try:
-        return (webdriver.Edge if edge else webdriver.Chrome)(options=options, service=service)
+        driver = (webdriver.Edge if edge else webdriver.Chrome)(options=options, service=service)
     except WebDriverException as exc:
-        first = (exc.msg or str(exc)).strip().splitlines()[0]
-        if cfg.attach:
-            hint = "is Chrome running with --remote-debugging-port on that port?"
-        elif "cannot find" in first.lower() and "binary" in first.lower():
-            hint = INSTALL_HINT
-        else:
-            hint = "close other Chrome windows using this profile, or set browser.driver_path and browser.binary"
-            if running_as_root():
-                hint += " (running as root: it was started with --no-sandbox, as Chromium requires)"
-        raise BrowserError(f"cannot start the browser: {first} ({hint})") from None
+        raise BrowserError(f"cannot start the browser: {_why(cfg, exc, profile_default)}") from None
+    process = getattr(driver.service, "process", None)
+    if process is not None and sys.platform != "win32":
+        _STARTED.add(process.pid)  # the driver's own process group (start_new_session): never an attached Chrome
+    return driver
+
+
+def _why(cfg: BrowserConfig, exc, profile_default: Path) -> str:
+    """The cause of a failed start, in words, with what to do."""
+    text = (getattr(exc, "msg", None) or str(exc)).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    lower = text.lower()
+    if cfg.attach:
+        return f"{first} (is Chrome running with --remote-debugging-port on {cfg.attach}?)"
+    if "cannot find" in lower and "binary" in lower:
+        return f"{first} ({INSTALL_HINT})"
+    if "display" in lower or "x server" in lower:
+        return NO_DISPLAY
+    holder = profile_holder(Path(cfg.profile_dir or profile_default))
+    if holder or "user data directory is already in use" in lower:
+        return f"its profile {cfg.profile_dir or profile_default} is in use by {holder or 'another browser'}"
+    hint = "set browser.driver_path and browser.binary to a matching chromedriver and browser"
+    if running_as_root():
+        hint += " (running as root: it was started with --no-sandbox, as Chromium requires)"
+    return f"{first} ({hint})"
 
 
 def open_notebook(driver, url: str, own_browser: bool = True) -> str:
@@ -182,11 +284,13 @@ def open_notebook(driver, url: str, own_browser: bool = True) -> str:
     return keep
 
 
-def quit_browser(driver, limit: float = 30.0) -> None:
-    """Close the browser we started; one that does not close within ``limit`` seconds is killed.
+def quit_browser(driver, limit: float = 10.0) -> None:
+    """Close the browser we started, with every process it started: what is left after ``limit`` s is killed.
 
     A native prompt raised while the windows close (a page's "Leave site?") can leave chromedriver
-    waiting for ever: the watch must still end, and free the profile for the next start.
+    waiting for ever: the watch must still end, and free the profile for the next start. Chrome's helper
+    processes (renderers, GPU, zygote) share the driver's process group; any of them still there a few
+    seconds after the browser closed is killed, so that none holds the profile for the next start.
     """
     from selenium.common.exceptions import WebDriverException
 
@@ -200,8 +304,5 @@ def quit_browser(driver, limit: float = 30.0) -> None:
     closer.start()
     closer.join(limit)
     process = getattr(getattr(driver, "service", None), "process", None)
-    if closer.is_alive() and process is not None and sys.platform != "win32":
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    if process is not None and process.pid in _STARTED:
+        _end_group(process.pid, wait=0.0 if closer.is_alive() else 3.0)

@@ -7,11 +7,17 @@ text and buttons read through every shadow root, the run buttons' stop symbol, t
 signed-in account); then ``classify``, a pure function, turns the snapshot into a ``PageState``.
 Buttons are found by their visible text through all shadow roots, so a redesign that moves them
 usually changes nothing here.
+
+Colab's language: ``colab_page.<lang>.toml`` beside ``colab_page.toml`` adds that language's texts to the
+English ones (each list keeps English: Colab leaves some of its page untranslated). ``[page] language``
+chooses: ``auto`` (the default) follows the page's own ``<html lang>``, ``en`` keeps English only, a
+language's name adds its texts always.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import sys
 import time
@@ -42,6 +48,40 @@ def merge_tables(base: dict, override: dict) -> dict:
         else:
             merged[key] = value
     return merged
+
+
+LANGUAGE_FILE = re.compile(r"^colab_page\.([a-z]{2,3}(?:-[a-z0-9]+)?)\.toml$")
+
+
+def shipped_languages() -> list[str]:
+    """The languages whose texts ship beside colab_page.toml (English is the base, always there)."""
+    names = (entry.name for entry in resources.files("keepalive.hands").iterdir())
+    return sorted(match.group(1) for match in map(LANGUAGE_FILE.match, names) if match)
+
+
+@functools.cache
+def language_texts(code: str) -> dict:
+    """The texts of language ``code`` (its whole file: page tables, and ``keys`` for keys mode)."""
+    text = resources.files("keepalive.hands").joinpath(f"colab_page.{code}.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def add_texts(base: dict, extra: dict) -> dict:
+    """``base`` with ``extra``'s list items appended to its lists (tables followed key by key)."""
+    merged = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = add_texts(merged[key], value)
+        elif isinstance(value, list) and isinstance(merged.get(key), list):
+            merged[key] = merged[key] + [item for item in value if item not in merged[key]]
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def page_language(html_lang: str | None) -> str:
+    """The language code of an ``<html lang>`` value ("ja-JP" → "ja")."""
+    return (html_lang or "").strip().lower().split("-")[0].split("_")[0]
 
 
 def _squash(text) -> str:
@@ -82,7 +122,8 @@ class Observation:
     detail: str = ""
 
 
-RUNNING_SIGNALS = ("stop_symbol", "title", "selector")  # the stop symbol first; the older signals as fallbacks
+# the stop symbol (2024-08) and the tooltips (2025-26) first; the older signals as fallbacks
+RUNNING_SIGNALS = ("stop_symbol", "tooltip", "connect_tooltip", "title", "selector")
 REFUSALS = (PageState.GPU_LIMIT, PageState.BACKEND_UNAVAILABLE)  # closed, never "without GPU", backed off
 
 
@@ -90,12 +131,18 @@ def seen(snapshot: dict, page: dict, popup_open: bool = False) -> dict[str, bool
     """Which known elements and texts the snapshot shows (what ``keepalive doctor`` lists)."""
     dialog_text = " | ".join(d["text"] for d in snapshot.get("dialogs") or [])
     running = snapshot.get("running") or {}
+    texts = page["running"]
+    signals = {"stop_symbol": bool(running.get("stop_symbol")), "selector": bool(running.get("selector")),
+               "title": any(shows(t, texts["title_words"]) for t in running.get("titles") or []),
+               "tooltip": any(shows(t, texts["tooltip_texts"]) for t in running.get("tooltips") or []),
+               "connect_tooltip": shows(snapshot.get("connect_title"), texts["connect_texts"])}
     found = {"connect_button": snapshot.get("connect") is not None,
              "connect_label": label_says(snapshot.get("connect"), page["connect"]) is not None,
              "connect_usage": bool(snapshot.get("connect_usage")),
              "captcha": bool(snapshot.get("captcha")) or shows(dialog_text, page["captcha"]["texts"]),
-             "drive_popup": popup_open, "signed_in_account": bool(snapshot.get("account"))}
-    found.update({f"running:{signal}": bool(running.get(signal)) for signal in RUNNING_SIGNALS})
+             "drive_popup": popup_open, "signed_in_account": bool(snapshot.get("account")),
+             "policy_link": bool(snapshot.get("policy_link"))}
+    found.update({f"running:{signal}": signals[signal] for signal in RUNNING_SIGNALS})
     found.update({f"dialog:{name}": shows(dialog_text, page["dialogs"][name]["texts"])
                   for name in page["dialogs"]["order"]})
     return found
@@ -108,11 +155,16 @@ def classify(snapshot: dict | None, page: dict, origin: str, popup_open: bool = 
     found = seen(snapshot, page, popup_open)
     url = snapshot.get("url") or ""
     host = urlparse(url).netloc
+    unreachable = unreachable_page(snapshot, page, origin)
+    if unreachable:
+        return Observation(PageState.OFFLINE, found, unreachable)
     if not url.startswith(origin) and (host in page["signin"]["hosts"] or shows(snapshot.get("body"),
                                                                                page["signin"]["texts"])):
         return Observation(PageState.SIGNED_OUT, found, f"on {host}, not on the notebook")
     if found["captcha"]:
         return Observation(PageState.CAPTCHA, found, "idle check shown")
+    if found["policy_link"]:
+        return Observation(PageState.POLICY, found, "a link to Colab's appeal form is shown")
     for name in page["dialogs"]["order"]:
         if found[f"dialog:{name}"]:
             return Observation(PageState(page["dialogs"][name]["state"]), found, f"dialog: {name}")
@@ -139,6 +191,17 @@ def classify(snapshot: dict | None, page: dict, origin: str, popup_open: bool = 
     return Observation(PageState.UNKNOWN, found, f"connect button says {label!r}")
 
 
+def unreachable_page(snapshot: dict, page: dict, origin: str) -> str | None:
+    """Why the tab shows the browser's own error page instead of the notebook (None: it does not)."""
+    url = snapshot.get("url") or ""
+    spec = page["offline"]
+    error_page = any(url.startswith(prefix) for prefix in spec["url_prefixes"])
+    if not error_page and (url.startswith(origin) or not shows(snapshot.get("body"), spec["texts"])):
+        return None
+    code = re.search(r"\b(?:net::)?ERR_[A-Z_]+", snapshot.get("body") or "")
+    return f"Colab cannot be reached ({code.group(0) if code else 'the browser shows its error page'})"
+
+
 class PageConfigError(ConfigError):
     """The [page] config names something the page model does not know; the message says what."""
 
@@ -156,14 +219,34 @@ def check_page(page: dict) -> dict:
 class PageModel:
     """The page's knowledge plus the hands that use it on a Selenium driver."""
 
-    def __init__(self, page: dict, origin: str):
-        self.page = check_page(page)
+    def __init__(self, page: dict, origin: str, languages: dict | None = None):
+        """``languages``: the page of each language the page may show (``auto``); ``page`` is used for any other."""
+        self.page = self.default = check_page(page)
         self.origin = origin.rstrip("/")
+        self.languages = languages or {}
 
     @classmethod
     def load(cls, origin: str, overrides: dict | None = None) -> "PageModel":
         text = resources.files("keepalive.hands").joinpath("colab_page.toml").read_text(encoding="utf-8")
-        return cls(merge_tables(tomllib.loads(text), overrides or {}), origin)
+        english, overrides = tomllib.loads(text), overrides or {}
+        language = overrides.get("language", english["language"])
+        shipped = shipped_languages()
+
+        def built(code: str | None) -> dict:
+            texts = {k: v for k, v in language_texts(code).items() if k not in ("keys", "meta")} if code else {}
+            return merge_tables(add_texts(english, texts), overrides)
+
+        if language == "auto":
+            return cls(built(None), origin, {code: check_page(built(code)) for code in shipped})
+        if language != "en" and language not in shipped:
+            raise PageConfigError(f"[page] language = {language!r} is not known: use \"auto\", \"en\" or one of "
+                                  f"{', '.join(map(repr, shipped))} (docs/colab-page.md: adding a language)")
+        return cls(built(None if language == "en" else language), origin)
+
+    def follow_language(self, snapshot: dict | None) -> None:
+        """With ``language = "auto"``: read the page in the language its ``<html lang>`` says."""
+        if self.languages and snapshot:
+            self.page = self.languages.get(page_language(snapshot.get("lang")), self.default)
 
     # --- seeing -------------------------------------------------------------------------------
 
@@ -199,6 +282,7 @@ class PageModel:
             snapshot = self.read(driver)
         except BROWSER_GONE:
             return Observation(PageState.UNKNOWN, {}, "browser not reachable")
+        self.follow_language(snapshot)
         return classify(snapshot, self.page, self.origin, popup_open=popup)
 
     # --- doing --------------------------------------------------------------------------------

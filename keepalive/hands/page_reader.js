@@ -117,13 +117,13 @@ const signedIn = () => {
 const snapshot = () => {
   const connect = connectElement();
   const runButtons = all.filter(el => el.localName === page.running.run_button_tag);
-  const words = page.running.title_words;
+  const tip = el => el ? (el.title || el.getAttribute('tooltiptext') || '') : '';
   const connectedBy = connect ? page.connect.connected_selectors.filter(
     sel => all.some(el => el.matches(sel) && within(connect.host, el) && shown(el))) : [];
   return {
-    url: location.href, title: document.title,
+    url: location.href, title: document.title, lang: document.documentElement.lang || '',
     connect: connect ? label(connect.button) || label(connect.host) : null,
-    connect_title: connect ? (connect.button.title || connect.host.title || '') : null,
+    connect_title: connect ? (tip(connect.button) || tip(connect.host) || '') : null,
     connect_usage: connectedBy.length > 0,
     dialogs: openDialogs().map(el => ({
       tag: el.localName,
@@ -131,11 +131,15 @@ const snapshot = () => {
       buttons: all.filter(b => b.matches(page.dialogs.clickable) && b !== el && within(el, b) && shown(b))
                   .map(label).filter(t => t),
     })),
-    running: {
+    running: {  // raw texts: classify() matches them against the page's language
       stop_symbol: runButtons.some(el => el.shadowRoot && !!el.shadowRoot.querySelector(page.running.stop_symbol)),
-      title: runButtons.some(el => words.some(w => (el.title || '').toLowerCase().includes(w))),
+      titles: [...new Set(runButtons.map(el => squash(el.title)).filter(t => t))].slice(0, 50),
+      tooltips: [...new Set(all.filter(el => el.localName === page.running.tooltip_tag)
+                               .map(el => squash(el.getAttribute('message'))).filter(t => t))].slice(0, 50),
       selector: page.running.selectors.some(sel => all.some(el => el.matches(sel))),
     },
+    policy_link: all.some(el => el.localName === 'a' && shown(el) &&
+                                page.policy.link_patterns.some(p => (el.getAttribute('href') || '').includes(p))),
     captcha: all.some(el => page.captcha.selectors.some(sel => el.matches(sel)) && shown(el)),
     account: signedIn(),
     body: squash((document.body || document.documentElement).innerText).slice(0, 4000),  // for sign-in pages

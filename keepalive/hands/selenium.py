@@ -1,28 +1,48 @@
-"""The Selenium hands: the controlled browser and the page model, as one object the loop uses."""
+"""The Selenium hands: the controlled browser and the page model, as one object the loop uses.
+
+One browser for the daemon's life. A page that cannot be reached (this PC offline, DNS, an outage) is not
+a broken browser: the tab shows the browser's error page, which the page model reads as ``offline``, and
+the same browser loads the notebook again when the supervisor says so. Only a browser that is gone is
+started again, at most once per ``restart_backoff`` step (doubling), never in a loop.
+"""
 
 from __future__ import annotations
 
 import time
 
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import TimeoutException, WebDriverException
 
-from keepalive.hands.browser import open_browser, open_notebook, quit_browser
+from keepalive.hands.browser import BrowserError, open_browser, open_notebook, quit_browser
 from keepalive.hands.page import Observation, PageModel, label_says
 from keepalive.states import Action, PageState
+
+
+def unreachable(exc: WebDriverException) -> bool:
+    """Did the browser fail to load the page because the site cannot be reached (not because it is gone)?"""
+    return "net::ERR_" in (getattr(exc, "msg", None) or str(exc))
 
 
 class SeleniumHands:
     sees_page = True
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, clock=time.monotonic, restart_backoff=(10.0, 600.0)):
         self.cfg = cfg
         self.model = PageModel.load(cfg.origin, cfg.page)
         self.driver = None
         self.main = None
+        self.clock = clock
+        self.restart_backoff = restart_backoff  # (first, cap) seconds between two starts of a browser that died
+        self.restarts = 0  # browsers started again after the first
+        self._next_restart = 0.0
+
+    def _browser_language(self) -> str:
+        language = self.cfg.page.get("language", "auto")
+        return "en-US" if language in ("auto", "en") else language
 
     def start(self) -> None:
-        self.driver = open_browser(self.cfg.browser, self.cfg.profile_dir)
-        self.reopen()
+        """Start (or attach to) the browser and open the notebook; an unreachable notebook is not an error."""
+        self.driver = open_browser(self.cfg.browser, self.cfg.profile_dir, language=self._browser_language())
+        self._load()
 
     def observe(self) -> Observation:
         if self.driver is None:
@@ -63,18 +83,36 @@ class SeleniumHands:
             pass
         return False
 
+    def _load(self) -> bool:
+        """Show the notebook in the one tab; False where the browser itself failed (not an unreachable site)."""
+        try:
+            self.main = open_notebook(self.driver, self.cfg.url, own_browser=not self.cfg.browser.attach)
+        except TimeoutException:
+            return True  # the browser works; the page is slow: observe() reads what it shows
+        except WebDriverException as exc:
+            return unreachable(exc)  # the tab shows the browser's error page: observe() reads it as offline
+        return True
+
     def reopen(self) -> None:
         """Reload the notebook in the one tab (closing any other), as the scheduled reopen does.
 
-        A browser that was closed under the daemon's feet is started again.
+        A browser that is gone (closed under the daemon's feet, crashed) is started again, once; before the
+        back-off step since the last such start has passed, BrowserError says when the next try is.
         """
-        try:
-            self.main = open_notebook(self.driver, self.cfg.url, own_browser=not self.cfg.browser.attach)
-        except WebDriverException:
-            quit_browser(self.driver)
-            self.start()
+        if self.driver is not None and self._load():
+            return
+        now = self.clock()
+        if now < self._next_restart:
+            raise BrowserError(f"the browser is gone; next start in {self._next_restart - now:.0f} s")
+        first, cap = self.restart_backoff
+        self._next_restart = now + min(cap, first * 2 ** self.restarts)
+        self.restarts += 1
+        self.close(keep_open=False)
+        self.start()
 
-    def close(self) -> None:
-        if self.driver is not None and not self.cfg.browser.keep_open:
+    def close(self, keep_open: bool | None = None) -> None:
+        """Let go of the browser; it is closed (with every process it started) unless ``browser.keep_open``."""
+        keep = self.cfg.browser.keep_open if keep_open is None else keep_open
+        if self.driver is not None and not keep:
             quit_browser(self.driver)
         self.driver = None
