@@ -10,7 +10,7 @@ import pytest
 
 from conftest import chromium_available, wait_for
 from keepalive.demo import DEMO_SUPERVISOR, Demo
-from keepalive.states import Cause, PageState
+from keepalive.states import Action, Cause, PageState
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not chromium_available(), reason="needs chromium and chromedriver")]
@@ -63,9 +63,12 @@ def in_background(fn):
 
 def test_a_cell_running_told_only_by_tooltips_is_read_running_and_never_gets_run_all(demo_factory):
     demo = demo_factory(variant="tooltip-2025", images=4, chunk_seconds=0.3)
+    rounds = counted_rounds(demo)
     assert demo.daemon.run() == 0
-    pages = [e.get("page") for e in events(demo, "decision")]
-    assert "running" in pages and "idle" not in pages[pages.index("running"):]
+    pages = [d.memory.page for d in rounds if d]
+    assert PageState.RUNNING in pages
+    running = pages.index(PageState.RUNNING)
+    assert Action.RUN_ALL not in [d.action for d in rounds[running:] if d]
     state = demo.sim.state()
     assert state["run_all_count"] == 1 and state["start_count"] == 1  # the first start only
 
