@@ -36,6 +36,7 @@ TITLES = {
     Notice.SOURCE_STALLED: "Colab job's heartbeat is not arriving",
     Notice.HEARTBEAT_UNREADABLE: "Colab job's heartbeat cannot be read",
     Notice.OFFLINE: "Colab cannot be reached",
+    Notice.COLAB_POLICY: "Colab stopped the runtime for its terms",
 }
 # What the human should do after each kind, where the reason does not say it already.
 NEXT_STEPS = {
@@ -47,6 +48,9 @@ NEXT_STEPS = {
     Notice.GIVING_UP: "Look at the notebook in the browser and at 'keepalive status', then run '{run}' again.",
     Notice.SOURCE_STALLED: "Check that Google Drive for desktop runs and syncs on this PC; keepalive does not restart.",
     Notice.HEARTBEAT_UNREADABLE: "Check that Google Drive for desktop runs and syncs on this PC.",
+    Notice.OFFLINE: "Check this PC's connection; keepalive presses nothing and looks again with back-off.",
+    Notice.COLAB_POLICY: ("Read Colab's notice in the browser; keepalive reconnects and runs nothing until you start "
+                          "the job yourself or run '{run}' again."),
 }
 APP_NAME = "colab-keepalive"
 SEND_TIMEOUT_SECONDS = 10.0

@@ -34,7 +34,8 @@ class PageState(_Named):
     CAPTCHA = "captcha"  # the idle check ("Are you still there?" + reCAPTCHA)
     SIGNED_OUT = "signed_out"  # the notebook URL went to a sign-in page
     POLICY = "policy"  # Colab stopped the runtime for its terms (disallowed code, a terms notice, an appeal link)
-    OFFLINE = "offline"  # Colab cannot be reached: the browser's error page, or "Unable to connect to the runtime"
+    OFFLINE = "offline"  # Colab cannot be reached
+    COLAB_POLICY = "colab_policy"  # Colab stopped the runtime for its terms: the human decides: the browser's error page, or "Unable to connect to the runtime"
     UNKNOWN = "unknown"  # cannot tell (page not loaded, browser gone, keys mode)
 
 
@@ -110,3 +111,4 @@ class Notice(_Named):
     SOURCE_STALLED = "source_stalled"  # the heartbeat stopped arriving while the page shows the job running
     HEARTBEAT_UNREADABLE = "heartbeat_unreadable"
     OFFLINE = "offline"  # Colab cannot be reached
+    COLAB_POLICY = "colab_policy"  # Colab stopped the runtime for its terms: the human decides

@@ -263,7 +263,7 @@ def offline(r: Round):
 def colab_policy(r: Round):
     if r.page is not PageState.POLICY and Cause.COLAB_POLICY.value not in r.mem.notified:
         return r
-    mem, told = r.tell_once(Cause.COLAB_POLICY, Notice.NEEDS_HUMAN)
+    mem, told = r.tell_once(Cause.COLAB_POLICY, Notice.COLAB_POLICY)
     return replace(r, mem=replace(mem, bad_streak=0, **RECOVERY_RESET)).conclude(
         Action.NOTIFY_HUMAN if told else Action.WAIT, f"{Cause.COLAB_POLICY.value}: {HUMAN_HINTS[Cause.COLAB_POLICY.value]}",
         Cause.COLAB_POLICY, told)

@@ -103,7 +103,7 @@ def test_colabs_terms_are_told_once_and_nothing_is_rerun_until_a_new_session():
     pages = [PageState.POLICY] * 3 + [PageState.DISCONNECTED] * 5 + [PageState.IDLE] * 5
     decisions = rounds(pages)
     assert decisions[0].action is Action.NOTIFY_HUMAN and decisions[0].cause is Cause.COLAB_POLICY
-    assert sum(Notice.NEEDS_HUMAN in d.notices for d in decisions) == 1
+    assert sum(Notice.COLAB_POLICY in d.notices for d in decisions) == 1
     assert not {d.action for d in decisions} & {Action.RECONNECT, Action.RUN_ALL, Action.RUN_ANYWAY, Action.RELOAD}
     after = rounds([PageState.RUNNING], mem=decisions[-1].memory, beats=[BeatView(Verdict.FRESH, beat(session="s2"))])
     assert after[0].cause is None and Cause.COLAB_POLICY.value not in after[0].memory.notified

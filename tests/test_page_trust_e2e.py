@@ -88,7 +88,7 @@ def test_a_disconnect_for_disallowed_code_calls_the_human_once_and_nothing_is_re
 
     in_background(colab_enforces)
     demo.daemon.run()
-    assert notifications(demo, "needs_human") == 1
+    assert notifications(demo, "colab_policy") == 1
     state = demo.sim.state()
     assert state["run_all_count"] == 1 and state["connect_count"] == 1 and state["last_kill"] == "disallowed"
     after = [e for e in events(demo, "decision") if e.get("cause") == "COLAB_POLICY"]
