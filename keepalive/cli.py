@@ -22,7 +22,10 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--config", help="config file (default: the user's config folder)")
     sub = top.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="watch the notebook and restart it whenever it dies")
+    run = sub.add_parser("run", help="watch the notebook and restart it whenever it dies",
+                         epilog="exit codes: 0 the job is done; 1 it failed, or restarting was given up; 2 it could not start "
+                                "(config, URL, browser, another daemon watches the job); 3 the daemon itself crashed; 130 stopped "
+                                "by Ctrl+C or a signal. With --service: 0 for every end but a crash")
     run.add_argument("url", nargs="?", help="the Colab notebook URL (asked once, then remembered)")
     run.add_argument("--mode", choices=config.MODES,
                      help="controlled Chrome, keystrokes in your own browser, or cli: Google's colab CLI, no browser")
