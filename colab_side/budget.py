@@ -68,14 +68,15 @@ def archive_bytes(file_sizes: Iterable[int]) -> int:
     return -(-body // TAR_RECORD) * TAR_RECORD
 
 
-def choose(candidates: Iterable[Archive], budget: int, protected: Sequence[Iterable[str]] = ()) -> Choice:
+def choose(candidates: Iterable[Archive], budget: int, protected: Sequence[Iterable[str]] = (),
+           unavailable: frozenset = frozenset()) -> Choice:
     """Which archives to keep so that their bytes stay within ``budget``.
 
     ``protected`` is a list of node groups, most important first: a group's archives go in before
     the others if the whole group fits in what is left. Then nodes by recompute seconds per byte
     (over all their archives; a node of zero bytes costs nothing to keep), the most valuable first;
     within a node, chunks in order. An archive that does not fit is skipped, and smaller ones after
-    it may still go in.
+    it may still go in. ``unavailable`` keys cannot go in (their files left the local disk unstored).
     """
     by_node: dict[str, dict[int, Archive]] = {}
     for archive in candidates:
@@ -91,12 +92,12 @@ def choose(candidates: Iterable[Archive], budget: int, protected: Sequence[Itera
     def take(node: str) -> None:
         nonlocal used
         seen.add(node)
-        if used + size[node] <= budget:
+        if used + size[node] <= budget and not any((node, a.chunk) in unavailable for a in chunks[node]):
             keep.update((node, a.chunk) for a in chunks[node])
             used += size[node]
             return
         for archive in chunks[node]:
-            if used + archive.size <= budget:
+            if used + archive.size <= budget and archive.key not in unavailable:
                 keep.add((node, archive.chunk))
                 used += archive.size
 
@@ -151,16 +152,17 @@ def alternatives(nodes: set[str], stranded: set[str], inputs: set[str]) -> list[
 
 
 def decide(candidates: Iterable[Archive], budget: int, shape: Shape, live: str | None,
-           pruned: set[str]) -> tuple[Choice, Risk]:
+           pruned: set[str], unavailable: frozenset = frozenset()) -> tuple[Choice, Risk]:
     """The archives to keep within ``budget`` while ``live`` computes (None: between nodes), and their risk:
-    of the ``alternatives``, the fewest seconds at risk, then the fewest extra nodes."""
+    of the ``alternatives``, the fewest seconds at risk, then the fewest extra nodes. ``unavailable``: chunks
+    not stored whose files the session no longer has (they can only be lost)."""
     candidates = [a for a in candidates if a.node not in pruned]
     stranded = {n for n in shape.order if n not in pruned and shape.producers[n] & pruned}
     inputs = set(shape.producers.get(live, ())) - pruned if live else set()
     best = None
     tried: set[frozenset] = set()
     for groups in alternatives({a.node for a in candidates}, stranded, inputs):
-        choice = choose(candidates, budget, groups)
+        choice = choose(candidates, budget, groups, unavailable)
         if choice.keep in tried:
             continue
         tried.add(choice.keep)

@@ -17,6 +17,7 @@ from colab_side.heartbeat import Cause, Phase
 from colab_side.settings import GB
 
 LONG_CHUNK_SHARE = 0.75  # a chunk running this share of the runtime's lifetime gets a warning
+LOCAL_RECOMPUTE_SECONDS = 3600.0  # a step this cheap to compute again leaves local disk until next read
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,59 @@ def disk_full(detail: str) -> Verdict:
     """The runtime's local disk filled up: a new runtime has the same disk, so the human must choose."""
     return Verdict(Phase.BLOCKED, Cause.DISK_FULL, f"the runtime's local disk is full: {detail}",
                    "use a runtime with a larger disk, or fewer or smaller images (see python -m colab_side plan)")
+
+
+STALLED_SESSIONS = 3  # sessions in a row that only redid finished chunks before the job is blocked
+
+
+def stalled(sessions: Sequence[Mapping[tuple, int]], budget: int | None,
+            limit: int = STALLED_SESSIONS) -> Verdict | None:
+    """Kills keep redoing more than a session finishes: blocked, with the budget that would keep that work.
+
+    ``sessions``: per session that computed anything, in order, the chunks it finished (key → archive
+    bytes). When each of the last ``limit`` such sessions finished only chunks finished before (their
+    archives dropped by the Drive budget), restarting again cannot help: the job needs a budget that
+    keeps them, at least the current one plus their bytes.
+    """
+    if budget is None or len(sessions) < limit:
+        return None
+    seen: set = set()
+    for done in sessions[:-limit]:
+        seen.update(done)
+    redone: dict = {}
+    for done in sessions[-limit:]:
+        if not done or set(done) - seen:
+            return None
+        seen.update(done)
+        redone.update(done)
+    need = budget + sum(redone.values())
+    return Verdict(Phase.BLOCKED, Cause.DRIVE_FULL,
+                   f"the last {limit} sessions only computed again {len(redone)} chunks whose archives the Drive "
+                   f"budget ({budget / GB:.1f} GB) had dropped: kills undo more than a session finishes",
+                   f"give a Drive budget of at least {need / GB:.1f} GB (--drive-budget; a larger Drive plan if "
+                   "needed), or fewer photos per job or DepthMap downscale (python -m colab_side plan), then Run all")
+
+
+def local_drops(local: Iterable[str], next_reads: set[str], later: set[str], durable: set[str],
+                recompute_seconds: Mapping[str, float], limit: float) -> tuple[set[str], set[str]]:
+    """Which steps' files leave the runtime's local disk before the next step: ``(gone, recompute)``.
+
+    The next step keeps what it reads (``next_reads``, itself included). Any other step's files go
+    when no step still to compute reads them (``later``), or when the store holds them all (they are
+    restored when next read), or when computing the missing chunks again costs at most ``limit``
+    seconds (``recompute``: done once, just before their next reader, e.g. PrepareDenseScene before
+    Texturing, instead of keeping its images on disk through DepthMapFilter and Meshing).
+    """
+    gone, recompute = set(), set()
+    for name in local:
+        if name in next_reads:
+            continue
+        if name not in later or name in durable:
+            gone.add(name)
+        elif recompute_seconds.get(name, float("inf")) <= limit:
+            gone.add(name)
+            recompute.add(name)
+    return gone, recompute
 
 
 # --- warnings --------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from colab_side.drive import FULL, RETRYABLE, Drive, DriveError, mount_colab
 from colab_side.events import Journal, parse_events, utc_now
 from colab_side.layout import NotOurs, job_layout, work_dir
 from colab_side.lease import Lease, Superseded
+from colab_side.local import LocalCache
 from colab_side.engine import DONE, ERROR, Engine, Interrupted, Step, Stop
 from colab_side.settings import Settings, SettingsError, make as make_settings
 from colab_side.store import Store, chunk_key
@@ -184,27 +185,69 @@ class Session:
         self.cache.mkdir(parents=True)
         if self.settings.adopt_cache:
             self.engine.adopt(self, self.graph, Path(self.settings.adopt_cache))
-        restored, dropped, unpruned = self.store.restore(self.graph, self.cache)
-        for name in self.store.manifest["pruned"]:
-            if name in self.graph.nodes:
-                for chunk in range(self.graph.nodes[name].chunk_count):
-                    self.engine.mark_done(self.graph.nodes[name], chunk, self.cache)
+        self.producers = {name: self.graph.dependencies(name) for name in self.graph.nodes}
+        self.finished: set[str] = set()  # steps computed whole by this session
+        self.local_cache = LocalCache(self.cache, self.graph, self.store, self.engine)
+        todo = self._todo()  # what the first step reads comes back now, the rest when first read
+        restored, dropped, unpruned = self.local_cache.bring(self._reads(todo[0] if todo else None))
+        self.local_cache.mark_finished(name for name in self.store.manifest["pruned"] if name in self.graph.nodes)
         self.engine.prepare(self.graph, self.cache)
         self.journal.event("restored", chunks=restored, dropped=dropped, recompute_pruned=unpruned)
         self._check_disk()
-        self._load_history()
         self.shape = budget.Shape.of(self.graph)
         self.computed: dict[tuple[str, int], tuple[list[str], int]] = {}  # by this session: files, archive bytes
         self.drive_budget = self.settings.drive_budget_bytes
         if self.drive_budget is None:
             self.drive_budget = budget.default_budget(self.store.stored_bytes, self.drive.free_bytes(),
                                                       self.settings.drive_margin_bytes)
+        self._load_history()
         self._update_progress(hb.COMPUTING)
-        producers = {name: self.graph.dependencies(name) for name in self.graph.nodes}
-        done = self.store.durable_nodes(self.graph)  # results lost since (a damaged Texturing archive) are redone
-        for name in policy.compute_order(self.graph.order(), producers, done, self.graph.publish_nodes()):
-            self._compute_node(self.graph.nodes[name])
+        while True:  # results lost since (a damaged archive found when restored) are redone: plan again each step
+            todo = self._todo()
+            restored, dropped, unpruned = self.local_cache.bring(self._reads(todo[0] if todo else None))
+            if restored or dropped:  # the log, not events: a restore is no decision
+                self.journal.log(f"restored {restored} chunks for {todo[0] if todo else 'the result'}"
+                                 + (f"; damaged: {', '.join(dropped)}; computed again: {', '.join(unpruned)}"
+                                    if dropped else ""))
+            if dropped:
+                for name in unpruned:  # computed again: their "finished" marks go
+                    self.local_cache.drop(name)
+                continue
+            if not todo:
+                break
+            self._compute_node(self.graph.nodes[todo[0]])
+            self.finished.add(todo[0])
+            self._free_local()
         self._publish()
+
+    # --- the local disk -------------------------------------------------------------------------------
+
+    def _todo(self) -> list[str]:
+        """The steps still to compute, in order (``policy.compute_order``): a step this session computed whose
+        files left the local disk before the store held them all is computed again before its next reader."""
+        done = self.store.durable_nodes(self.graph) | (self.finished & self.local_cache.present)
+        return policy.compute_order(self.graph.order(), self.producers, done, self.graph.publish_nodes())
+
+    def _reads(self, name: str | None) -> set[str]:
+        """What a step needs in the local folder (itself and what it reads); None: the result's steps."""
+        return {name, *self.producers[name]} if name else set(self.graph.publish_nodes())
+
+    def _free_local(self) -> None:
+        """Delete the local files the next steps do not read now (``policy.local_drops``)."""
+        todo = self._todo()
+        later = set(todo) | set(self.graph.publish_nodes())
+        for name in todo:
+            later |= self.producers[name]
+        present = self.local_cache.present
+        durable = {name for name in present if self.store.node_durable(self.graph.nodes[name])}
+        seconds = {name: self._chunk_seconds(name) * sum(1 for c in range(self.graph.nodes[name].chunk_count)
+                                                          if not self.store.has(name, c)) for name in present}
+        gone, recompute = policy.local_drops(present, self._reads(todo[0] if todo else None), later, durable,
+                                             seconds, policy.LOCAL_RECOMPUTE_SECONDS)
+        for name in sorted(gone):
+            freed = self.local_cache.drop(name)
+            self.journal.log(f"local disk: {name}'s files removed ({freed} bytes)"
+                             + ("; computed again before its next reader" if name in recompute else ""))
 
     # --- checks -------------------------------------------------------------------------------------
 
@@ -299,6 +342,7 @@ class Session:
         if outcome.status == DONE:
             seconds = time.monotonic() - started
             changed = list(outcome.files)
+            self.local_cache.computed(node.name)
             self.node_durations.setdefault(node.name, []).append(seconds)
             size = self._store_chunk(node, chunk, changed)
             self.journal.event("chunk_done", node=node.name, chunk=chunk, seconds=round(seconds, 3),
@@ -376,7 +420,8 @@ class Session:
                     stored.add((name, chunk))
                     sizes[name, chunk] = entry["size"]
         candidates = [budget.Archive(name, chunk, size, self._chunk_seconds(name)) for (name, chunk), size in sizes.items()]
-        choice, risk = budget.decide(candidates, self.drive_budget, self.shape, live, pruned)
+        choice, risk = budget.decide(candidates, self.drive_budget, self.shape, live, pruned,
+                                     frozenset(key for key in sizes if key[0] not in self.local_cache.present) - stored)
         dropped = sorted(choice.drop & stored)
         for name, chunk in dropped:
             self.store.drop_chunk(self.graph.nodes[name], chunk)  # a kill now makes the next session redo it
@@ -396,10 +441,16 @@ class Session:
     # --- progress ----------------------------------------------------------------------------------
 
     def _load_history(self) -> None:
-        """Chunk durations measured by earlier sessions, for the ETA and the 12-hour risk."""
+        """Chunk durations measured by earlier sessions, for the ETA and the 12-hour risk; and whether kills
+        keep undoing more than sessions finish (``policy.stalled``)."""
+        sessions: dict[str, dict] = {}
         for event in parse_events((self.drive.read_bytes(self.layout.events) or b"").decode("utf-8", "replace")):
             if event.get("event") == "chunk_done" and isinstance(event.get("seconds"), (int, float)):
                 self.node_durations.setdefault(str(event.get("node")), []).append(float(event["seconds"]))
+                size = event.get("bytes") if isinstance(event.get("bytes"), int) else 0
+                sessions.setdefault(str(event.get("session")), {})[event.get("node"), event.get("chunk")] = size
+        if verdict := policy.stalled(list(sessions.values()), self.drive_budget):
+            raise Stop.of(verdict)
         unfinished = [name for name, node in self.graph.nodes.items() if not self.store.node_durable(node)]
         for warning in policy.history_warnings(self.node_durations, unfinished, self.settings.lifetime_hours):
             self._add_warning(warning)

@@ -230,8 +230,9 @@ class Store:
 
     # --- restoring --------------------------------------------------------------------------
 
-    def restore(self, graph: Work, cache) -> tuple[int, list[str], list[str]]:
-        """Rebuild a fresh local cache from the store; return (chunks restored, chunks dropped, nodes unpruned).
+    def restore(self, graph: Work, cache, names=None) -> tuple[int, list[str], list[str]]:
+        """Bring the archives of ``names`` (None: every node) into the local cache; return (chunks restored,
+        chunks dropped, nodes unpruned).
 
         A missing or damaged archive drops its entry: that chunk is computed again. An archive that
         cannot be read raises DriveError and keeps its entry. A node that must be computed again
@@ -240,7 +241,7 @@ class Store:
         """
         restored, dropped = 0, []
         for name, node in graph.nodes.items():
-            if name in self.manifest["pruned"]:
+            if name in self.manifest["pruned"] or (names is not None and name not in names):
                 continue
             for chunk in range(node.chunk_count):
                 key = chunk_key(name, chunk)
