@@ -175,6 +175,9 @@ def heartbeat_line(info: dict, grace: float) -> tuple[str, str]:
         return "seen for the first time now: whether it moves shows on the next look", "warn"
     if word == "none-yet":
         return "none yet (no session of this job has written one)", "warn"
+    if word == Verdict.FRESH and (number(info.get("sync_lag_seconds")) or 0.0) > grace:
+        return (f"changed {clock_text(age)} ago here, but written {clock_text(info['sync_lag_seconds'])} before this PC "
+                "saw it (an old heartbeat, or Drive's sync far behind)"), "warn"
     if word == Verdict.FRESH:
         return f"fresh  age {clock_text(age)}{lag}", "good" if age < grace / 2 else "warn"
     return f"{word or '-'}  age {clock_text(age)}{lag}", "bad"

@@ -90,6 +90,14 @@ def test_a_heartbeat_within_its_grace_is_not_called_fresh_beside_a_lost_runtime(
     assert heartbeat_line_colour(info_for()) == "green"  # no cause: the same heartbeat is fresh
 
 
+def test_a_heartbeat_written_long_before_this_pc_saw_it_is_not_called_fresh():
+    info = describe(hb.Heartbeat(job="castle", session="s1", seq=1, time="2026-01-01T08:00:00+00:00",
+                                 phase="computing"), "fresh", 3.0, 2 * 3600.0, {"job": "castle"})
+    text = shown(render(info, GRACE))
+    assert "changed 0:00:03 ago here, but written 2:00:00 before this PC saw it" in text and "fresh" not in text
+    assert colour_of(info, "before this PC saw it") == "yellow"
+
+
 def test_a_job_that_never_ran_is_being_started_not_dead():
     state = {"job": "castle", "cause": "RUNTIME_LOST", "last_action": "reconnect",
              "note": "job dead (the page showed it gone); page disconnected: reconnect"}
