@@ -127,6 +127,15 @@ def test_japanese_texts_ship_as_data_and_are_chosen_by_setting_or_by_the_page():
         PageModel.load(ORIGIN, {"language": "klingon"})
 
 
+def test_keys_mode_takes_the_languages_window_titles_too():
+    from keepalive.hands.keys import load_sequences
+
+    assert "Google アカウント" in load_sequences(None, "ja")["window_titles"]
+    assert "Google アカウント" in load_sequences(None, "auto")["window_titles"]  # blind: every shipped language
+    english = load_sequences(None, "en")["window_titles"]
+    assert "Google アカウント" not in english and "Colab" in english
+
+
 def test_a_user_override_still_wins_over_a_shipped_language():
     model = PageModel.load(ORIGIN, {"language": "ja", "run_all": {"menu_item_texts": ["全部実行"]}})
     assert model.page["run_all"]["menu_item_texts"] == ["全部実行"]

@@ -27,15 +27,21 @@ import webbrowser
 from importlib import resources
 from pathlib import Path
 
-from keepalive.hands.page import Observation, merge_tables
+from keepalive.hands.page import Observation, add_texts, language_texts, merge_tables, shipped_languages
 from keepalive.states import Action, PageState
 
 IMAGE_STATES = {"captcha": PageState.CAPTCHA, "signed_out": PageState.SIGNED_OUT, "gpu_limit": PageState.GPU_LIMIT}
 
 
-def load_sequences(overrides: dict | None = None) -> dict:
+def load_sequences(overrides: dict | None = None, language: str = "auto") -> dict:
+    """The key sequences, with the ``[keys]`` texts of Colab's ``language`` (``auto``: every shipped language's,
+    as keys mode cannot read the page) added, then the user's ``[keys]`` overrides."""
     text = resources.files("keepalive.hands").joinpath("keys_sequences.toml").read_text(encoding="utf-8")
-    return merge_tables(tomllib.loads(text), overrides or {})
+    sequences = tomllib.loads(text)
+    codes = shipped_languages() if language == "auto" else [] if language == "en" else [language]
+    for code in codes:
+        sequences = add_texts(sequences, language_texts(code).get("keys", {}))
+    return merge_tables(sequences, overrides or {})
 
 
 def focused_window_title() -> str | None:
@@ -125,7 +131,7 @@ class KeyHands:
     def __init__(self, cfg, gui=None, clock=time.monotonic, sleep=time.sleep, focus=focused_window_title,
                  idle=input_idle_seconds, raise_window=raise_window):
         self.cfg = cfg
-        self.seq = load_sequences(cfg.keys)
+        self.seq = load_sequences(cfg.keys, getattr(cfg, "page", {}).get("language", "auto"))
         self._gui = gui
         self.focus = focus
         self.idle = idle
