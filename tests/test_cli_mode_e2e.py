@@ -7,6 +7,7 @@ import dataclasses
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +181,27 @@ def test_a_job_an_earlier_run_left_blocked_is_started_again_after_the_fix(stand,
                             env=s.env, capture_output=True, text=True, timeout=60)
     assert "phase done" in status.stdout
     assert f"previous run: blocked (NO_GPU" in status.stdout and blocked.session in status.stdout
+
+
+def test_a_flaky_sessions_answer_and_failed_downloads_stop_nothing_and_allocate_nothing(stand):
+    s = stand(images=4, chunk_seconds=0.3, release_backoff_start=0.2, release_backoff_cap=1.0)
+    daemon = s.daemon()
+    left = lambda name: s.fake.server.read()["faults"].get(name)  # noqa: E731
+
+    def flake():
+        s.fake.fault("sessions_omit", 1)  # one answer leaves the live runtime out: 0.7.5 prunes its name
+        if wait_for(lambda: left("sessions_omit") == 0, 60):
+            s.fake.fault("download_errors", 3)  # 502s whose message holds the runtime's proxy token
+
+    when(computing_with(s, 1), flake)
+    assert daemon.run() == 0
+    assert left("sessions_omit") == 0 and left("download_errors") == 0
+    assert s.heartbeat().phase == hb.DONE
+    assert s.fake.allocations() == ["T4"]  # no new runtime
+    assert [c for c, _ in s.fake.calls()].count("stop") == 1  # only the release at done
+    assert s.fake.assignments() == {}
+    assert len(notes(daemon, "recovered")) == 0 and daemon.state["restarts"] == 0
+    home = Path(s.env["KEEPALIVE_HOME"])
+    kept = "".join(p.read_text(errors="replace") for p in home.rglob("*") if p.is_file() and p.suffix != ".zip")
+    tokens = s.fake.tokens()
+    assert tokens and not [token for token in tokens if token in kept]

@@ -277,3 +277,33 @@ def test_call_seconds_zero_is_refused_by_the_config_file_too(tmp_path):
     path.write_text("[cli]\ncall_seconds = 0\n")
     with pytest.raises(config.ConfigError, match=r"cli.call_seconds = 0(\.0)? is out of range"):
         config.load(path, env={"KEEPALIVE_HOME": str(tmp_path)})
+
+
+def test_a_forgotten_runtime_is_given_its_name_back_without_a_token_and_nothing_else_changes():
+    from keepalive.cli_mode.adopt import with_entry
+
+    other = {"mine": {"name": "mine", "token": "SECRET", "url": "u", "endpoint": "gpu-l4-s-zzz"}}
+    text = with_entry(json.dumps(other), "castle", "gpu-t4-s-abc")
+    assert json.loads(text) == {**other, "castle": {"name": "castle", "token": "", "url": "",
+                                                    "endpoint": "gpu-t4-s-abc"}}
+    assert json.loads(with_entry("", "castle", "e")) == {"castle": {"name": "castle", "token": "", "url": "",
+                                                                    "endpoint": "e"}}
+    assert with_entry(text, "castle", "gpu-t4-s-abc") is None  # already there: nothing written
+    assert with_entry("{not json", "castle", "e") is None  # the CLI reads it as empty: not ours to repair
+    assert with_entry("[]", "castle", "e") is None
+
+
+def test_readopt_writes_the_clis_state_file_in_place_under_its_lock(tmp_path):
+    import stat
+
+    from keepalive.cli_mode.adopt import readopt, state_file
+
+    path = state_file(tmp_path)
+    assert not readopt(tmp_path, "castle", "e")  # no CLI state here at all: nothing created
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"mine": {"name": "mine", "token": "SECRET", "url": "u", "endpoint": "z"}}))
+    path.chmod(0o600)
+    assert readopt(tmp_path, "castle", "gpu-t4-s-abc")
+    assert set(json.loads(path.read_text())) == {"mine", "castle"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not readopt(tmp_path, "castle", "gpu-t4-s-abc")

@@ -2,7 +2,7 @@
 
 Only what the CLI prints to a plain ``colab version`` and ``colab sessions`` is used, scrubbed; the
 CLI's own files with secrets in them (``token.json``, ``sessions.json``, the debug log ``colab.log``)
-are never read.
+are never read here.
 """
 
 from __future__ import annotations

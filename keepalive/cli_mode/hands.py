@@ -39,9 +39,11 @@ from pathlib import Path
 
 from keepalive import notebook
 from keepalive.cli_mode import vm_code
+from keepalive.cli_mode.adopt import readopt
 from keepalive.cli_mode.drivemount import drivemount
 from keepalive.cli_mode.release import Release, Step, still_assigned
-from keepalive.cli_mode.runner import (INSTALL_HINT, Answer, ColabCli, Outcome, load_answers, parse_sessions,
+from keepalive.cli_mode.runner import (INSTALL_HINT, Answer, ColabCli, Outcome, listed_endpoints, load_answers,
+                                      parse_sessions,
                                       parse_version, scrub, stop_group, switch_off_update_check, version_problem)
 from keepalive.cli_mode.settings import CliSettingsError, check
 from keepalive.cli_mode.watch import CliHeartbeatWatch, mirror_folder
@@ -284,7 +286,7 @@ class CliHands:
         if self.release is not None and self.release.running:
             return False
         self.release = Release(self.cli, self.session, self.endpoint, self.notify, self.settings.release_backoff_start,
-                               self.settings.release_backoff_cap, LOGIN_HINT)
+                               self.settings.release_backoff_cap, LOGIN_HINT, self.home)
         step = self.release.attempt()
         if step in (Step.RELEASED, Step.ORPHAN):
             self.release.finish(step)
@@ -314,6 +316,9 @@ class CliHands:
         if outcome is not Outcome.OK:
             return self._seen(view)
         ours = parse_sessions(answer.out).get(self.session)
+        if ours is None and self.endpoint in listed_endpoints(answer.out) \
+                and readopt(self.home, self.session, self.endpoint):  # the CLI pruned it on an answer that left it out
+            ours = {"endpoint": self.endpoint, "hardware": ""}
         view = replace(view, listed=ours is not None)
         if self.endpoint is None:  # nothing held: whatever is listed under our name is ours
             if ours is None or ours["endpoint"] == self.condemned:

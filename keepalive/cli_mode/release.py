@@ -3,7 +3,7 @@
 ``colab stop`` is not proof: 0.7.5 says ``Session 'N' not found.`` and exits 0 for a name it does not
 know (``commands/session.py:335``), and it needs the Google login to unassign (``:345``). So a release
 is confirmed only by a ``colab sessions`` answer in which neither our session's name nor the runtime it
-held (as an orphan ``[?]``) is listed. Until then it is tried again, with back-off through transport
+held (as an orphan ``[?]``, which is given its name back first: ``adopt.py``) is listed. Until then it is tried again, with back-off through transport
 errors; while the login is gone the human is told once that a runtime is still assigned and costs
 quota, and the release goes on by itself once ``colab sessions`` answers again.
 
@@ -16,7 +16,8 @@ from __future__ import annotations
 import threading
 from enum import Enum
 
-from keepalive.cli_mode.runner import ColabCli, Outcome, parse_sessions
+from keepalive.cli_mode.adopt import readopt
+from keepalive.cli_mode.runner import ColabCli, Outcome, listed_endpoints, parse_sessions
 
 
 class Step(str, Enum):
@@ -33,10 +34,9 @@ def next_step(sessions: Outcome, out: str, session: str, endpoint: str | None) -
         return Step.SIGN_IN
     if sessions is not Outcome.OK:
         return Step.RETRY
-    listed = parse_sessions(out)
-    if session in listed:
+    if session in parse_sessions(out):
         return Step.STOP
-    if endpoint is not None and any(info["endpoint"] == endpoint for info in listed.values()):
+    if endpoint in listed_endpoints(out):
         return Step.ORPHAN
     return Step.RELEASED
 
@@ -59,20 +59,23 @@ class Release:
     """
 
     def __init__(self, cli: ColabCli, session: str, endpoint: str | None, notify, backoff_start: float,
-                 backoff_cap: float, login_hint: str):
-        self.cli, self.session, self.endpoint, self.notify = cli, session, endpoint, notify
+                 backoff_cap: float, login_hint: str, home):
+        self.cli, self.session, self.endpoint, self.notify, self.home = cli, session, endpoint, notify, home
         self.backoff_start, self.backoff_cap, self.login_hint = backoff_start, backoff_cap, login_hint
         self.outcome: Step | None = None
         self.told_sign_in = False
-        self.waits = 0  # how many times it had to wait (a release confirmed at once has none)
+        self.late = False  # not confirmed at the first attempt: the human hears when it is
         self._cancelled = threading.Event()
         self._thread: threading.Thread | None = None
 
     def attempt(self) -> Step:
-        """Ask, stop if our session is listed, ask again; the step it ended on."""
-        for _ in range(2):
+        """Ask, stop if our session is listed (given back its name first if the CLI forgot it), ask again; the
+        step it ended on."""
+        for _ in range(3):
             answer = self.cli.call("sessions")
             step = next_step(self.cli.outcome(answer), answer.out, self.session, self.endpoint)
+            if step is Step.ORPHAN and readopt(self.home, self.session, self.endpoint):
+                continue  # listed under our name again: stopped next time round
             if step is not Step.STOP:
                 return step
             stopped = self.cli.outcome(self.cli.call("stop", "-s", self.session))
@@ -92,7 +95,6 @@ class Release:
                 self.told_sign_in = True
                 self.notify("runtime_assigned", f"LOGIN_REQUIRED: {still_assigned(self.session, self.endpoint)}; "
                             f"or {self.login_hint}: keepalive then releases it by itself")
-            self.waits += 1
             if self._cancelled.wait(wait):
                 break
             wait = min(self.backoff_cap, wait * 2)
@@ -102,11 +104,12 @@ class Release:
         self.outcome = step
         if step is Step.ORPHAN:
             self.notify("runtime_assigned", orphaned(self.endpoint))
-        elif self.waits:
+        elif self.late:
             self.notify("runtime_released", f"runtime {self.endpoint or self.session} released "
                                             f"(confirmed by 'colab sessions')")
 
     def in_background(self) -> None:
+        self.late = True
         self._thread = threading.Thread(target=self.run, daemon=True)
         self._thread.start()
 

@@ -108,6 +108,11 @@ def parse_sessions(out: str) -> dict[str, dict]:
     return found
 
 
+def listed_endpoints(out: str) -> set[str]:
+    """Pure: every runtime endpoint a ``colab sessions`` answer lists, under any name (several ``[?]`` included)."""
+    return {match["endpoint"] for match in map(_SESSION_LINE.match, map(str.strip, out.splitlines())) if match}
+
+
 def parse_version(out: str) -> tuple[int, ...] | None:
     match = _VERSION.search(out)
     return tuple(int(part) for part in match.group(1).split(".")) if match else None

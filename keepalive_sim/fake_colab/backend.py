@@ -75,11 +75,13 @@ class Server:
         with self.state() as data:
             data["asked"] = data.get("asked", []) + [accelerator]
 
-    def issue_token(self) -> str:
-        """A runtime-proxy token: opaque, like Colab's, so that only its place (a URL parameter, a header) tells it."""
+    def issue_token(self, endpoint: str) -> str:
+        """The runtime's proxy token: opaque, like Colab's, so that only its place (a URL parameter, a header)
+        tells it; the server hands it out again with its list of assignments."""
         token = secrets.token_urlsafe(24)
         with self.state() as data:
             data["tokens"] = data.get("tokens", []) + [token]
+            data["assignments"][endpoint]["token"] = token
         return token
 
     def vm_root(self, endpoint: str) -> Path:

@@ -26,6 +26,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import filelock
+
 from keepalive_sim.fake_colab.backend import ROOT_ENV, VERSION, VM_ENV, Server
 from keepalive_sim.runtime import fake_gpu_bin
 
@@ -53,17 +55,27 @@ def traceback_exit(exc_line: str) -> int:
     return 1
 
 
+def _lock() -> filelock.ReadWriteLock:
+    """The CLI's lock on its state file (state.py:48-86): shared reads, exclusive writes."""
+    SESSIONS.parent.mkdir(parents=True, exist_ok=True)
+    return filelock.ReadWriteLock(f"{SESSIONS}.lock", is_singleton=False)
+
+
 def local_sessions() -> dict:
     try:
-        data = json.loads(SESSIONS.read_text(encoding="utf-8"))
+        with _lock().read_lock():
+            data = json.loads(SESSIONS.read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}  # an unparseable file reads as empty
 
 
 def save_sessions(data: dict) -> None:
-    SESSIONS.parent.mkdir(parents=True, exist_ok=True)
-    SESSIONS.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    with _lock().write_lock():
+        with open(SESSIONS, "a+", encoding="utf-8") as handle:  # in place, as state.py:65-70 writes it
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps(data, indent=2))
 
 
 def log_debug(message: str) -> None:
@@ -140,7 +152,7 @@ def cmd_new(server, args) -> int:
         return 1
     endpoint = server.allocate(accelerator)
     data = local_sessions()
-    data[name] = {"name": name, "token": server.issue_token(), "endpoint": endpoint,
+    data[name] = {"name": name, "token": server.issue_token(endpoint), "endpoint": endpoint,
                   "url": f"https://colab.research.google.com/tun/m/{endpoint}", "accelerator": accelerator,
                   "variant": "GPU" if accelerator != "NONE" else "DEFAULT", "machine_shape": "STANDARD",
                   "running": None}
@@ -164,10 +176,15 @@ def cmd_sessions(server, args) -> int:
         for entry in data.values():
             assignments.pop(entry.get("endpoint"), None)
     stale = [name for name, entry in data.items() if entry.get("endpoint") not in assignments]
-    if stale:
-        for name in stale:
-            data.pop(name)
+    for name, entry in data.items():  # common.py:141-143: each listed entry gets the runtime's proxy token and URL
+        if name not in stale:
+            entry.update(token=assignments[entry["endpoint"]].get("token", ""),
+                         url=f"https://colab.research.google.com/tun/m/{entry['endpoint']}")
+    for name in stale:
+        data.pop(name)
+    if data or stale:
         save_sessions(data)
+    if stale:
         say(f"[colab] Pruned {len(stale)} stale local session(s).")
     if not assignments:
         say("[colab] No active sessions found on server.")
