@@ -136,6 +136,7 @@ def collect(cfg, wall: float | None = None) -> dict:
     info["watched_by"] = None if watcher is None else {
         "pid": watcher.get("pid"), "since": text(watcher.get("since")) or None, "mode": text(watcher.get("mode")) or None,
         "up_seconds": _seconds_since(text(watcher.get("since")), wall) if watcher.get("since") else None}
+    info["heartbeat_reading"] = heartbeat_word(info)  # the verdict as the views say it (e.g. "final", "first-seen")
     info["exit_code"] = exit_code(info)
     return info
 

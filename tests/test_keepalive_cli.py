@@ -177,6 +177,7 @@ def test_status_says_who_watches_and_exits_by_what_needs_doing(tmp_path):
         info = json.loads(keepalive("status", "--json", "--job", "castle", "--drive-folder", str(drive),
                                     home=tmp_path).stdout)
         assert info["watched_by"]["pid"] == holder.pid and info["exit_code"] == 0
+        assert info["heartbeat_reading"] == "fresh"
         failed = status("failed", cause="CODE_ERROR", reason="DepthMap_1 ended in ERROR", action="fix the input")
         assert failed.returncode == 1 and "CODE_ERROR: DepthMap_1 ended in ERROR — to do: fix the input" in failed.stdout
         assert status("blocked", cause="NO_GPU", reason="no GPU", action="choose a GPU runtime").returncode == 1
