@@ -37,13 +37,15 @@ TITLES = {
     Notice.HEARTBEAT_UNREADABLE: "Colab job's heartbeat cannot be read",
     Notice.OFFLINE: "Colab cannot be reached",
     Notice.COLAB_POLICY: "Colab stopped the runtime for its terms",
+    Notice.RUNTIME_ASSIGNED: "Colab runtime still assigned after the end",
+    Notice.RUNTIME_RELEASED: "Colab runtime released",
 }
 # What the human should do after each kind, where the reason does not say it already.
 NEXT_STEPS = {
     Notice.DONE: "Nothing to do: the result is on your Drive.",
     Notice.FAILED: "A restart will not mend it: fix what it names, then run '{run}' again.",
     Notice.BLOCKED: "Do what it says; keepalive waits and carries on when the job can.",
-    Notice.NEEDS_HUMAN: "Do it in the browser (same Google account); keepalive carries on by itself.",
+    Notice.NEEDS_HUMAN: "Only you can do it (same Google account); keepalive waits and carries on by itself after.",
     Notice.RECOVERED: "Nothing to do: the job resumes from what Drive holds.",
     Notice.GIVING_UP: "Look at the notebook in the browser and at 'keepalive status', then run '{run}' again.",
     Notice.SOURCE_STALLED: "Check that Google Drive for desktop runs and syncs on this PC; keepalive does not restart.",
@@ -51,6 +53,8 @@ NEXT_STEPS = {
     Notice.OFFLINE: "Check this PC's connection; keepalive presses nothing and looks again with back-off.",
     Notice.COLAB_POLICY: ("Read Colab's notice in the browser; keepalive reconnects and runs nothing until you start "
                           "the job yourself or run '{run}' again."),
+    Notice.RUNTIME_ASSIGNED: "Until it is stopped it uses your Colab quota.",
+    Notice.RUNTIME_RELEASED: "Nothing to do: it no longer uses your quota.",
 }
 APP_NAME = "colab-keepalive"
 SEND_TIMEOUT_SECONDS = 10.0

@@ -112,3 +112,5 @@ class Notice(_Named):
     HEARTBEAT_UNREADABLE = "heartbeat_unreadable"
     OFFLINE = "offline"  # Colab cannot be reached
     COLAB_POLICY = "colab_policy"  # Colab stopped the runtime for its terms: the human decides
+    RUNTIME_ASSIGNED = "runtime_assigned"  # cli mode: a runtime may still be assigned (quota) after the end
+    RUNTIME_RELEASED = "runtime_released"  # cli mode: released late, once the login came back

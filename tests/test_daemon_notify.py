@@ -100,7 +100,7 @@ def test_done_names_the_job_its_wall_time_restarts_and_result():
       "A restart will not mend it"]),
     ("blocked", "the job is blocked: no GPU — Runtime > Change runtime type > GPU",
      ["Runtime > Change runtime type > GPU", "keepalive waits and carries on"]),
-    ("needs_human", "CAPTCHA: waiting for you in the browser", ["Do it in the browser"]),
+    ("needs_human", "CAPTCHA: waiting for you in the browser", ["Only you can do it"]),
     ("giving_up", "7 restarts in 3 h without progress", ["3 restarts", "then run 'keepalive run --job castle' again"]),
     ("source_stalled", "heartbeat source stalled", ["Google Drive for desktop runs and syncs"]),
 ])
