@@ -49,7 +49,7 @@ RANGES = {
     "supervisor.gpu_backoff_start": (0.1, 7 * DAY), "supervisor.gpu_backoff_cap": (0.1, 7 * DAY),
     "supervisor.crash_loop_restarts": (1, 1000), "supervisor.crash_loop_hours": (0.01, 7 * 24.0),
     "supervisor.fast_poll_seconds": (0.05, 60.0), "supervisor.follow_seconds": (0.0, DAY),
-    "supervisor.step_retry_seconds": (0.1, DAY),
+    "supervisor.step_retry_seconds": (0.1, DAY), "browser.page_load_seconds": (1.0, 600.0),
     **{f"cli.{name}": span for name, span in CLI_RANGES.items()},
 }
 

@@ -7,6 +7,7 @@ and it saves a screenshot and the page's HTML for a bug report (no cookies, no s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -60,11 +61,17 @@ def missed(snapshot: dict | None, page: dict) -> list[str]:
     return hints
 
 
-def problem(observation, url: str) -> str | None:
+DOCTOR_PAGE_LOAD_SECONDS = 30.0  # with the settle time and the browser's start, doctor ends within a minute
+
+
+def problem(observation, url: str, load_problem: str | None = None) -> str | None:
     """The one sentence that makes ``doctor`` fail: what stops keepalive from using this page at all."""
+    advice = ("Check this PC's connection (a browser, DNS, a proxy) or whether Colab is down; keepalive run waits "
+              "for it and looks again with back-off")
     if observation.state is PageState.OFFLINE:
-        return (f"{observation.detail}: {url} does not load. Check this PC's connection (a browser, DNS, a proxy) "
-                "or whether Colab is down; keepalive run waits for it and looks again with back-off")
+        return f"{observation.detail}: {url} does not load. {advice}"
+    if observation.state is PageState.UNKNOWN and load_problem:
+        return f"Colab does not answer ({load_problem}): {url}. {advice}"
     return None
 
 
@@ -72,6 +79,8 @@ def run_doctor(cfg, out_dir, settle_seconds: float = 5.0) -> dict:
     out_dir = Path(out_dir)
     if not out_dir.exists():  # a folder of its own is the user's only; a folder given that exists keeps its mode
         private_dir(out_dir)
+    cfg.browser = dataclasses.replace(cfg.browser, page_load_seconds=min(cfg.browser.page_load_seconds,
+                                                                         DOCTOR_PAGE_LOAD_SECONDS))
     hands = SeleniumHands(cfg)
     hands.start()
     try:
@@ -87,7 +96,7 @@ def run_doctor(cfg, out_dir, settle_seconds: float = 5.0) -> dict:
         write_private(screenshot, hands.driver.get_screenshot_as_png())
         write_private(html, hands.driver.page_source.encode("utf-8"))
         return {"state": observation.state.value, "detail": observation.detail, "found": observation.found,
-                "problem": problem(observation, cfg.url),
+                "problem": problem(observation, cfg.url, hands.load_problem),
                 "missed": missed(hands.model.read(hands.driver), hands.model.page),
                 "url": hands.driver.current_url, "title": hands.driver.title,
                 "screenshot": str(screenshot), "html": str(html)}

@@ -45,6 +45,7 @@ class BrowserConfig:
     keep_open: bool = False  # leave the browser open when the daemon stops
     use_webdriver_manager: bool = False
     extra_args: list[str] = field(default_factory=list)
+    page_load_seconds: float = 60.0  # a page that never finishes loading must not freeze the watch
 
 
 def check_attach_address(address: str) -> str:
@@ -106,7 +107,6 @@ def _driver_path(cfg: BrowserConfig) -> str | None:
     return shutil.which("chromedriver")  # None: Selenium Manager resolves one
 
 
-PAGE_LOAD_TIMEOUT_MS = 60_000
 SCRIPT_TIMEOUT_MS = 20_000
 NO_DISPLAY = ("no display to open the browser window on (DISPLAY and WAYLAND_DISPLAY are not set: a service, SSH, "
               "a server): add --headless (sign in to Google once in a window first), or set browser.headless = true")
@@ -198,7 +198,7 @@ def open_browser(cfg: BrowserConfig, profile_default: Path, language: str = "en-
     # dismissed (WebDriver's default), which would keep the tab where it was.
     options.unhandled_prompt_behavior = "accept"
     # a page that never finishes loading, or a script that never returns, must not freeze the watch for 5 min
-    options.timeouts = {"pageLoad": PAGE_LOAD_TIMEOUT_MS, "script": SCRIPT_TIMEOUT_MS}
+    options.timeouts = {"pageLoad": int(cfg.page_load_seconds * 1000), "script": SCRIPT_TIMEOUT_MS}
     if cfg.attach:
         options.debugger_address = check_attach_address(cfg.attach)
     else:
@@ -292,12 +292,10 @@ def quit_browser(driver, limit: float = 10.0) -> None:
     processes (renderers, GPU, zygote) share the driver's process group; any of them still there a few
     seconds after the browser closed is killed, so that none holds the profile for the next start.
     """
-    from selenium.common.exceptions import WebDriverException
-
     def close() -> None:
         try:
             driver.quit()
-        except (WebDriverException, OSError):
+        except Exception:  # noqa: BLE001 - a browser already gone (urllib3's errors too): its group is ended below
             pass
 
     closer = threading.Thread(target=close, name="browser-quit", daemon=True)

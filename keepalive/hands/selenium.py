@@ -13,7 +13,7 @@ import time
 from selenium.common.exceptions import TimeoutException, WebDriverException
 
 from keepalive.hands.browser import BrowserError, open_browser, open_notebook, quit_browser
-from keepalive.hands.page import Observation, PageModel, label_says
+from keepalive.hands.page import BROWSER_GONE, Observation, PageModel, label_says
 from keepalive.states import Action, PageState
 
 
@@ -33,6 +33,7 @@ class SeleniumHands:
         self.clock = clock
         self.restart_backoff = restart_backoff  # (first, cap) seconds between two starts of a browser that died
         self.restarts = 0  # browsers started again after the first
+        self.load_problem: str | None = None  # why the notebook did not load the last time, in words
         self._next_restart = 0.0
 
     def _browser_language(self) -> str:
@@ -85,12 +86,18 @@ class SeleniumHands:
 
     def _load(self) -> bool:
         """Show the notebook in the one tab; False where the browser itself failed (not an unreachable site)."""
+        self.load_problem = None
         try:
             self.main = open_notebook(self.driver, self.cfg.url, own_browser=not self.cfg.browser.attach)
-        except TimeoutException:
-            return True  # the browser works; the page is slow: observe() reads what it shows
+        except TimeoutException:  # the browser works; the page did not answer: observe() reads what it shows
+            self.load_problem = f"the notebook did not load within {self.cfg.browser.page_load_seconds:g} s"
+            return True
         except WebDriverException as exc:
+            self.load_problem = (getattr(exc, "msg", None) or str(exc)).strip().splitlines()[0]
             return unreachable(exc)  # the tab shows the browser's error page: observe() reads it as offline
+        except BROWSER_GONE as exc:  # chromedriver itself is gone
+            self.load_problem = f"the browser is gone ({type(exc).__name__})"
+            return False
         return True
 
     def reopen(self) -> None:
