@@ -33,13 +33,10 @@ class DurableOnPC:
         self._found: dict | None = None
         self._started: str | None = None
 
-    def count(self) -> int | None:
-        """Chunks durable on Drive as this PC sees them (kept or pruned); None where no manifest can be read (yet)."""
-        return self._manifest()["chunks"] if self._manifest() else None
-
     def facts(self) -> dict:
-        """What the view shows of the store: ``chunks_durable_on_pc``, ``result_files_on_pc`` (None until the
-        result is published), ``job_started`` (UTC, the job's first event on Drive; None if unknown)."""
+        """What the view shows of the store: ``chunks_durable_on_pc`` (kept or pruned; None where no manifest can
+        be read yet), ``result_files_on_pc`` (None until the result is published), ``job_started`` (UTC, the job's
+        first event on Drive; None if unknown)."""
         found = self._manifest() or {}
         return {"chunks_durable_on_pc": found.get("chunks"), "result_files_on_pc": found.get("result_files"),
                 "job_started": self.started()}

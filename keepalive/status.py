@@ -187,7 +187,7 @@ def heartbeat_line(info: dict, grace: float) -> tuple[str, str]:
 def heartbeat_word(info: dict) -> str:
     """The heartbeat's verdict in one word, corrected by what else is known (see ``heartbeat_line``)."""
     verdict, age = text(info.get("heartbeat")), number(info.get("heartbeat_age_seconds"))
-    if text(info.get("phase")) in (hb.DONE, hb.FAILED, hb.BLOCKED):
+    if text(info.get("phase")) in hb.FINAL_PHASES:
         return "final"
     if verdict == Verdict.FRESH and text(info.get("cause")) == Cause.RUNTIME_LOST.value:
         return "before-loss"
@@ -258,7 +258,7 @@ def render_text(info: dict, grace: float = 300.0) -> str:
     progress = number(info.get("progress"))
     chunk = number(info.get("chunk"))
     beat, _tone = heartbeat_line(info, grace)
-    eta = "" if text(info.get("phase")) in (hb.DONE, hb.FAILED, hb.BLOCKED) else \
+    eta = "" if text(info.get("phase")) in hb.FINAL_PHASES else \
         f", ETA {clock_text(info.get('eta_seconds'))}"
     lines = [
         f"job {text(info.get('job'))}: phase {text(info.get('phase')) or '-'}, node {text(info.get('node')) or '-'}"

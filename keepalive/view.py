@@ -18,13 +18,13 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from colab_side import heartbeat as hb
 from keepalive.status import (action_text, clock_text, count, durable_text, headline, heartbeat_line, heartbeat_word,
                               number, text)
 
 TONES = {"good": "green", "warn": "yellow", "bad": "bold red", "plain": ""}
 HEADLINE_TONES = {"good": "bold green", "warn": "yellow", "bad": "bold red", "plain": "cyan"}
 BORDERS = {"good": "green", "bad": "red"}
-FINAL = ("done", "failed", "blocked")
 
 
 def _bytes(value) -> str:
@@ -42,7 +42,7 @@ def render(info: dict, grace: float = 300.0) -> Panel:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", justify="right")
     table.add_column()
-    final = text(info.get("phase")) in FINAL
+    final = text(info.get("phase")) in hb.FINAL_PHASES
     progress = _progress(info) or 0.0
     eta = "" if final else f"  ETA {clock_text(info.get('eta_seconds'))}"
     bar = Table.grid(padding=(0, 1))
@@ -81,7 +81,7 @@ def render(info: dict, grace: float = 300.0) -> Panel:
 def plain_line(info: dict) -> str:
     progress = _progress(info)
     chunk = number(info.get("chunk"))
-    final = text(info.get("phase")) in FINAL
+    final = text(info.get("phase")) in hb.FINAL_PHASES
     acting = info.get("cause") and not final  # an ended recovery's last action is not shown as current
     told = headline(info) if final else None
     return (f"[{text(info.get('job'))}] phase={text(info.get('phase')) or None} node={text(info.get('node')) or None}"
