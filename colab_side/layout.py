@@ -22,8 +22,8 @@ The daemon finds the heartbeat of a job the same way, from the Drive folder on t
 
 from __future__ import annotations
 
-import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,14 +32,30 @@ from colab_side import heartbeat
 INSTALL_DIR_NAME = "_meshroom"
 WORK_DIR_NAME = "colab_side"
 OWNED_MARKER = ".made-by-colab_side"
-_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+JOB_NAME_MAX = 64
+# Folder names Windows refuses (Drive for desktop syncs the job's folder to a Windows PC), with or without a suffix.
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(10)), *(f"LPT{n}" for n in range(10))}
+
+
+def is_job_name(job) -> bool:
+    """Whether ``job`` is usable as the job's folder on Drive, on the runtime and on any PC.
+
+    Letters and digits of any script (castle, 城, Schloß), then also '.', '_' or '-'; at most 64 characters,
+    in Unicode's composed form (NFC, so that one name is one folder on every system); never a path separator,
+    whitespace or a control character, never ending in '.', never a name Windows reserves (CON, NUL, COM1...).
+    """
+    return (isinstance(job, str) and 0 < len(job) <= JOB_NAME_MAX and job[0].isalnum() and not job.endswith(".")
+            and all(ch.isalnum() or ch in "._-" for ch in job)
+            and unicodedata.normalize("NFC", job) == job
+            and job.split(".")[0].upper() not in _WINDOWS_RESERVED and job != INSTALL_DIR_NAME)
 
 
 def check_job_name(job: str) -> str:
     """Return ``job`` if it is a safe folder name, else raise ValueError saying what to use."""
-    if not _JOB_NAME.match(job or "") or job == INSTALL_DIR_NAME:
+    if not is_job_name(job):
         raise ValueError(
-            f"job name {job!r} is not usable: use letters, digits, '.', '_' or '-' (at most 64)"
+            f"job name {job!r} is not usable: use letters (any script) or digits, then also '.', '_' or '-' "
+            f"(at most {JOB_NAME_MAX}, no spaces or slashes), e.g. castle or 城-2026"
         )
     return job
 

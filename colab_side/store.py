@@ -50,9 +50,9 @@ def valid_entry(entry) -> bool:
     if not isinstance(entry, dict) or not isinstance(entry.get("archive"), str):
         return False
     parts = PurePosixPath(entry["archive"]).parts
-    return (bool(parts) and all(_SAFE_PART.match(p) and p not in (".", "..") for p in parts)
+    return (bool(parts) and all(_SAFE_PART.fullmatch(p) and p not in (".", "..") for p in parts)
             and parts[-1].endswith(".tar") and _is_int(entry.get("size"), 0, MAX_ARCHIVE_BYTES)
-            and isinstance(entry.get("sha256"), str) and bool(_SHA256.match(entry["sha256"])))
+            and isinstance(entry.get("sha256"), str) and bool(_SHA256.fullmatch(entry["sha256"])))
 
 
 def cleaned(doc, job: str, log) -> dict | None:
@@ -69,7 +69,7 @@ def cleaned(doc, job: str, log) -> dict | None:
     clean["errors"] = {k: [s for s in v if isinstance(s, str)] for k, v in doc["errors"].items() if isinstance(v, list)}
     published = doc.get("published")
     if published is not None and not (isinstance(published, dict) and all(
-            isinstance(k, str) and isinstance(v, str) and _SHA256.match(v) for k, v in published.items())):
+            isinstance(k, str) and isinstance(v, str) and _SHA256.fullmatch(v) for k, v in published.items())):
         log("the manifest's record of the published result is not valid; the result is published again")
         clean.pop("published", None)
     return clean

@@ -39,6 +39,8 @@ MODES = ("selenium", "keys", "cli")
 CHOICES = {"mode": MODES, "notify_backend": ("desktop", "bell", "record"),
            "browser.kind": ("chrome", "edge"), "supervisor.on_done": ("exit", "stay")}
 DAY = 86400.0
+# Settings whose values may hold a token or password: never printed, logged or echoed in an error.
+SECRET_SETTINGS = ("notify.urls", "browser.attach")
 # Inclusive (low, high) of every numeric setting; a number without an entry must be finite and >= 0.
 RANGES = {
     "poll_seconds": (0.05, 3600.0), "reopen_minutes": (1.0, 7 * 24 * 60.0), "view_refresh": (0.1, 30.0),
@@ -183,7 +185,8 @@ def _typed(name: str, value, default):
         ok = isinstance(value, type(default))
     if not ok:
         kind = "list of strings" if isinstance(default, list) else type(default).__name__
-        raise ConfigError(f"config {name} = {value!r} should be a {kind}")
+        shown = "(its value is not shown: it may hold a secret)" if name in SECRET_SETTINGS else f"= {value!r}"
+        raise ConfigError(f"config {name} {shown} should be a {kind}")
     return value
 
 
@@ -261,7 +264,7 @@ def check_colab_url(url: str, origin: str) -> str:
             expected.scheme, expected.hostname, expected.port)
     except ValueError:  # a port that is not a number
         same_site = False
-    if not same_site or parts.username or parts.password or not NOTEBOOK_PATH.match(parts.path):
+    if not same_site or parts.username or parts.password or not NOTEBOOK_PATH.fullmatch(parts.path):
         raise ConfigError(f"{url!r} is not a Colab notebook URL: paste one like {origin}/drive/1AbC... "
                           "(File > Share > Copy link in Colab)")
     return url
@@ -279,11 +282,22 @@ def save_url(cfg: Config, url: str) -> None:
         colab = tomlkit.table()
         document["colab"] = colab
     colab["url"] = url
+    write_private(path, tomlkit.dumps(document))
+    cfg.url = url
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace the config file with ``text`` at once, keeping its mode; a new one is readable by its owner only
+    (it may come to hold notification URLs, which carry tokens)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
         temp = path.with_name(path.name + ".tmp")
-        temp.write_text(tomlkit.dumps(document), encoding="utf-8")
+        temp.unlink(missing_ok=True)
+        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temp, mode)  # the umask may have taken bits away from a mode the user had chosen
         os.replace(temp, path)
     except OSError as exc:
         raise ConfigError(f"cannot write the config file {path} ({exc.strerror})") from None
-    cfg.url = url

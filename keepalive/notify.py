@@ -170,7 +170,9 @@ class Phone:
     def __init__(self, urls):
         import apprise
 
-        logging.getLogger("apprise").addHandler(logging.NullHandler())  # failures are journaled, not printed
+        quiet = logging.getLogger("apprise")  # its records can quote a URL with its token: never printed or logged
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False  # not even by a handler on the root logger (a service's log)
         self.apprise = apprise.Apprise()
         for number, url in enumerate(urls, 1):
             if not self.apprise.add(url):

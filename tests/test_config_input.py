@@ -134,7 +134,8 @@ def test_every_setting_out_of_range_in_the_file_is_one_line_naming_it(tmp_path, 
     assert setting.split("\n")[1] in line
 
 
-@pytest.mark.parametrize("job", ["../x", "a/b", "..", ".hidden", "", "x" * 65, "_meshroom", "a b", "ü"])
+@pytest.mark.parametrize("job", ["../x", "a/b", "a\\b", "..", ".hidden", "", "x" * 65, "_meshroom", "a b", "castle\n",
+                                 "ca\tstle", "x\x00", "con", "NUL.txt", "castle.", "u\u0308ber"])
 def test_a_job_name_follows_the_notebooks_own_rule(tmp_path, command, job):
     line = one_clear_line(command("status", "--job", job))
     assert "job name" in line

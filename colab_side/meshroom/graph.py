@@ -182,7 +182,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 def _safe_name(value, what: str, node, source: str) -> str:
     """A name that becomes a folder or file name: letters, digits, ``_ . -``, never ``..``."""
-    if not isinstance(value, str) or not _SAFE_NAME.match(value) or ".." in value:
+    if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value) or ".." in value:
         raise GraphError(f"{source}: node {str(node)[:60]!r} has a {what} that cannot be a folder name: {str(value)[:60]!r}")
     return value
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -53,7 +54,11 @@ class CliConfig:
     answers: dict = field(default_factory=dict)  # corrections of colab_cli.toml [answers]
 
     def session_name(self, job: str) -> str:
-        return self.session or f"keepalive-{job}"
+        """The set name, else keepalive-<job>; a job named in another script (城) gets a stable ASCII name."""
+        if self.session:
+            return self.session
+        name = f"keepalive-{job}"
+        return name if _SESSION.fullmatch(name) else f"keepalive-{hashlib.sha256(job.encode()).hexdigest()[:12]}"
 
 
 def check(cli: CliConfig, job: str) -> CliConfig:
@@ -62,7 +67,7 @@ def check(cli: CliConfig, job: str) -> CliConfig:
         problem = out_of_range(name, getattr(cli, name))
         if problem:
             raise CliSettingsError(problem)
-    if not _SESSION.match(cli.session_name(job)):
+    if not _SESSION.fullmatch(cli.session_name(job)):
         raise CliSettingsError(f"cli session name {cli.session_name(job)!r} is not usable: letters, digits, "
                                "'.', '_' or '-' (at most 64)")
     if cli.gpu and cli.gpu not in GPUS:

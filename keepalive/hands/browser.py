@@ -51,7 +51,8 @@ class BrowserConfig:
 def check_attach_address(address: str) -> str:
     host, _, port = address.rpartition(":")
     if host not in LOOPBACK or not port.isdigit():
-        raise BrowserError(f"attach address {address!r} refused: use 127.0.0.1:PORT (the debugging port must stay local)")
+        raise BrowserError("browser.attach refused: use 127.0.0.1:PORT, nothing else "
+                           "(the debugging port must stay local; the value is not shown, it may hold a token)")
     return address
 
 
