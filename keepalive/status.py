@@ -237,7 +237,8 @@ def watcher_text(info: dict) -> str:
     watcher = info.get("watched_by")
     if isinstance(watcher, dict):
         pid = f"pid {count(watcher.get('pid'))}" if number(watcher.get("pid")) is not None else "pid unknown"
-        since = text(watcher.get("since"))
+        stamp = hb.timestamp(text(watcher.get("since")))
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp)) if stamp is not None else ""
         up = f" ({clock_text(watcher.get('up_seconds'))})" if number(watcher.get("up_seconds")) is not None else ""
         mode = f", {text(watcher.get('mode'))} mode" if watcher.get("mode") else ""
         return f"watched by keepalive {pid}" + (f" since {since}{up}" if since else "") + mode

@@ -172,7 +172,8 @@ def test_status_says_who_watches_and_exits_by_what_needs_doing(tmp_path):
     try:
         watched = status("computing")
         assert watched.returncode == 0
-        assert re.search(rf"watched by keepalive pid {holder.pid} since \S+ \(0:00:\d\d\), selenium mode",
+        since = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(0:00:\d\d\)"
+        assert re.search(rf"watched by keepalive pid {holder.pid} since {since}, selenium mode",
                          watched.stdout), watched.stdout
         info = json.loads(keepalive("status", "--json", "--job", "castle", "--drive-folder", str(drive),
                                     home=tmp_path).stdout)
