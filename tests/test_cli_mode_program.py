@@ -77,6 +77,24 @@ def test_a_killed_daemon_started_again_attaches_to_its_job_and_the_result_is_unc
     assert not [token for token in tokens if token in output] and "Bearer" not in output  # none reach ours
 
 
+def test_ctrl_c_while_the_release_waits_for_the_login_says_plainly_what_is_still_assigned(stand, tmp_path):
+    log = tmp_path / "daemon.out"
+    daemon = start(stand, out=log)
+    try:
+        assert wait_for(lambda: (b := stand.heartbeat()) is not None and b.chunks_done >= 1, 120), log.read_text()
+        stand.fake.fault("login_expired", True)  # `colab stop` will need the login (session.py:345)
+        assert wait_for(lambda: "Ctrl+C leaves it assigned" in log.read_text(), 240), log.read_text()[-3000:]
+        daemon.send_signal(signal.SIGINT)
+        assert daemon.wait(timeout=60) == 0  # the job is done
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    out = log.read_text()
+    assert "may still be assigned and cost quota: stop it with 'colab stop -s keepalive-castle'" in out
+    assert len(stand.fake.assignments()) == 1  # and so it is: told, not hidden
+    assert "Traceback" not in out
+
+
 def doctor(s: CliStand, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "keepalive", "doctor", "--mode", "cli", *args], env=s.env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)

@@ -262,12 +262,12 @@ class CliHands:
         self.cli.stop_all()
 
     def _wait_for_release(self) -> None:
-        print(f"keepalive: releasing the runtime of session {self.session} before ending; "
-              "Ctrl+C leaves it assigned", file=sys.stderr, flush=True)
         previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
-        if previous is not None:
-            signal.signal(signal.SIGTERM, _interrupt)
         try:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, _interrupt)  # a service stop, like Ctrl+C: say what is left
+            print(f"keepalive: releasing the runtime of session {self.session} before ending; "
+                  "Ctrl+C leaves it assigned", file=sys.stderr, flush=True)
             while self.release.running:
                 self.release.join(0.5)
         except KeyboardInterrupt:
