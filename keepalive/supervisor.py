@@ -36,8 +36,10 @@ rule is a small pure function that decides, or passes the round on (with its mem
     session (a step on an unchanged page, and Run all, are repeated no sooner than
     ``step_retry_seconds``); none within ``recovery_timeout_seconds`` → reload and back off
     (doubling, capped). A live VM re-attached (the page shows the job running, no Run all sent)
-    ends the recovery. Only a Run all sent to a dead runtime is a restart; restarts faster than
-    ``crash_loop_restarts`` in ``crash_loop_hours`` without progress stop the watch (THRASHING).
+    ends the recovery. Only a Run all sent to a dead runtime and followed by a new session is a restart (a
+    Run all that no session followed, e.g. keys mode pressing blind through a Drive sync stall, is a failed
+    recovery, retried with back-off, never counted); restarts faster than ``crash_loop_restarts`` in
+    ``crash_loop_hours`` without progress stop the watch (THRASHING).
 
 While a recovery runs and the page changed lately, a decision asks the loop to look again soon
 (``hurry``), so that each step follows the page in seconds, not one per poll.
@@ -101,7 +103,8 @@ class Memory:
     gpu_backoff: float = 0.0
     gpu_wait_until: float = 0.0
     notified: frozenset = frozenset()  # causes the human was already told of
-    restarts: tuple = ()  # (time, chunks_done) of every Run all sent to a dead runtime
+    restarts: tuple = ()  # (time, chunks_done) of every Run all sent to a dead runtime that a new session followed
+    pending_restart: tuple | None = None  # (time, chunks_done) of the last such Run all, until a new session comes
     stopped: bool = False
     page: PageState | None = None  # the page last seen, and since when
     page_since: float = 0.0
@@ -212,8 +215,9 @@ def new_session(r: Round):
         return r
     recovered = r.mem.session is not None and (r.mem.recovering_since is not None or r.mem.attempts > 0)
     keep = {c for c in r.mem.notified if c in (Cause.CAPTCHA.value, Cause.LOGIN_REQUIRED.value)}
+    restarts = r.mem.restarts + ((r.mem.pending_restart,) if r.mem.pending_restart else ())
     mem = replace(r.mem, session=current.session, bad_streak=0, attempts=0, next_try=0.0, gpu_backoff=0.0,
-                  notified=frozenset(keep), **RECOVERY_RESET)
+                  notified=frozenset(keep), restarts=restarts, pending_restart=None, **RECOVERY_RESET)
     return r.passing(mem, Notice.RECOVERED if recovered else None)
 
 
@@ -388,7 +392,7 @@ def recover(r: Round):
             return replace(r, mem=mem).conclude(
                 Action.STOP, f"{len(recent)} restarts in {cfg.crash_loop_hours:g} h without progress: giving up",
                 Cause.THRASHING, told, stopped=True)
-        mem = replace(mem, restarts=(*mem.restarts, (now, chunks)))
+        mem = replace(mem, pending_restart=(now, chunks))  # a restart once a new session follows it
     if step is Action.RUN_ALL:
         mem = replace(mem, run_all_at=now)
     if step is not Action.WAIT:

@@ -64,7 +64,11 @@ def test_the_page_showing_the_runtime_gone_starts_the_recovery_at_once():
                      (PageState.IDLE, fresh_but_old)], step=2.0)
     assert actions(decisions) == [Action.RECONNECT, Action.WAIT, Action.RUN_ALL]
     assert all(d.cause is Cause.RUNTIME_LOST for d in decisions) and all(d.hurry for d in decisions)
-    assert len(decisions[-1].memory.restarts) == 1
+    assert decisions[-1].memory.restarts == () and decisions[-1].memory.pending_restart == (1004.0, 5)
+    # a restart once a new session follows the Run all
+    after = run([(PageState.RUNNING, view(FRESH, session="s2", written_at=1010.0))], mem=decisions[-1].memory,
+                start=1010.0)
+    assert after[0].memory.restarts == ((1004.0, 5),) and after[0].memory.pending_restart is None
 
 
 def test_a_heartbeat_written_after_the_page_showed_it_gone_vetoes_run_all():
@@ -125,7 +129,22 @@ def test_after_run_all_the_new_session_is_awaited_then_a_silent_running_page_is_
     assert actions(decisions)[2] is Action.RUN_ALL
     assert set(actions(decisions[3:])) == {Action.WAIT}
     assert [d.cause for d in decisions[3:]].count(Cause.HEARTBEAT_STALLED) > 0
-    assert len(decisions[-1].memory.restarts) == 1
+    assert decisions[-1].memory.restarts == () and decisions[-1].memory.pending_restart is not None  # no new session
+
+
+def test_keys_mode_keeps_watching_through_a_two_hour_sync_stall():
+    """Keys mode cannot see the page: a Drive-for-desktop stall looks like death, and blind Run alls follow, but
+    none is followed by a new session, so none is a restart and the watch never gives up."""
+    cfg = SupervisorConfig(dead_after=3, blind=True)  # the crash-loop limits as shipped: 6 in 3 h
+    stalled = view(STALE, session="s1", chunks=40)
+    decisions = run([(PageState.UNKNOWN, stalled)] * (2 * 360), cfg=cfg, step=10.0)  # 2 h of 10 s polls
+    assert Action.STOP not in actions(decisions) and Cause.THRASHING not in [d.cause for d in decisions]
+    assert actions(decisions).count(Action.RUN_ALL) > cfg.crash_loop_restarts  # it did keep trying
+    assert decisions[-1].memory.restarts == ()
+    # the sync comes back: the same session, still running, is alive; nothing is counted
+    back = run([(PageState.UNKNOWN, view(FRESH, session="s1", seq=9, chunks=41, written_at=8300.0))],
+               mem=decisions[-1].memory, start=8300.0)
+    assert back[0].action is Action.WAIT and back[0].memory.restarts == () and back[0].memory.recovering_since is None
 
 
 def test_recovery_walks_through_the_dialogs_then_a_new_session_is_recovered():
