@@ -307,3 +307,51 @@ def test_readopt_writes_the_clis_state_file_in_place_under_its_lock(tmp_path):
     assert set(json.loads(path.read_text())) == {"mine", "castle"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert not readopt(tmp_path, "castle", "gpu-t4-s-abc")
+
+
+class ScriptedCli:
+    """Answers of the colab CLI, in order, for what one release asks; records what it was asked."""
+
+    def __init__(self, answers):
+        self.answers, self.asked = list(answers), []
+
+    def call(self, *args, timeout=None):
+        self.asked.append(args[0])
+        return self.answers.pop(0)
+
+    def outcome(self, answer):
+        return classify(answer, ANSWERS)
+
+
+def test_a_release_gives_an_orphan_of_ours_its_name_back_then_stops_it_and_waits_out_a_lost_login(tmp_path):
+    from keepalive.cli_mode.adopt import state_file
+    from keepalive.cli_mode.release import Release
+
+    state_file(tmp_path).parent.mkdir(parents=True)
+    state_file(tmp_path).write_text("{}")  # 0.7.5 pruned our name after an answer that left the runtime out
+    cli = ScriptedCli([
+        Answer("sessions", 1, "Enter the authorization code: ", LOGIN),  # signed out: told once, waited out
+        Answer("sessions", 1, "Enter the authorization code: ", LOGIN),
+        Answer("sessions", 0, ORPHAN),  # signed in again; the runtime listed as [?]
+        Answer("sessions", 0, OURS),  # its name given back
+        Answer("stop", 0, "[colab] Stopping session 'castle'...\n[colab] Session terminated.\n"),
+        Answer("sessions", 0, OTHER),
+    ])
+    told = []
+    release = Release(cli, "castle", "gpu-t4-s-abc", lambda kind, message: told.append((kind, message)), 0.01, 0.02,
+                      "sign in", tmp_path)
+    assert release.run() is Step.RELEASED
+    assert cli.asked == ["sessions", "sessions", "sessions", "sessions", "stop", "sessions"]
+    assert [kind for kind, _ in told] == ["runtime_assigned"]  # one LOGIN_REQUIRED notice, however long it waits
+    assert "LOGIN_REQUIRED" in told[0][1] and "colab stop -s castle" in told[0][1]
+    assert json.loads(state_file(tmp_path).read_text())["castle"]["endpoint"] == "gpu-t4-s-abc"
+
+
+def test_stop_saying_not_found_with_exit_0_is_not_taken_for_a_release():
+    from keepalive.cli_mode.release import Release
+
+    cli = ScriptedCli([Answer("sessions", 0, OURS), Answer("stop", 0, "[colab] Session 'castle' not found.\n"),
+                       Answer("sessions", 0, OURS), Answer("stop", 1, "", "ColabRequestError: ...: Bad Gateway\n"),
+                       Answer("sessions", 0, OURS), Answer("stop", 0, "[colab] Session terminated.\n")])
+    release = Release(cli, "castle", "gpu-t4-s-abc", lambda *told: None, 0.01, 0.02, "sign in", "/nonexistent")
+    assert release.attempt() is Step.RETRY  # still listed after every stop: not released
