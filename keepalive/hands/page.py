@@ -319,7 +319,8 @@ class PageModel:
         try:
             return self._act(driver, action, url, main_handle)
         except WebDriverException as exc:
-            print(f"keepalive: {action.value} failed: {exc.msg if hasattr(exc, 'msg') else exc}", file=sys.stderr)
+            text = (getattr(exc, "msg", None) or str(exc) or type(exc).__name__).strip()
+            print(f"keepalive: {action.value} failed: {text.splitlines()[0]}", file=sys.stderr)  # one line
             return False
 
     def _dialogs_for(self, states) -> list[str]:
