@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from rich.console import Console
 
 from colab_side import heartbeat as hb
@@ -191,3 +192,21 @@ def test_an_unreadable_heartbeat_says_why():
     info = describe(None, "corrupt", None, None, {"job": "castle"}, error="heartbeat is not UTF-8 text")
     assert "heartbeat is not UTF-8 text" in shown(render(info, GRACE))
     assert "heartbeat unreadable: heartbeat is not UTF-8 text" in render_text(info)
+
+
+@pytest.mark.parametrize("phase,cause,watched,code", [
+    ("computing", None, True, 0), ("computing", None, False, 4), (None, None, False, 4),
+    ("done", "JOB_DONE", False, 0), ("failed", "CODE_ERROR", True, 1), ("blocked", "DRIVE_FULL", True, 1),
+    ("computing", "THRASHING", False, 1), ("computing", "HEARTBEAT_STALLED", True, 0),
+])
+def test_status_exit_code_says_what_needs_doing(phase, cause, watched, code):
+    from keepalive.status import exit_code
+
+    assert exit_code({"phase": phase, "cause": cause, "watched_by": {"pid": 1} if watched else None}) == code
+
+
+def test_giving_up_is_said_in_red_with_the_reason():
+    state = {"cause": "THRASHING", "note": "7 restarts in 3 h without progress: giving up"}
+    info = info_for(state=state)
+    assert "THRASHING: 7 restarts in 3 h without progress: giving up" in shown(render(info, GRACE))
+    assert colour_of(info, "THRASHING: 7 restarts") == "red"
