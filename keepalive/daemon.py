@@ -21,11 +21,12 @@ import schedule
 
 from colab_side.events import utc_now
 from keepalive.drive_store import DurableOnPC
-from keepalive.states import Action, Cause
+from keepalive.states import Action, Cause, Verdict
 from keepalive.status import count, describe, headline
-from keepalive.supervisor import Decision, Memory, decide
+from keepalive.supervisor import Decision, Memory, decide, release_due
 
 EXIT_CODES = {Cause.JOB_DONE: 0}
+RELEASED_KEPT = 50  # sessions whose release is remembered in state.json
 
 
 class Daemon:
@@ -44,7 +45,10 @@ class Daemon:
         self._restarts_seen = 0
         self._failed_rounds = 0
         self._chunks = None
-        self._released: set[str] = set()  # sessions whose runtime was released at their end
+        # Sessions whose runtime was released at their end (kept across restarts), and sessions this daemon saw
+        # alive (a fresh heartbeat that was not final): only those may be released (supervisor.release_due).
+        self._released: list[str] = [s for s in saved.get("released_sessions") or [] if isinstance(s, str)]
+        self._seen_alive: set[str] = set()
         self.durable = DurableOnPC(getattr(watch, "drive_folder", None), cfg.job)
         self.stopping = False
         self._interruptible = False  # a signal now ends the round at once (a browser call can block for long)
@@ -95,7 +99,7 @@ class Daemon:
                               last_action_time=utc_now())
         self.state["cause"] = decision.cause.value if decision.cause else None
         self.state["note"] = decision.reason if decision.cause else None
-        self._release_at_end(beat)
+        self._release_at_end(beat, observation.state)
         if decision.action is Action.STOP:
             self.final = decision
             self.stopping = True
@@ -107,13 +111,16 @@ class Daemon:
     def _facts(self, beat) -> dict:
         return describe(beat.beat, beat.verdict, beat.since_change, beat.sync_lag, self.state, error=beat.error)
 
-    def _release_at_end(self, beat) -> None:
-        """At a session's done, failed or blocked: disconnect and delete its runtime, once, so no units burn."""
+    def _release_at_end(self, beat, page) -> None:
+        """At the end (done, failed, blocked) of a session this daemon saw alive: disconnect and delete its runtime,
+        once, so no units burn; never while the page shows a job running, never twice across restarts."""
         current = beat.beat
-        if (not self.cfg.release_runtime_at_end or current is None or not current.final
-                or current.session in self._released):
+        if current is not None and not current.final and beat.verdict is Verdict.FRESH:
+            self._seen_alive.add(current.session)
+        if not self.cfg.release_runtime_at_end or not release_due(current, page, self._seen_alive, self._released):
             return
-        self._released.add(current.session)
+        self._released = [*self._released, current.session][-RELEASED_KEPT:]
+        self.state["released_sessions"] = self._released
         ok = self.hands.release_runtime()
         self.journal.record("runtime_released", session=current.session, phase=current.phase, ok=ok)
 

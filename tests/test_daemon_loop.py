@@ -326,3 +326,41 @@ def test_a_sync_pause_under_a_running_page_is_one_notification_and_no_action(tmp
     assert rig.notes() == ["source_stalled"] and rig.hands.acted == []
     assert rig.journal.load_state()["restarts"] == 0 and rig.journal.load_state()["cause"] == "HEARTBEAT_STALLED"
     assert "cause=HEARTBEAT_STALLED" in rig.out.getvalue()
+
+
+@pytest.mark.parametrize("phase", [hb.DONE, hb.FAILED])
+def test_a_session_seen_alive_is_released_once_at_its_end_and_never_again_after_a_restart(tmp_path, phase):
+    rig = Rig(tmp_path, page=PageState.RUNNING)
+    rig.beat(chunks_done=3)
+    rig.daemon.step()
+    rig.beat(phase=phase, cause=None if phase == hb.DONE else hb.CODE_ERROR)
+    rig.hands.page = PageState.IDLE
+    rig.daemon.step()
+    assert rig.hands.released == 1
+    assert [(e["session"], e["ok"]) for e in rig.events("runtime_released")] == [("s1", True)]
+    assert rig.journal.load_state()["released_sessions"] == ["s1"]
+    again = rig.make_daemon()  # a restarted daemon: it remembers what it released, and releases nothing
+    again.step()
+    again.step()
+    assert rig.hands.released == 1
+
+
+def test_a_final_heartbeat_beside_a_page_running_a_job_never_releases_the_runtime(tmp_path):
+    """The user started the job again by hand (or a second tab did): the page's job is not the session that ended."""
+    rig = Rig(tmp_path, page=PageState.RUNNING)
+    rig.beat(chunks_done=3)
+    rig.daemon.step()
+    rig.beat(phase=hb.BLOCKED, cause=hb.DRIVE_FULL)  # blocked: the daemon stays and watches
+    for _ in range(3):
+        rig.daemon.step()
+    assert rig.hands.released == 0
+    rig.hands.page = PageState.IDLE  # the page's job ended too: now the runtime is idle and costs quota
+    rig.daemon.step()
+    assert rig.hands.released == 1
+
+
+def test_a_restarted_daemon_facing_a_final_heartbeat_releases_nothing(tmp_path):
+    rig = Rig(tmp_path, page=PageState.IDLE)
+    rig.beat(phase=hb.DONE)  # the previous daemon's session: never seen alive by this one
+    rig.daemon.step()
+    assert rig.hands.released == 0 and rig.events("runtime_released") == []
