@@ -267,7 +267,8 @@ def offline(r: Round):
     wait = _backoff(r.cfg.offline_backoff_start, r.cfg.offline_backoff_cap, looks + 1)
     mem = replace(mem, offline_since=since, offline_looks=looks, bad_streak=0, **RECOVERY_RESET,
                   offline_next=r.now + wait if due or r.mem.offline_since is None else r.mem.offline_next)
-    reason = (f"OFFLINE: Colab cannot be reached for {r.now - since:.0f} s (this PC offline, DNS, or an outage); "
+    spell = f" for {r.now - since:.0f} s" if r.now > since else ""
+    reason = (f"OFFLINE: Colab cannot be reached{spell} (this PC offline, DNS, or an outage); "
               f"nothing is pressed; next look in {mem.offline_next - r.now:.0f} s")
     return replace(r, mem=mem).conclude(Action.RELOAD if due else Action.WAIT, reason, Cause.OFFLINE, told)
 
