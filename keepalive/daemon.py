@@ -21,12 +21,13 @@ import schedule
 
 from colab_side.events import utc_now
 from keepalive.drive_store import DurableOnPC
-from keepalive.states import Action, Cause, Verdict
+from keepalive.states import Action, Cause, PageState, Verdict
 from keepalive.status import count, describe, headline
 from keepalive.supervisor import Decision, Memory, decide, release_due
 
 EXIT_CODES = {Cause.JOB_DONE: 0}
 RELEASED_KEPT = 50  # sessions whose release is remembered in state.json
+RELEASE_WAIT_SECONDS = 300.0  # after the job's last word, how long the page may show it running before release
 
 
 class Daemon:
@@ -49,6 +50,7 @@ class Daemon:
         # alive (a fresh heartbeat that was not final): only those may be released (supervisor.release_due).
         self._released: list[str] = [s for s in saved.get("released_sessions") or [] if isinstance(s, str)]
         self._seen_alive: set[str] = set()
+        self._release_wait_since: float | None = None
         self.durable = DurableOnPC(getattr(watch, "drive_folder", None), cfg.job)
         self.stopping = False
         self._interruptible = False  # a signal now ends the round at once (a browser call can block for long)
@@ -99,9 +101,10 @@ class Daemon:
                               last_action_time=utc_now())
         self.state["cause"] = decision.cause.value if decision.cause else None
         self.state["note"] = decision.reason if decision.cause else None
-        self._release_at_end(beat, observation.state)
+        release_waits = self._release_at_end(beat, observation.state)
         if decision.action is Action.STOP:
             self.final = decision
+        if self.final is not None and not self._hold_for_release(release_waits):
             self.stopping = True
         self.journal.save_state(self.state)
         self.shown = self._facts(beat)
@@ -111,18 +114,37 @@ class Daemon:
     def _facts(self, beat) -> dict:
         return describe(beat.beat, beat.verdict, beat.since_change, beat.sync_lag, self.state, error=beat.error)
 
-    def _release_at_end(self, beat, page) -> None:
+    def _release_at_end(self, beat, page) -> bool:
         """At the end (done, failed, blocked) of a session this daemon saw alive: disconnect and delete its runtime,
-        once, so no units burn; never while the page shows a job running, never twice across restarts."""
+        once, so no units burn; never while the page shows a job running, never twice across restarts.
+        True while such a release waits only for the page to stop showing a job running."""
         current = beat.beat
-        if current is not None and not current.final and beat.verdict is Verdict.FRESH:
-            self._seen_alive.add(current.session)
-        if not self.cfg.release_runtime_at_end or not release_due(current, page, self._seen_alive, self._released):
-            return
+        if current is not None and (not current.final and beat.verdict is Verdict.FRESH
+                                    or current.final and getattr(self.watch, "final_beats_are_this_runs", False)):
+            self._seen_alive.add(current.session)  # (cli mode: a relaunched job may end within one poll)
+        if not self.cfg.release_runtime_at_end:
+            return False
+        if not release_due(current, page, self._seen_alive, self._released):
+            return release_due(current, PageState.IDLE, self._seen_alive, self._released)
         self._released = [*self._released, current.session][-RELEASED_KEPT:]
         self.state["released_sessions"] = self._released
         ok = self.hands.release_runtime()
         self.journal.record("runtime_released", session=current.session, phase=current.phase, ok=ok)
+        return False
+
+    def _hold_for_release(self, release_waits: bool) -> bool:
+        """Whether the ended watch stays a while longer: the job's last word came while the page still shows it
+        running (its last seconds); the runtime is released once the page shows it ended, or never (then said)."""
+        if not release_waits:
+            return False
+        now = self.clock()
+        self._release_wait_since = self._release_wait_since or now
+        if now - self._release_wait_since < RELEASE_WAIT_SECONDS:
+            return True
+        self.journal.record("runtime_not_released", reason="the page still shows a job running")
+        print("keepalive: the runtime was NOT released: the page still shows a job running; when it is yours and "
+              "finished, use Runtime > Disconnect and delete runtime", file=sys.stderr)
+        return False
 
     def _note_heartbeat(self, beat) -> None:
         current = beat.beat

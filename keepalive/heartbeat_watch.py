@@ -103,6 +103,10 @@ class BeatTracker:
 class HeartbeatWatch:
     """Reads the heartbeat file each round and lets a ``BeatTracker`` judge it."""
 
+    # Whether every final heartbeat ``poll`` passes on is one of this run's own sessions. Not here: a final
+    # beat on Drive may be an earlier run's, so the daemon releases only sessions it saw alive itself.
+    final_beats_are_this_runs = False
+
     def __init__(self, drive_folder, job: str, grace_seconds: float, clock=time.monotonic, wall=time.time):
         self.drive_folder = Path(drive_folder) if drive_folder else None
         self.path = hb.heartbeat_path(self.drive_folder, job) if self.drive_folder else None

@@ -364,3 +364,17 @@ def test_a_restarted_daemon_facing_a_final_heartbeat_releases_nothing(tmp_path):
     rig.beat(phase=hb.DONE)  # the previous daemon's session: never seen alive by this one
     rig.daemon.step()
     assert rig.hands.released == 0 and rig.events("runtime_released") == []
+
+
+def test_a_job_that_ends_while_the_page_still_shows_it_running_is_released_once_the_page_ends(tmp_path):
+    clock = Clock()
+    rig = Rig(tmp_path, page=PageState.RUNNING, clock=clock)
+    rig.beat(chunks_done=3)
+    rig.daemon.step()
+    rig.beat(phase=hb.DONE)  # the job's last word; its cell still finishes for a moment
+    rig.daemon.step()
+    assert rig.hands.released == 0 and not rig.daemon.stopping
+    clock.now += 5
+    rig.hands.page = PageState.IDLE
+    rig.daemon.step()
+    assert rig.hands.released == 1 and rig.daemon.stopping and rig.daemon.final.cause.value == "JOB_DONE"

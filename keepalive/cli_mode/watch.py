@@ -54,6 +54,7 @@ def previous_text(beat: hb.Heartbeat) -> str:
 
 
 class CliHeartbeatWatch(HeartbeatWatch):
+    final_beats_are_this_runs = True  # poll passes on only what :func:`counts` takes as this run's word
     def __init__(self, cli: ColabCli, session: str, mirror: Path, job: str, grace_seconds: float,
                  own_since=lambda: None, **clocks):
         Path(mirror).mkdir(parents=True, exist_ok=True)
