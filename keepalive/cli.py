@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import signal
 import sys
 import tempfile
@@ -30,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=config.MODES,
                      help="controlled Chrome, keystrokes in your own browser, or cli: Google's colab CLI, no browser")
     run.add_argument("--origin", help="the Colab site (default https://colab.research.google.com)")
-    run.add_argument("--job", help="job name, as in the notebook (default meshroom)")
+    run.add_argument("--job", help="job name, as in the notebook (default: the one 'keepalive notebook' or the last "
+                                   "'run --job' remembered, else meshroom); remembered, with its URL")
     run.add_argument("--drive-folder", help="your 'My Drive' folder from Google Drive for desktop")
     run.add_argument("--headless", action="store_true", help="run the controlled browser without a window")
     run.add_argument("--poll-seconds", type=float, help="how often to look (default 10)")
@@ -48,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print every field as one JSON object")
 
     doctor = sub.add_parser("doctor", help="open the page once and report what is seen")
-    doctor.add_argument("url", nargs="?", help="the Colab notebook URL (default: the one in your config)")
+    doctor.add_argument("url", nargs="?", help="the Colab notebook URL (default: the job's, from your config)")
+    doctor.add_argument("--job", help="the job whose remembered notebook to open (default: the remembered job)")
     doctor.add_argument("--mode", choices=config.MODES, help="cli: report on the colab CLI instead of the page")
     doctor.add_argument("--origin", help="the Colab site (default https://colab.research.google.com)")
     doctor.add_argument("--headless", action="store_true", help="open the page without a browser window")
@@ -59,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     notebook.add_argument("--out", default="keepalive_meshroom.ipynb", help="the notebook file to write (default %(default)s)")
     notebook.add_argument("--images", default="/content/drive/MyDrive/images",
                           help="images folder as Colab sees it (default %(default)s)")
-    notebook.add_argument("--job", default=None, help="job name: its folder on Drive (default meshroom)")
+    notebook.add_argument("--job", default=None, help="job name: its folder on Drive (default: the remembered job, else "
+                          "meshroom); remembered for run, status, doctor and service")
     notebook.add_argument("--meshroom", default="2019.2", help="Meshroom release: 2019.2, 2021.1, 2023.3 or 2025.1 "
                           "(default %(default)s)")
     notebook.add_argument("--pipeline", default=None, help="your own Meshroom pipeline (.mg) on Drive, as seen in Colab")
@@ -69,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 
     service = sub.add_parser("service", help="run the daemon as your own service (starts at login, after a crash)")
     service.add_argument("action", choices=["install", "uninstall", "status"],
-                         help="install: register 'keepalive run --service'; uninstall: remove it; status: what runs")
+                         help="install: register 'keepalive run --service --job JOB'; uninstall: remove it; status: what runs")
+    service.add_argument("--job", help="the job the service watches (default: the remembered job)")
 
     demo = sub.add_parser("demo", help="the whole product against the built-in Colab simulator")
     demo.add_argument("--headless", action="store_true", help="run the browser without a window")
@@ -101,6 +106,12 @@ def _ask_url(cfg, given: str | None) -> str:
     return url
 
 
+def _command(args, *words: str) -> str:
+    """A keepalive command line as the user should type it next (with --config when one was given)."""
+    given = ["--config", str(args.config)] if args.config else []
+    return shlex.join(["keepalive", *given, *words])
+
+
 def cmd_run(args) -> int:
     from keepalive import app
 
@@ -108,6 +119,8 @@ def cmd_run(args) -> int:
                       drive_folder=args.drive_folder, poll_seconds=args.poll_seconds)
     given = {key: value for key, value in (("images", args.images), ("gpu", args.gpu)) if value is not None}
     cfg.cli = dataclasses.replace(cfg.cli, **given)
+    if args.job and not args.service:  # the job named is the one later commands use without --job (a service's
+        config.remember_job(cfg, args.job)  # own --job is only its own)
     if cfg.mode != "cli":  # cli mode has no notebook page
         cfg.url = _ask_url(cfg, args.url)
     if args.headless:
@@ -142,7 +155,7 @@ def cmd_status(args) -> int:
 def cmd_doctor(args) -> int:
     from keepalive import doctor
 
-    cfg = _load(args.config, origin=args.origin, mode=args.mode)
+    cfg = _load(args.config, origin=args.origin, mode=args.mode, job=args.job)
     if cfg.mode == "cli":
         from keepalive.cli_mode import doctor as cli_doctor
 
@@ -168,16 +181,19 @@ def cmd_notebook(args) -> int:
         raise config.ConfigError(f"{exc}; nothing written") from None
     except OSError as exc:
         raise config.ConfigError(f"cannot write {args.out}: {exc.strerror}; choose another --out") from None
-    print(f"wrote {args.out}: upload it to Colab (File > Upload notebook), choose a GPU runtime, then run "
-          f"'keepalive run <its URL>'")
+    if args.job:
+        config.remember_job(cfg, cfg.job)
+    remembered = f"job {cfg.job} is remembered for run, status, doctor and service; " if args.job else ""
+    print(f"wrote {args.out}: upload it to Colab (File > Upload notebook), choose a GPU runtime; {remembered}then run "
+          f"'{_command(args, 'run')} <its URL>'")
     return 0
 
 
 def cmd_service(args) -> int:
     from keepalive import service
 
-    cfg = _load(args.config)
-    platform = service.platform_for(service.command(cfg.path), cfg.dirs.state)
+    cfg = _load(args.config, job=args.job)
+    platform = service.platform_for(service.command(cfg.path, job=cfg.job), cfg.dirs.state)
     try:
         print(getattr(service, args.action)(platform))
     except service.ServiceError as exc:

@@ -8,6 +8,10 @@ Every value is checked once, after all layers are applied: numbers must be finit
 range (``RANGES``), the job name follows ``colab_side.layout.check_job_name`` (the notebook's own
 rule), the origin and the notebook URL are parsed strictly. The file is written with ``tomlkit``
 only, so a value can never become TOML syntax.
+
+Jobs: ``[job] name`` is the job used when no ``--job`` is given (``keepalive notebook --job X`` and ``keepalive
+run --job X`` make X that job) and ``[colab] url`` is its notebook; every other job watched by name keeps its
+notebook in ``[jobs.NAME] url``. A file of one job (``[job]`` and ``[colab]`` only) reads as before.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import platformdirs
 import tomlkit
 import tomlkit.exceptions
 
-from colab_side.layout import check_job_name
+from colab_side.layout import check_job_name, is_job_name
 from keepalive.cli_mode.settings import RANGES as CLI_RANGES, CliConfig
 from keepalive.hands.browser import BrowserConfig
 from keepalive.notify import check_urls
@@ -100,6 +104,7 @@ class Config:
     browser: BrowserConfig = field(default_factory=BrowserConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     cli: CliConfig = field(default_factory=CliConfig)  # cli mode: google-colab-cli instead of a browser
+    jobs: dict = field(default_factory=dict)  # job name → its notebook URL, for jobs other than the file's [job] name
     page: dict = field(default_factory=dict)  # overrides of colab_page.toml
     keys: dict = field(default_factory=dict)  # overrides of keys_sequences.toml
     dirs: Dirs | None = None
@@ -143,8 +148,31 @@ def _read(path: Path) -> dict:
         raise ConfigError(f"config file {path} cannot be read ({exc})") from None
 
 
+def _jobs(values, path: Path, warnings: list) -> dict:
+    """``[jobs.NAME] url = ...`` as {NAME: url}; anything else in it is warned about and ignored."""
+    if not isinstance(values, dict):
+        warnings.append(f"{path}: 'jobs' is not a [section]; ignored")
+        return {}
+    jobs = {}
+    for name, table in values.items():
+        if not is_job_name(name) or not isinstance(table, dict):
+            warnings.append(f"{path}: [jobs.{name}] is not a job's table; ignored")
+            continue
+        for key, value in table.items():
+            if key != "url":
+                warnings.append(f"{path}: unknown key jobs.{name}.{key}; ignored")
+            elif isinstance(value, str):
+                jobs[name] = value
+            else:
+                raise ConfigError(f"config jobs.{name}.url = {value!r} should be a str")
+    return jobs
+
+
 def _apply(cfg: Config, data: dict, path: Path) -> None:
     for section, values in data.items():
+        if section == "jobs":
+            cfg.jobs = _jobs(values, path, cfg.warnings)
+            continue
         if section in ("page", "keys"):
             setattr(cfg, section, values if isinstance(values, dict) else {})
             continue
@@ -230,11 +258,14 @@ def load(path=None, env=None, **overrides) -> Config:
     cfg = Config(dirs=Dirs.for_user(env))
     cfg.path = Path(path) if path else config_path(env)
     _apply(cfg, _read(cfg.path), cfg.path)
+    default_job = cfg.job  # the file's [job] name: [colab] url is its notebook
     if env.get("KEEPALIVE_COLAB_ORIGIN"):
         cfg.origin = env["KEEPALIVE_COLAB_ORIGIN"]
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)
+    if cfg.job != default_job and overrides.get("url") is None:
+        cfg.url = cfg.jobs.get(cfg.job, "")  # another job's notebook, never the default one's
     return check(cfg)
 
 
@@ -270,20 +301,63 @@ def check_colab_url(url: str, origin: str) -> str:
     return url
 
 
-def save_url(cfg: Config, url: str) -> None:
-    """Remember the notebook URL in the user's config file, keeping everything else in it (comments too)."""
-    path = cfg.path
+def _document(path: Path) -> tomlkit.TOMLDocument:
     try:
-        document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+        return tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
     except (tomlkit.exceptions.ParseError, OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be updated ({exc}): fix it or delete it") from None
-    colab = document.get("colab")
-    if not isinstance(colab, dict):
-        colab = tomlkit.table()
-        document["colab"] = colab
-    colab["url"] = url
-    write_private(path, tomlkit.dumps(document))
+
+
+def _table(parent, name: str):
+    """``parent[name]`` as a table, made (or made anew, if it was not one) when missing."""
+    table = parent.get(name)
+    if not isinstance(table, dict):
+        table = tomlkit.table()
+        parent[name] = table
+    return table
+
+
+def _default_job(document) -> str:
+    job = document.get("job")
+    name = job.get("name") if isinstance(job, dict) else None
+    return name if isinstance(name, str) else Config.job
+
+
+def save_url(cfg: Config, url: str) -> None:
+    """Remember the notebook URL of ``cfg.job`` in the user's config file, keeping everything else in it (comments
+    too): in [colab] url for the file's [job] name, in [jobs.NAME] url for any other job."""
+    document = _document(cfg.path)
+    if cfg.job == _default_job(document):
+        _table(document, "colab")["url"] = url
+    else:
+        _table(_table(document, "jobs"), cfg.job)["url"] = url
+        cfg.jobs[cfg.job] = url
+    write_private(cfg.path, tomlkit.dumps(document))
     cfg.url = url
+
+
+def remember_job(cfg: Config, job: str) -> None:
+    """Make ``job`` the one used without --job ([job] name), its URL in [colab] url; the job it replaces keeps its
+    URL in [jobs.OLD] url. Nothing is written when ``job`` is already that job."""
+    document = _document(cfg.path)
+    old = _default_job(document)
+    if job == old and isinstance(document.get("job"), dict):
+        return
+    colab = _table(document, "colab")
+    jobs = document.get("jobs") if isinstance(document.get("jobs"), dict) else None
+    old_url = colab.pop("url", None) if job != old else None
+    mine = jobs.get(job) if jobs is not None else None
+    new_url = mine.pop("url", None) if isinstance(mine, dict) else None
+    if isinstance(mine, dict) and not mine:
+        del jobs[job]
+    if old_url is not None:
+        _table(_table(document, "jobs"), old)["url"] = old_url
+    if new_url is not None:
+        colab["url"] = new_url
+    if not colab:
+        del document["colab"]
+    _table(document, "job")["name"] = job
+    write_private(cfg.path, tomlkit.dumps(document))
 
 
 def write_private(path: Path, text: str) -> None:

@@ -31,7 +31,7 @@ class Demo:
 
     def __init__(self, workdir, headless: bool = True, images: int = 12, chunk_seconds: float = 0.3,
                  supervisor: SupervisorConfig = DEMO_SUPERVISOR, job_env: dict | None = None, stream=None,
-                 mode: str = "selenium", keys: dict | None = None):
+                 mode: str = "selenium", keys: dict | None = None, watch_job: str | None = None):
         self.workdir = Path(workdir)
         self.images = images
         self.job = SampleJob(self.workdir, name="demo", images=images, chunk_seconds=chunk_seconds,
@@ -44,12 +44,13 @@ class Demo:
         self.stream = stream
         self.mode = mode
         self.keys = keys or {}
+        self.watch_job = watch_job or self.job.name  # the job the daemon is told to watch (the notebook runs "demo")
         self.kills: list[dict] = []
 
     def start(self):
         self.sim.start()
         env = {"KEEPALIVE_HOME": str(self.workdir / "home")}
-        self.cfg = config.load(env=env, origin=self.sim.origin, url=self.sim.notebook_url, job=self.job.name,
+        self.cfg = config.load(env=env, origin=self.sim.origin, url=self.sim.notebook_url, job=self.watch_job,
                                drive_folder=str(self.job.drive), poll_seconds=0.5, notify_backend="record",
                                notify_min_interval_seconds=0.0, mode=self.mode, keep_awake=False)
         self.cfg.browser = BrowserConfig(headless=self.headless)

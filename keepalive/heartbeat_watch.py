@@ -10,6 +10,7 @@ Colab and the PC cancels out; the estimate is never earlier than the truth (see 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import string
 import sys
@@ -18,6 +19,7 @@ from collections import deque
 from pathlib import Path
 
 from colab_side import heartbeat as hb
+from colab_side.layout import is_job_name
 from keepalive.states import Verdict
 from keepalive.supervisor import BeatView
 
@@ -100,6 +102,26 @@ class BeatTracker:
                         unreadable_for=unreadable, error=error)
 
 
+class OtherJobs:
+    """Which other job on the same Drive is active, while the job watched has no heartbeat there; pure (the watch
+    feeds it what it reads). Active: a beat not final, or one that changed while this daemon looked (a job that
+    just ended); a job that ended before this daemon started is not active, so the first start of a new job
+    beside old finished ones is still made."""
+
+    def __init__(self):
+        self._first: dict[str, tuple] = {}  # job → (session, seq) when first seen
+        self.active: str | None = None
+
+    def seen(self, beats: dict[str, hb.Heartbeat]) -> str | None:
+        for job in sorted(beats):
+            beat = beats[job]
+            key = (beat.session, beat.seq)
+            first = self._first.setdefault(job, key)
+            if self.active is None and (not beat.final or key != first):
+                self.active = job
+        return self.active
+
+
 class HeartbeatWatch:
     """Reads the heartbeat file each round and lets a ``BeatTracker`` judge it."""
 
@@ -110,7 +132,9 @@ class HeartbeatWatch:
     def __init__(self, drive_folder, job: str, grace_seconds: float, clock=time.monotonic, wall=time.time):
         self.drive_folder = Path(drive_folder) if drive_folder else None
         self.path = hb.heartbeat_path(self.drive_folder, job) if self.drive_folder else None
+        self.job = job
         self.tracker = BeatTracker(grace_seconds)
+        self.others = OtherJobs()
         self.clock = clock
         self.wall = wall
 
@@ -121,9 +145,24 @@ class HeartbeatWatch:
         try:
             beat = hb.read(self.path)
         except FileNotFoundError:
-            return self.tracker.missing(now)
+            missing = self.tracker.missing(now)
+            other = self.others.seen(self._other_beats()) if missing.beat is None else None
+            return dataclasses.replace(missing, other_job=other) if other else missing
         except hb.HeartbeatError as exc:
             return self.tracker.unreadable(str(exc), now)
         except OSError as exc:
             return self.tracker.unreadable(f"cannot read it ({exc.strerror or exc})", now)
         return self.tracker.seen(beat, now, self.wall())
+
+    def _other_beats(self) -> dict[str, hb.Heartbeat]:
+        """The readable heartbeats of the other jobs in this Drive's keepalive folder."""
+        beats = {}
+        for path in sorted((self.drive_folder / hb.ROOT_NAME).glob(f"*/{hb.FILENAME}")):
+            job = path.parent.name
+            if job == self.job or not is_job_name(job):
+                continue
+            try:
+                beats[job] = hb.read(path)
+            except (OSError, hb.HeartbeatError):
+                continue
+        return beats

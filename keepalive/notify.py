@@ -37,6 +37,7 @@ TITLES = {
     Notice.HEARTBEAT_UNREADABLE: "Colab job's heartbeat cannot be read",
     Notice.OFFLINE: "Colab cannot be reached",
     Notice.COLAB_POLICY: "Colab stopped the runtime for its terms",
+    Notice.OTHER_JOB: "keepalive watches a job that is not on your Drive",
     Notice.RUNTIME_ASSIGNED: "Colab runtime still assigned after the end",
     Notice.RUNTIME_RELEASED: "Colab runtime released",
 }
@@ -53,6 +54,7 @@ NEXT_STEPS = {
     Notice.OFFLINE: "Check this PC's connection; keepalive presses nothing and looks again with back-off.",
     Notice.COLAB_POLICY: ("Read Colab's notice in the browser; keepalive reconnects and runs nothing until you start "
                           "the job yourself or run '{run}' again."),
+    Notice.OTHER_JOB: "Stop this keepalive (Ctrl+C) and watch the job that runs, with the command it names.",
     Notice.RUNTIME_ASSIGNED: "Until it is stopped it uses your Colab quota.",
     Notice.RUNTIME_RELEASED: "Nothing to do: it no longer uses your quota.",
 }

@@ -34,8 +34,9 @@ class ServiceError(RuntimeError):
     """The service manager refused; the message says what was done and what to do."""
 
 
-def command(config_path: Path | None = None, python: str | None = None) -> list[str]:
-    """What the service runs: this Python, the keepalive module, ``run --service``."""
+def command(config_path: Path | None = None, python: str | None = None, job: str | None = None) -> list[str]:
+    """What the service runs: this Python, the keepalive module, ``run --service`` (``--job JOB``: the job it was
+    installed for, whichever job is remembered later)."""
     python = python or sys.executable
     if sys.platform == "win32":  # no console window at logon
         windowed = Path(python).with_name("pythonw.exe")
@@ -43,7 +44,7 @@ def command(config_path: Path | None = None, python: str | None = None) -> list[
     args = [python, "-m", "keepalive"]
     if config_path:
         args += ["--config", str(Path(config_path).resolve())]
-    return args + ["run", "--service"]
+    return args + ["run", "--service"] + (["--job", job] if job else [])
 
 
 def _environment() -> dict[str, str]:

@@ -69,6 +69,7 @@ class Cause(_Named):
     CODE_ERROR = "CODE_ERROR"
     THRASHING = "THRASHING"  # restarts of a dead runtime came too fast without progress: given up
     NO_HEARTBEAT_SOURCE = "NO_HEARTBEAT_SOURCE"  # the PC's Drive folder is not there
+    OTHER_JOB = "OTHER_JOB"  # no job of the name watched on this Drive, while another job is active there
     HEARTBEAT_STALLED = "HEARTBEAT_STALLED"  # the page shows the job running, its heartbeat stopped arriving
     HEARTBEAT_UNREADABLE = "HEARTBEAT_UNREADABLE"  # unreadable for longer than the grace: counted as stale
     RUNTIME_LOST = "RUNTIME_LOST"
@@ -112,5 +113,6 @@ class Notice(_Named):
     HEARTBEAT_UNREADABLE = "heartbeat_unreadable"
     OFFLINE = "offline"  # Colab cannot be reached
     COLAB_POLICY = "colab_policy"  # Colab stopped the runtime for its terms: the human decides
+    OTHER_JOB = "other_job"  # the job watched is not on this Drive, another job is: nothing is pressed
     RUNTIME_ASSIGNED = "runtime_assigned"  # cli mode: a runtime may still be assigned (quota) after the end
     RUNTIME_RELEASED = "runtime_released"  # cli mode: released late, once the login came back

@@ -17,6 +17,9 @@ rule is a small pure function that decides, or passes the round on (with its mem
    human ran it) or the daemon is started again.
 4. ``human_needed``: only a human may answer the idle check (CAPTCHA) or sign in: notify once, wait,
    and carry on by itself once the page no longer shows it.
+   ``other_job``: the Drive holds no heartbeat of the job watched while another job is active there (the
+   notebook runs a job of another name): told once, with the command that watches it; nothing is pressed
+   (a Run all would start that other job again for nothing).
 5. ``usage_limit``: GPU usage limit or no backend: close the dialog (never "without GPU") and back
    off, doubling.
 6. ``backing_off``: while a back-off runs, wait.
@@ -66,6 +69,7 @@ class BeatView:
     written_at: float | None = None  # when the last beat was written, estimated never too early
     unreadable_for: float | None = None  # how long the file has been unreadable in a row
     error: str | None = None  # why it cannot be read, one line
+    other_job: str | None = None  # no heartbeat of this job, but this job is active on the same Drive
 
 
 @dataclass(frozen=True)
@@ -292,6 +296,16 @@ def human_needed(r: Round):
                                       cause, told)
 
 
+def other_job(r: Round):
+    if r.beat.beat is not None or not r.beat.other_job:
+        return r
+    mem, told = r.tell_once(Cause.OTHER_JOB, Notice.OTHER_JOB)
+    reason = (f"{Cause.OTHER_JOB.value}: this Drive holds no heartbeat of the job watched, but job '{r.beat.other_job}' "
+              f"is active there; nothing is pressed. To watch it: keepalive run --job {r.beat.other_job}")
+    return replace(r, mem=replace(mem, bad_streak=0, **RECOVERY_RESET)).conclude(Action.WAIT, reason, Cause.OTHER_JOB,
+                                                                               told)
+
+
 def usage_limit(r: Round):
     if r.page not in REFUSAL_PAGES:
         return r
@@ -410,8 +424,8 @@ def recover(r: Round):
     return replace(r, mem=mem).conclude(step, f"job dead ({why}); page {page.value}: {step.value}", Cause.RUNTIME_LOST)
 
 
-RULES = (stopped, new_session, final_word, offline, colab_policy, human_needed, usage_limit, backing_off, page_evidence, alive,
-         no_source, stalled, debounce, recover)
+RULES = (stopped, new_session, final_word, offline, colab_policy, human_needed, other_job, usage_limit, backing_off,
+         page_evidence, alive, no_source, stalled, debounce, recover)
 
 
 def decide(page: PageState, beat: BeatView, mem: Memory, now: float, cfg: SupervisorConfig) -> Decision:

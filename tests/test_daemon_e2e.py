@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from colab_side import heartbeat as hb
 from conftest import chromium_available, wait_for
 from keepalive.demo import Demo
 from keepalive_sim.colab_sim import ACCOUNT_EMAIL, VARIANTS
@@ -135,3 +136,24 @@ def test_a_failing_job_is_reported_and_never_restarted_again(demo_factory):
     beat = demo.heartbeat()
     assert beat.phase == "failed" and beat.cause == "CODE_ERROR" and "StructureFromMotion_1" in beat.reason
     assert demo.sim.state()["start_count"] == 2  # the error had to happen in 2 sessions, then no more
+
+
+def test_a_daemon_watching_another_job_name_says_so_and_never_runs_the_finished_job_again(demo_factory):
+    """The notebook runs job 'demo'; the daemon was told 'meshroom' (the default, --job never given)."""
+    demo = demo_factory(images=4, chunk_seconds=0.2, watch_job="meshroom")
+    seen = {}
+
+    def watch_after_the_job():
+        seen["done"] = wait_for(lambda: demo.heartbeat() is not None and demo.heartbeat().phase == hb.DONE, 180)
+        seen["idle"] = wait_for(lambda: not demo.sim.state()["running"], 60)
+        # before: Run all within seconds of the idle page (dead_after 2 rounds of 0.5 s), again and again after
+        seen["run_again"] = wait_for(lambda: demo.sim.state()["run_all_count"] > 1, 20)
+        demo.daemon.stopping = True
+
+    in_background(watch_after_the_job)
+    demo.daemon.run()
+    assert seen == {"done": True, "idle": True, "run_again": False}
+    assert demo.sim.state()["run_all_count"] == 1  # the first start only
+    assert notifications(demo, "other_job") == 1
+    told = [e for e in demo.journal.events() if e.get("event") == "decision" and e.get("cause") == "OTHER_JOB"]
+    assert told and "keepalive run --job demo" in told[0]["reason"]

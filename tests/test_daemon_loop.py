@@ -378,3 +378,40 @@ def test_a_job_that_ends_while_the_page_still_shows_it_running_is_released_once_
     rig.hands.page = PageState.IDLE
     rig.daemon.step()
     assert rig.hands.released == 1 and rig.daemon.stopping and rig.daemon.final.cause.value == "JOB_DONE"
+
+
+# --- a job of another name on the same Drive --------------------------------------------------------------------
+
+
+def other_beat(drive, job, session="t1", seq=1, phase=hb.COMPUTING):
+    path = hb.heartbeat_path(drive, job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(hb.Heartbeat(job=job, session=session, seq=seq, phase=phase,
+                                 time="2026-01-01T00:00:00+00:00").to_json())
+
+
+def test_a_job_of_another_name_running_then_done_on_this_drive_is_named_and_never_run_again(tmp_path):
+    clock = Clock()
+    rig = Rig(tmp_path, page=PageState.RUNNING, clock=clock)
+    other_beat(rig.drive, "temple")
+    for seq, page in enumerate([PageState.RUNNING] * 3 + [PageState.IDLE] * 10 + [PageState.DISCONNECTED] * 3):
+        if seq == 3:
+            other_beat(rig.drive, "temple", seq=9, phase=hb.DONE)  # the real job finished
+        rig.hands.page = page
+        rig.daemon.step()
+        clock.now += GRACE
+    assert rig.hands.acted == [] and rig.hands.released == 0
+    assert rig.notes() == ["other_job"]
+    assert rig.journal.load_state()["cause"] == "OTHER_JOB"
+    assert "keepalive run --job temple" in rig.journal.load_state()["note"]
+
+
+def test_jobs_that_ended_before_the_daemon_started_do_not_stop_a_first_start(tmp_path):
+    clock = Clock()
+    rig = Rig(tmp_path, page=PageState.IDLE, clock=clock)
+    other_beat(rig.drive, "temple", phase=hb.DONE)  # finished yesterday
+    other_beat(rig.drive, "_meshroom")  # not a job: the install cache's folder
+    for _ in range(4):
+        rig.daemon.step()
+        clock.now += GRACE
+    assert Action.RUN_ALL in rig.hands.acted and "other_job" not in rig.notes()

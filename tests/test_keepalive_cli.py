@@ -118,6 +118,42 @@ def test_notebook_embeds_colab_side_and_runs_the_users_settings(tmp_path):
     assert check.stdout.startswith("colab_side.runner") and "colab_side.zip" in check.stdout
 
 
+def test_the_job_named_by_notebook_is_the_one_every_later_command_uses_without_retyping(tmp_path):
+    proc = keepalive("notebook", "--out", str(tmp_path / "nb.ipynb"), "--job", "城", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("job 城 is remembered for run, status, doctor and service; "
+                                        "then run 'keepalive run <its URL>'")
+    env = {"KEEPALIVE_HOME": str(tmp_path)}
+    assert config.load(env=env).job == "城"
+    assert json.loads(keepalive("status", "--json", home=tmp_path).stdout)["job"] == "城"
+    from keepalive import service
+    assert service.command(config.load(env=env).path, job="城")[-4:] == ["run", "--service", "--job", "城"]
+
+
+def test_several_jobs_keep_each_their_notebook_and_a_job_runs_none_but_its_own(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('# mine\n[colab]\nurl = "https://colab.research.google.com/drive/M"\n')  # one job, as before
+    env = {"KEEPALIVE_HOME": str(tmp_path)}
+    config.remember_job(config.load(path, env=env), "castle")
+    castle = config.load(path, env=env)
+    assert (castle.job, castle.url) == ("castle", "")  # never the other job's notebook
+    config.save_url(castle, "https://colab.research.google.com/drive/C")
+    temple = config.load(path, env=env, job="temple")
+    config.save_url(temple, "https://colab.research.google.com/drive/T")
+    urls = {job: config.load(path, env=env, job=job).url for job in ("meshroom", "castle", "temple")}
+    assert urls == {job: f"https://colab.research.google.com/drive/{job[0].upper()}" for job in urls}
+    assert config.load(path, env=env).job == "castle" and "# mine" in path.read_text()
+    config.remember_job(config.load(path, env=env), "temple")
+    assert {job: config.load(path, env=env, job=job).url for job in urls} == urls
+    assert config.load(path, env=env).job == "temple"
+
+
+def test_a_notebook_under_a_config_of_its_own_names_that_config_in_the_next_command(tmp_path):
+    mine = tmp_path / "my config.toml"
+    proc = keepalive("--config", str(mine), "notebook", "--out", str(tmp_path / "nb.ipynb"), home=tmp_path)
+    assert proc.stdout.strip().endswith(f"then run 'keepalive --config '{mine}' run <its URL>'")
+
+
 HOLD_LOCK = """
 import sys, time
 from keepalive.journal import Journal

@@ -43,7 +43,7 @@ def actions(decisions):
 
 def test_the_rules_table_is_the_documented_order():
     assert [rule.__name__ for rule in RULES] == [
-        "stopped", "new_session", "final_word", "offline", "colab_policy", "human_needed", "usage_limit", "backing_off", "page_evidence",
+        "stopped", "new_session", "final_word", "offline", "colab_policy", "human_needed", "other_job", "usage_limit", "backing_off", "page_evidence",
         "alive", "no_source", "stalled", "debounce", "recover"]
 
 
@@ -343,3 +343,17 @@ def test_property_any_sequence_of_pages_and_heartbeats_is_decided(script):
         decision = decide(page, bv, mem, now, CFG)
         assert isinstance(decision.action, Action) and decision.reason
         mem, now = decision.memory, now + 7.0
+
+
+def test_a_job_of_another_name_active_on_this_drive_is_named_once_and_nothing_is_ever_pressed():
+    missing = BeatView(MISSING, None, since_change=1e6, other_job="castle")
+    pages = [PageState.RUNNING, PageState.IDLE, PageState.DISCONNECTED, PageState.IDLE] * 10
+    decisions = run([(page, missing) for page in pages], mem=Memory())
+    assert set(actions(decisions)) == {Action.WAIT}
+    assert [n for d in decisions for n in d.notices] == [Notice.OTHER_JOB]
+    assert "keepalive run --job castle" in decisions[0].reason and decisions[0].cause is Cause.OTHER_JOB
+
+
+def test_without_another_job_a_first_start_is_still_made():
+    missing = BeatView(MISSING, None, since_change=1e6)
+    assert Action.RUN_ALL in actions(run([(PageState.IDLE, missing)] * 5, mem=Memory()))
