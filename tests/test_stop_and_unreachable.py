@@ -192,15 +192,16 @@ from conftest import headless_config
 from keepalive.hands.browser import open_browser
 driver = open_browser(headless_config(), sys.argv[1])
 print(driver.service.process.pid, flush=True)
+sys.stdin.readline()  # the test has listed the browser's processes
 raise RuntimeError("a bug, with the browser still open")
 """
 
 
 def test_a_program_that_dies_of_an_exception_leaves_no_browser(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", CRASH_WITH_A_BROWSER, str(tmp_path / "profile")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     driver = psutil.Process(int(proc.stdout.readline()))
     started = [driver, *driver.children(recursive=True)]
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate("go\n", timeout=120)
     assert proc.returncode == 1 and "RuntimeError: a bug" in err
     assert len(started) > 2 and wait_for(lambda: all(gone(p) for p in started), timeout=20)
