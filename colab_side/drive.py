@@ -250,7 +250,7 @@ class Drive:
     """Resilient reads and writes under one Drive root. ``remount`` is called before each retry;
     ``call_limit`` is how long a call may go without progress, ``remount_limit`` how long a remount may take;
     after a call or a remount hung, every later call gets at most ``after_hang_limit`` (the session is ending:
-    its closing writes should not each wait out the full limit on a mount that hangs)."""
+    its closing writes should not each wait out the full limit on a mount that hangs) until one call succeeds."""
 
     def __init__(self, root, remount=None, retries: int = 5, backoff: float = 1.0, log=print, sleep=time.sleep,
                  faults: FaultPlan | None = None, remount_limit: float = REMOUNT_LIMIT_SECONDS,
@@ -310,10 +310,12 @@ class Drive:
     def _within(self, action, limit: float, what: str, progress: Progress | None = None):
         """``run_with_limit``, remembering a call that passed its limit (later calls then get the short one)."""
         try:
-            return run_with_limit(action, limit, what, progress)
+            outcome = run_with_limit(action, limit, what, progress)
         except DriveError as exc:
             self.hung = self.hung or exc.timeout
             raise
+        self.hung = False  # the mount answers again: the mark decays, later calls get the full limit
+        return outcome
 
     def _remount(self) -> None:
         """Call ``remount`` in a thread with a time limit; DriveError(timeout) if it does not return.
@@ -436,6 +438,32 @@ class Drive:
 
     def rewrite_json(self, path, data, guard=None) -> None:
         self.rewrite_bytes(path, _json(data), guard)
+
+    def write_at(self, path, offset: int, data: bytes) -> bool:
+        """Write ``data`` at ``offset`` of an existing file, cutting what follows, and read it back; False (nothing
+        written) when the file is missing or shorter than ``offset``. Written again after a fault, it is the same."""
+        path = Path(path)
+
+        def action():
+            try:
+                handle = open(path, "r+b")
+            except FileNotFoundError:
+                return False
+            with handle:
+                if handle.seek(0, os.SEEK_END) < offset:
+                    return False
+                handle.seek(offset)
+                handle.write(data)
+                handle.truncate()
+                handle.flush()
+                os.fsync(handle.fileno())
+            with open(path, "rb") as check:
+                check.seek(offset)
+                if check.read() != data:
+                    raise OSError(errno.EIO, f"{path.name} reads back different from what was written")
+            return True
+
+        return self._attempt(path.name, action)
 
     def append_line(self, path, line: str) -> None:
         path = Path(path)

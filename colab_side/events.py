@@ -2,8 +2,10 @@
 
 Events are few (session start/end, install, node and chunk done, prune, error, done) and are
 appended to Drive one line at a time. The session log is chatty, so it is kept on local disk,
-echoed to the notebook's output (what the seed's ``tee`` gave) and copied whole to Drive's
-``logs/`` at every chunk boundary and at the end.
+echoed to the notebook's output (what the seed's ``tee`` gave) and copied to Drive's ``logs/`` at every
+chunk boundary and at the end: only what is new since the last copy, written after what Drive already holds
+(the whole log only the first time, or when Drive's copy is shorter than what was sent), so a session's Drive
+traffic grows with its log, not with the square of its length.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Journal:
         self.session = session
         self.echo = echo if echo is not None else sys.stdout  # the notebook's output (whatever it is now)
         self.tail: deque[str] = deque(maxlen=40)
+        self._synced = 0  # bytes of the local log that Drive's copy holds
         self._lock = threading.Lock()
 
     def log(self, line: str) -> None:
@@ -57,9 +60,17 @@ class Journal:
             self.log(f"could not record event {kind} on Drive: {exc}")
 
     def sync_log(self) -> None:
-        """Copy the session log to Drive whole; a failure is logged, never raised."""
+        """Send Drive what the session log gained since the last copy; a failure is logged, never raised
+        (the next copy sends it again from the same place)."""
         try:
-            self.drive.rewrite_bytes(self.drive_log_path, self.local_log_path.read_bytes())
+            with open(self.local_log_path, "rb") as handle:
+                handle.seek(self._synced)
+                new = handle.read()
+            if not new:
+                return
+            if not (self._synced and self.drive.write_at(self.drive_log_path, self._synced, new)):
+                self.drive.rewrite_bytes(self.drive_log_path, self.local_log_path.read_bytes()[:self._synced + len(new)])
+            self._synced += len(new)
         except (DriveError, OSError) as exc:
             self.log(f"could not copy the session log to Drive: {exc}")
 
