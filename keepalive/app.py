@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import shlex
 import sys
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from keepalive.hands.protocol import Hands
 from keepalive.heartbeat_watch import HeartbeatWatch, find_drive_folder
 from keepalive.journal import Journal
 from keepalive.notify import Notifier
+from keepalive.states import Cause
 from keepalive.view import LiveView
 
 
@@ -100,6 +102,9 @@ def build(cfg, *, hands: Hands | None = None, watch=None, notifier: Notifier | N
         if getattr(hands, "human_hints", None):  # cli mode: "sign in" means a command, not the browser
             cfg.supervisor = dataclasses.replace(cfg.supervisor,
                                                  human_hints={**cfg.supervisor.human_hints, **hands.human_hints})
+        if cfg.url:  # a job of another name running in this notebook: the command that watches it (supervisor.other_job)
+            cfg.supervisor = dataclasses.replace(cfg.supervisor, human_hints={
+                Cause.OTHER_JOB.value: f"keepalive run {shlex.quote(cfg.url)} --job {{job}}", **cfg.supervisor.human_hints})
         grace = cfg.supervisor.grace_seconds
         own_watch = getattr(hands, "heartbeat_watch", None)  # cli mode: the heartbeat comes over the CLI
         watch = watch or (own_watch(grace) if own_watch else

@@ -103,23 +103,22 @@ class BeatTracker:
 
 
 class OtherJobs:
-    """Which other job on the same Drive is active, while the job watched has no heartbeat there; pure (the watch
-    feeds it what it reads). Active: a beat not final, or one that changed while this daemon looked (a job that
-    just ended); a job that ended before this daemon started is not active, so the first start of a new job
-    beside old finished ones is still made."""
+    """Which other job on the same Drive began a session while this daemon watched a job that has no heartbeat
+    there; pure (the watch feeds it what it reads, with the loop's clock). The sessions there at the first look
+    are the baseline; a job or a session seen after that began during the watch, at the time first seen."""
 
     def __init__(self):
-        self._first: dict[str, tuple] = {}  # job → (session, seq) when first seen
-        self.active: str | None = None
+        self._known: dict[str, str] | None = None  # job → the session last seen
+        self.began: tuple[str, float] | None = None  # (job, when) of the latest session begun during the watch
 
-    def seen(self, beats: dict[str, hb.Heartbeat]) -> str | None:
+    def seen(self, beats: dict[str, hb.Heartbeat], now: float) -> tuple[str, float] | None:
+        if self._known is None:
+            self._known = {job: beat.session for job, beat in beats.items()}
         for job in sorted(beats):
-            beat = beats[job]
-            key = (beat.session, beat.seq)
-            first = self._first.setdefault(job, key)
-            if self.active is None and (not beat.final or key != first):
-                self.active = job
-        return self.active
+            if self._known.get(job) != beats[job].session:
+                self._known[job] = beats[job].session
+                self.began = (job, now)
+        return self.began
 
 
 class HeartbeatWatch:
@@ -146,8 +145,8 @@ class HeartbeatWatch:
             beat = hb.read(self.path)
         except FileNotFoundError:
             missing = self.tracker.missing(now)
-            other = self.others.seen(self._other_beats()) if missing.beat is None else None
-            return dataclasses.replace(missing, other_job=other) if other else missing
+            began = self.others.seen(self._other_beats(), now) if missing.beat is None else None
+            return dataclasses.replace(missing, other_job=began[0], other_job_began=began[1]) if began else missing
         except hb.HeartbeatError as exc:
             return self.tracker.unreadable(str(exc), now)
         except OSError as exc:

@@ -17,9 +17,10 @@ rule is a small pure function that decides, or passes the round on (with its mem
    human ran it) or the daemon is started again.
 4. ``human_needed``: only a human may answer the idle check (CAPTCHA) or sign in: notify once, wait,
    and carry on by itself once the page no longer shows it.
-   ``other_job``: the Drive holds no heartbeat of the job watched while another job is active there (the
-   notebook runs a job of another name): told once, with the command that watches it; nothing is pressed
-   (a Run all would start that other job again for nothing).
+   ``other_job``: the Drive holds no heartbeat of the job watched, but a job of another name began a session
+   there after this daemon's Run all (the notebook runs a job of another name): told once, with the command
+   that watches it; nothing is pressed (a Run all would start that other job again for nothing). A job of
+   another name that was already running (another notebook, watched by its own daemon) stops nothing.
 5. ``usage_limit``: GPU usage limit or no backend: close the dialog (never "without GPU") and back
    off, doubling.
 6. ``backing_off``: while a back-off runs, wait.
@@ -69,7 +70,8 @@ class BeatView:
     written_at: float | None = None  # when the last beat was written, estimated never too early
     unreadable_for: float | None = None  # how long the file has been unreadable in a row
     error: str | None = None  # why it cannot be read, one line
-    other_job: str | None = None  # no heartbeat of this job, but this job is active on the same Drive
+    other_job: str | None = None  # no heartbeat of this job, but a job of this name began a session on the same Drive
+    other_job_began: float | None = None  # when that session was first seen
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Memory:
     recovering_since: float | None = None
     evidence_at: float | None = None  # when the page (or the notebook) first said the runtime was gone
     run_all_at: float | None = None  # when this attempt sent Run all
+    first_run_all_at: float | None = None  # when this daemon first sent Run all
     attempts: int = 0  # failed recovery attempts in a row
     next_try: float = 0.0
     gpu_backoff: float = 0.0
@@ -297,11 +300,13 @@ def human_needed(r: Round):
 
 
 def other_job(r: Round):
-    if r.beat.beat is not None or not r.beat.other_job:
+    began, ran = r.beat.other_job_began, r.mem.first_run_all_at
+    if r.beat.beat is not None or not r.beat.other_job or ran is None or began is None or began < ran:
         return r
     mem, told = r.tell_once(Cause.OTHER_JOB, Notice.OTHER_JOB)
-    reason = (f"{Cause.OTHER_JOB.value}: this Drive holds no heartbeat of the job watched, but job '{r.beat.other_job}' "
-              f"is active there; nothing is pressed. To watch it: keepalive run --job {r.beat.other_job}")
+    command = r.cfg.human_hints.get(Cause.OTHER_JOB.value, "keepalive run --job {job}").replace("{job}", r.beat.other_job)
+    reason = (f"this Drive holds no heartbeat of the job watched, but job '{r.beat.other_job}' began there after "
+              f"this notebook's Run all: the notebook runs that job; nothing is pressed. To watch it: {command}")
     return replace(r, mem=replace(mem, bad_streak=0, **RECOVERY_RESET)).conclude(Action.WAIT, reason, Cause.OTHER_JOB,
                                                                                told)
 
@@ -417,7 +422,7 @@ def recover(r: Round):
                 Cause.THRASHING, told, stopped=True)
         mem = replace(mem, pending_restart=(now, chunks))  # a restart once a new session follows it
     if step is Action.RUN_ALL:
-        mem = replace(mem, run_all_at=now)
+        mem = replace(mem, run_all_at=now, first_run_all_at=mem.first_run_all_at or now)
     if step is not Action.WAIT:
         mem = replace(mem, last_step=(step, page, now))
     why = "the page showed it gone" if mem.evidence_at is not None else f"heartbeat {r.beat.verdict.value}"

@@ -156,4 +156,4 @@ def test_a_daemon_watching_another_job_name_says_so_and_never_runs_the_finished_
     assert demo.sim.state()["run_all_count"] == 1  # the first start only
     assert notifications(demo, "other_job") == 1
     told = [e for e in demo.journal.events() if e.get("event") == "decision" and e.get("cause") == "OTHER_JOB"]
-    assert told and "keepalive run --job demo" in told[0]["reason"]
+    assert told and f"To watch it: keepalive run {demo.sim.notebook_url} --job demo" in told[0]["reason"]

@@ -392,26 +392,31 @@ def other_beat(drive, job, session="t1", seq=1, phase=hb.COMPUTING):
                                  time="2026-01-01T00:00:00+00:00").to_json())
 
 
-def test_a_job_of_another_name_running_then_done_on_this_drive_is_named_and_never_run_again(tmp_path):
+def test_a_job_of_another_name_begun_by_our_run_all_is_named_and_never_run_again_after_it_ends(tmp_path):
     clock = Clock()
-    rig = Rig(tmp_path, page=PageState.RUNNING, clock=clock)
-    other_beat(rig.drive, "temple")
+    rig = Rig(tmp_path, page=PageState.IDLE, clock=clock)
+    other_beat(rig.drive, "temple", session="elsewhere", phase=hb.DONE)  # a job of another notebook, long done
+    while Action.RUN_ALL not in rig.hands.acted:  # the first start of castle, never seen yet
+        rig.daemon.step()
+        clock.now += 1
+    rig.hands.acted.clear()
+    other_beat(rig.drive, "temple", session="t2")  # but the notebook runs temple
     for seq, page in enumerate([PageState.RUNNING] * 3 + [PageState.IDLE] * 10 + [PageState.DISCONNECTED] * 3):
         if seq == 3:
-            other_beat(rig.drive, "temple", seq=9, phase=hb.DONE)  # the real job finished
+            other_beat(rig.drive, "temple", session="t2", seq=9, phase=hb.DONE)  # temple finished
         rig.hands.page = page
         rig.daemon.step()
         clock.now += GRACE
     assert rig.hands.acted == [] and rig.hands.released == 0
     assert rig.notes() == ["other_job"]
-    assert rig.journal.load_state()["cause"] == "OTHER_JOB"
-    assert "keepalive run --job temple" in rig.journal.load_state()["note"]
+    state = rig.journal.load_state()
+    assert state["cause"] == "OTHER_JOB" and "keepalive run --job temple" in state["note"]
 
 
-def test_jobs_that_ended_before_the_daemon_started_do_not_stop_a_first_start(tmp_path):
+def test_jobs_of_other_names_already_there_do_not_stop_a_first_start(tmp_path):
     clock = Clock()
     rig = Rig(tmp_path, page=PageState.IDLE, clock=clock)
-    other_beat(rig.drive, "temple", phase=hb.DONE)  # finished yesterday
+    other_beat(rig.drive, "temple")  # another notebook's job, running, watched by its own daemon
     other_beat(rig.drive, "_meshroom")  # not a job: the install cache's folder
     for _ in range(4):
         rig.daemon.step()

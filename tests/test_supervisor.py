@@ -345,15 +345,19 @@ def test_property_any_sequence_of_pages_and_heartbeats_is_decided(script):
         mem, now = decision.memory, now + 7.0
 
 
-def test_a_job_of_another_name_active_on_this_drive_is_named_once_and_nothing_is_ever_pressed():
-    missing = BeatView(MISSING, None, since_change=1e6, other_job="castle")
+def test_a_job_of_another_name_begun_after_our_run_all_is_named_once_and_nothing_is_pressed_again():
+    missing = BeatView(MISSING, None, since_change=1e6)
+    first = run([(PageState.IDLE, missing)] * 3, mem=Memory())
+    assert actions(first).count(Action.RUN_ALL) == 1  # the first start of a job that never ran
+    ran = first[-1].memory.first_run_all_at
+    began = BeatView(MISSING, None, since_change=1e6, other_job="castle", other_job_began=ran + 5)
     pages = [PageState.RUNNING, PageState.IDLE, PageState.DISCONNECTED, PageState.IDLE] * 10
-    decisions = run([(page, missing) for page in pages], mem=Memory())
+    decisions = run([(page, began) for page in pages], mem=first[-1].memory, start=ran + 10)
     assert set(actions(decisions)) == {Action.WAIT}
     assert [n for d in decisions for n in d.notices] == [Notice.OTHER_JOB]
     assert "keepalive run --job castle" in decisions[0].reason and decisions[0].cause is Cause.OTHER_JOB
 
 
-def test_without_another_job_a_first_start_is_still_made():
-    missing = BeatView(MISSING, None, since_change=1e6)
-    assert Action.RUN_ALL in actions(run([(PageState.IDLE, missing)] * 5, mem=Memory()))
+def test_a_job_of_another_name_already_running_elsewhere_does_not_stop_a_first_start():
+    beside = BeatView(MISSING, None, since_change=1e6, other_job="castle", other_job_began=0.0)
+    assert Action.RUN_ALL in actions(run([(PageState.IDLE, beside)] * 5, mem=Memory()))
