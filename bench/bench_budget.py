@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from colab_side import budget, plan  # noqa: E402
-from colab_side.meshroom import estimates  # noqa: E402
+from colab_side.meshroom import advice, estimates  # noqa: E402
 from colab_side.events import read_events  # noqa: E402
 from colab_side.settings import GB  # noqa: E402
 from keepalive_sim.sample_job import SampleJob  # noqa: E402
@@ -132,6 +132,23 @@ def end_to_end(images: int, kills: int, seed: int, scale: float) -> None:
                   f"{redone} ({redone / max(1, done):.2f} per kill); result identical: {job.result_files() == expected}")
 
 
+def free_account(release: str, images: int) -> None:
+    """What ``plan`` recommends for a free account, and its figures against the free account's limits."""
+    model = estimates.load()
+    found = advice.advise(model, release, images, FREE_DRIVE_BUDGET, 2 * GB)
+    option = found.chosen or found.tried[-1]
+    worst = option.worst
+    print(f"Meshroom {release}, {images} images, free account: "
+          + (f"fits with {option.settings_line()}" if found.fits else f"needs {found.way_out}"))
+    print(f"  local disk {option.local_need / GB:5.1f} GB of {option.local_free / GB:.1f} GB free "
+          f"(work files {option.store.local_peak / GB:.1f} GB + Meshroom; every output kept would be "
+          f"{sum(plan.estimate(estimates.with_downscale(model, option.downscale), release, images).chunk_bytes.values()) / GB:.1f} GB); "
+          f"Drive store {option.store.peak_bytes / GB:.1f} GB of {FREE_DRIVE_BUDGET / GB:.1f} GB; "
+          f"redo per kill: mean {option.mean_redo / 3600:.2f} h, worst {worst.extra_seconds / 3600:.1f} h + its "
+          f"{worst.seconds / 3600:.1f} h chunk (during {worst.node}); Drive's cache may add up to "
+          f"{option.store.session_drive_bytes / GB:.1f} GB a session")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, nargs="+", default=[150, 2700])
@@ -139,7 +156,13 @@ def main() -> None:
     parser.add_argument("--end-to-end", action="store_true", help="also run the runner on the stand-in, with kills")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--free-account", action="store_true",
+                        help="only what plan recommends for a free account (2,700 images, every release)")
     args = parser.parse_args()
+    if args.free_account:
+        for release in ("2019.2", "2021.1", "2023.3", "2025.1"):
+            free_account(release, 2700)
+        return
     for release in args.meshroom:
         for images in args.images:
             bench(release, images)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from colab_side import budget, pruning, settings
+from colab_side import budget, policy, pruning, settings
 from colab_side import engine as engines
 from colab_side.engine import Estimate
 
@@ -32,6 +32,9 @@ class KillCost:
 class StoreForecast:
     peak_bytes: int
     kills: tuple[KillCost, ...]
+    local_peak: int = 0  # the work files on the runtime's local disk at most (the program itself not counted)
+    recompute_seconds: float = 0.0  # steps computed again to save local disk (once, not per kill)
+    session_drive_bytes: int = 0  # the most bytes written to or restored from Drive within one session's time
 
     def unrecoverable(self, session_seconds: float) -> KillCost | None:
         """The worst kill whose redo and interrupted chunk together outlast a session, if any: a kill
@@ -54,46 +57,107 @@ def estimate(model: dict, release: str, images: int, engine: str = "meshroom") -
     return engines.size_model(engine).estimate(model, release, images)
 
 
-def forecast_store(job: Estimate, drive_budget: int | None, prune: bool = True) -> StoreForecast:
-    """Replay an uninterrupted job: the store's peak bytes, and the cost of a kill during each chunk.
+def forecast_store(job: Estimate, drive_budget: int | None, prune: bool = True,
+                   session_seconds: float = 12 * 3600) -> StoreForecast:
+    """Replay an uninterrupted job as the runner computes it: the store's peak bytes, the local disk's
+    peak (work files only), and the cost of a kill during each chunk.
 
-    After each chunk the store keeps what ``budget.decide`` says (everything without a budget);
-    after each node, nodes whose consumers are all stored are pruned, and the store settles again.
+    Steps come in ``policy.compute_order``. After each chunk the store keeps what ``budget.decide``
+    says (everything without a budget); after each step, steps whose consumers are all stored are
+    pruned and the store settles again, then ``policy.local_drops`` says which steps' files leave
+    the local disk (restored from the store, or computed again, when next read).
     """
     graph, shape = job.graph, budget.Shape.of(job.graph)
+    producers = {name: set(graph.dependencies(name)) for name in graph.nodes}
+    results = graph.publish_nodes()
     computed: dict = {}
     stored: frozenset = frozenset()
     pruned: set[str] = set()
+    finished: set[str] = set()
+    local: dict[str, int] = {}  # step -> bytes of its files on local disk
     risk = budget.Risk(0, 0.0, frozenset())
-    peak, kills = 0, []
+    peak = local_peak = 0
+    recomputed = clock = 0.0
+    kills = []
+    traffic: list[tuple[float, int]] = []  # (compute seconds so far, bytes written to or read from Drive)
+
+    def has(name: str, chunk: int) -> bool:
+        return name in pruned or (name, chunk) in stored
+
+    def durable(name: str) -> bool:
+        return all(has(name, c) for c in range(shape.chunks[name]))
 
     def settle(live: str | None) -> None:
         nonlocal stored, risk, peak
         candidates = [a for key, a in computed.items() if a.node not in pruned]
+        before = stored
         if drive_budget is None:
             stored = frozenset(a.key for a in candidates)
         else:
-            choice, risk = budget.decide(candidates, drive_budget, shape, live, pruned)
+            gone = frozenset(a.key for a in candidates if a.node not in local) - stored
+            choice, risk = budget.decide(candidates, drive_budget, shape, live, pruned, gone)
             stored = choice.keep
+        traffic.append((clock, sum(computed[key].size for key in stored - before)))
         peak = max(peak, sum(computed[key].size for key in stored))
 
-    order = list(shape.order)
-    for index, name in enumerate(order):
+    def todo(computed_here: set[str] | None = None) -> list[str]:
+        done = {n for n in shape.order if durable(n)} | (finished if computed_here is None else computed_here)
+        return policy.compute_order(shape.order, producers, done, results)
+
+    def reads(name: str | None) -> set[str]:
+        return {name, *producers[name]} if name else set(results)
+
+    while True:
+        steps = todo()
+        for name in reads(steps[0] if steps else None) - set(local):  # restored from the store
+            local[name] = sum(job.chunk_bytes[name, c] for c in range(shape.chunks[name]) if has(name, c))
+            traffic.append((clock, local[name]))
+        local_peak = max(local_peak, sum(local.values()))
+        if not steps:
+            break
+        name = steps[0]
         for chunk in range(shape.chunks[name]):
+            if has(name, chunk):
+                continue
             kills.append(KillCost(name, job.chunk_seconds[name, chunk], len(risk.nodes - {name}), risk.chunks,
                                   risk.seconds))
+            if name in finished:
+                recomputed += job.chunk_seconds[name, chunk]
+            clock += job.chunk_seconds[name, chunk]
             computed[name, chunk] = job.archive(name, chunk)
+            local[name] = local.get(name, 0) + job.chunk_bytes[name, chunk]
+            local_peak = max(local_peak, sum(local.values()))
             settle(name)
-        following = order[index + 1] if index + 1 < len(order) else None
+        finished.add(name)
+        following = todo()
         while prune:
-            durable = {n for n in order if n in pruned or all((n, c) in stored for c in range(shape.chunks[n]))}
-            newly = set(pruning.prunable(graph, durable, pruned))
+            newly = set(pruning.prunable(graph, {n for n in shape.order if durable(n)}, pruned))
             if not newly:
                 break
             pruned |= newly
-            settle(following)
-        settle(following)
-    return StoreForecast(peak, tuple(kills))
+            settle(following[0] if following else None)
+        settle(following[0] if following else None)
+        later = set(following) | set(results)
+        for step in following:
+            later |= producers[step]
+        seconds = {n: sum(job.chunk_seconds[n, c] for c in range(shape.chunks[n]) if not has(n, c)) for n in local}
+        stored_inputs = {n for n in local if all(durable(p) for p in producers[n])}
+        gone, recompute = policy.local_drops(set(local), reads(following[0] if following else None), later,
+                                              {n for n in local if durable(n)}, seconds,
+                                              policy.LOCAL_RECOMPUTE_SECONDS, stored_inputs)
+        if recompute and todo(finished - recompute)[:1] != following[:1]:
+            gone -= recompute  # they would come straight back: keep them
+        for step in gone:
+            del local[step]
+            finished.discard(step)
+    window, start, heaviest = 0, 0, 0
+    for time, size in traffic:  # sliding window of one session's compute time
+        window += size
+        while traffic[start][0] < time - session_seconds:
+            window -= traffic[start][1]
+            start += 1
+        heaviest = max(heaviest, window)
+    return StoreForecast(peak, tuple(kills), local_peak, recomputed, heaviest)
 
 
 @dataclass(frozen=True)
@@ -112,12 +176,12 @@ class Forecast:
 
 def forecast(model: dict, meshroom: str, images: int, drive_budget: int | None) -> Forecast:
     job = estimate(model, meshroom, images)
+    pruned = forecast_store(job, None)
+    budgeted = forecast_store(job, drive_budget) if drive_budget is not None else None
     return Forecast(
         images=images, meshroom=meshroom, chunks=job.graph.chunks_total, nodes=len(job.graph.nodes),
-        local_peak=sum(job.chunk_bytes.values()) + int(model["install_bytes"]),  # local disk keeps every output
-        keep_everything=forecast_store(job, None, prune=False),
-        pruned=forecast_store(job, None),
-        budgeted=forecast_store(job, drive_budget) if drive_budget is not None else None,
+        local_peak=(budgeted or pruned).local_peak + int(model["install_bytes"]),
+        keep_everything=forecast_store(job, None, prune=False), pruned=pruned, budgeted=budgeted,
         drive_budget=drive_budget, colab=model["colab"],
     )
 
@@ -133,11 +197,14 @@ def _fits(need: int, have: int) -> str:
 def render(f: Forecast) -> str:
     local_free, drive = f.colab["local_free_bytes"], f.colab["drive_bytes"]
     lines = [
-        f"Plan for {f.images} images, Meshroom {f.meshroom} (ESTIMATES from colab_side/meshroom/estimates.py; "
-        "correct them with --model FILE.json)",
+        f"Plan for {f.images} images, Meshroom {f.meshroom}, the settings as given (ESTIMATES from "
+        "colab_side/meshroom/estimates.py; correct them with --model FILE.json)",
         f"  chunks: {f.chunks} in {f.nodes} nodes",
         f"  peak local disk: {_gb(f.local_peak)} (cache and Meshroom); a free Colab runtime has about "
         f"{_gb(local_free)} free: {_fits(f.local_peak, local_free)}",
+        f"    not counted: Drive's own cache on the runtime may keep what a session writes to and restores from "
+        f"Drive, up to {_gb((f.budgeted or f.pruned).session_drive_bytes)} (colabtools #659, #960, #2147; "
+        "see docs/drive-budget.md)",
         f"  peak Drive, keeping every archive: {_gb(f.keep_everything.peak_bytes)}",
         f"  peak Drive, pruning (no budget):   {_gb(f.pruned.peak_bytes)}; a free {_gb(drive)} Drive: "
         f"{_fits(f.pruned.peak_bytes, drive)}",
@@ -169,16 +236,3 @@ def count_images(folder: Path, extensions) -> int:
     if not count:
         raise ValueError(f"image folder {folder} holds no images ({', '.join(extensions)})")
     return count
-
-
-def main(args, extensions) -> int:
-    """``args``: images, meshroom, drive_budget_gb (None: a free Drive less the margin), drive_margin_gb, model."""
-    checked = settings.make(images=args.images, meshroom=args.meshroom, drive_budget_gb=args.drive_budget_gb,
-                            drive_margin_gb=args.drive_margin_gb)
-    model = engines.size_model("meshroom").load(args.model)
-    images = count_images(checked.images, extensions)
-    drive_budget = checked.drive_budget_bytes
-    if drive_budget is None:
-        drive_budget = budget.default_budget(0, int(model["colab"]["drive_bytes"]), checked.drive_margin_bytes)
-    print(render(forecast(model, checked.meshroom, images, drive_budget)))
-    return 0

@@ -124,14 +124,17 @@ def stalled(sessions: Sequence[Mapping[tuple, int]], budget: int | None,
 
 
 def local_drops(local: Iterable[str], next_reads: set[str], later: set[str], durable: set[str],
-                recompute_seconds: Mapping[str, float], limit: float) -> tuple[set[str], set[str]]:
+                recompute_seconds: Mapping[str, float], limit: float,
+                inputs_stored: set[str] = frozenset()) -> tuple[set[str], set[str]]:
     """Which steps' files leave the runtime's local disk before the next step: ``(gone, recompute)``.
 
     The next step keeps what it reads (``next_reads``, itself included). Any other step's files go
     when no step still to compute reads them (``later``), or when the store holds them all (they are
     restored when next read), or when computing the missing chunks again costs at most ``limit``
-    seconds (``recompute``: done once, just before their next reader, e.g. PrepareDenseScene before
-    Texturing, instead of keeping its images on disk through DepthMapFilter and Meshing).
+    seconds and the steps they read are all in the store (``inputs_stored``: computing them again
+    starts no chain of recomputes) (``recompute``: done once, just before their next reader, e.g.
+    PrepareDenseScene before Texturing, instead of keeping its images on disk through DepthMapFilter
+    and Meshing).
     """
     gone, recompute = set(), set()
     for name in local:
@@ -139,7 +142,7 @@ def local_drops(local: Iterable[str], next_reads: set[str], later: set[str], dur
             continue
         if name not in later or name in durable:
             gone.add(name)
-        elif recompute_seconds.get(name, float("inf")) <= limit:
+        elif name in inputs_stored and recompute_seconds.get(name, float("inf")) <= limit:
             gone.add(name)
             recompute.add(name)
     return gone, recompute

@@ -222,10 +222,10 @@ class Session:
 
     # --- the local disk -------------------------------------------------------------------------------
 
-    def _todo(self) -> list[str]:
+    def _todo(self, finished: set[str] | None = None) -> list[str]:
         """The steps still to compute, in order (``policy.compute_order``): a step this session computed whose
         files left the local disk before the store held them all is computed again before its next reader."""
-        done = self.store.durable_nodes(self.graph) | (self.finished & self.local_cache.present)
+        done = self.store.durable_nodes(self.graph) | (self.finished if finished is None else finished)
         return policy.compute_order(self.graph.order(), self.producers, done, self.graph.publish_nodes())
 
     def _reads(self, name: str | None) -> set[str]:
@@ -242,10 +242,16 @@ class Session:
         durable = {name for name in present if self.store.node_durable(self.graph.nodes[name])}
         seconds = {name: self._chunk_seconds(name) * sum(1 for c in range(self.graph.nodes[name].chunk_count)
                                                           if not self.store.has(name, c)) for name in present}
+        stored_inputs = {name for name in present if all(self.store.node_durable(self.graph.nodes[producer])
+                                                         for producer in self.producers[name])}
         gone, recompute = policy.local_drops(present, self._reads(todo[0] if todo else None), later, durable,
-                                             seconds, policy.LOCAL_RECOMPUTE_SECONDS)
+                                             seconds, policy.LOCAL_RECOMPUTE_SECONDS, stored_inputs)
+        if recompute and self._todo(self.finished - recompute)[:1] != todo[:1]:
+            gone -= recompute  # they would come straight back: keep them
+            recompute = set()
         for name in sorted(gone):
             freed = self.local_cache.drop(name)
+            self.finished.discard(name)
             self.journal.log(f"local disk: {name}'s files removed ({freed} bytes)"
                              + ("; computed again before its next reader" if name in recompute else ""))
 

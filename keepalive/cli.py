@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     notebook.add_argument("--param", dest="params", action="append", default=[], metavar="NODE.ATTR=VALUE",
                           help="a parameter of the graph, e.g. DepthMap_1.downscale=4 (repeatable)")
     notebook.add_argument("--overrides", default=None, help="a JSON overrides file on Drive, as seen in Colab")
+    notebook.add_argument("--drive-budget", dest="drive_budget_gb", type=float, default=None, metavar="GB",
+                          help="most GB the job's store may hold on Drive, as 'python -m colab_side plan' advises")
 
     service = sub.add_parser("service", help="run the daemon as your own service (starts at login, after a crash)")
     service.add_argument("action", choices=["install", "uninstall", "status"],
@@ -176,7 +178,8 @@ def cmd_notebook(args) -> int:
     cfg = _load(args.config, job=args.job)
     try:
         notebook.write(args.out, args.images, cfg.job, args.meshroom,
-                       pipeline=args.pipeline, params=args.params, overrides=args.overrides)
+                       pipeline=args.pipeline, params=args.params, overrides=args.overrides,
+                       drive_budget_gb=args.drive_budget_gb)
     except ValueError as exc:
         raise config.ConfigError(f"{exc}; nothing written") from None
     except OSError as exc:

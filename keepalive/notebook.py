@@ -40,7 +40,7 @@ def _code(source: str) -> dict:
 
 
 def run_settings(images: str, job: str, meshroom: str, pipeline: str | None = None, params=(),
-                 overrides: str | None = None) -> dict:
+                 overrides: str | None = None, drive_budget_gb: float | None = None) -> dict:
     """The keyword arguments of ``colab_side.run`` in the notebook: the pipeline options only when given.
 
     ``params`` are checked here (``Node_1.attribute=value``); node and attribute names are checked
@@ -49,14 +49,14 @@ def run_settings(images: str, job: str, meshroom: str, pipeline: str | None = No
     for text in params:
         parse_param(text)
     chosen = {"images": images, "job": job, "meshroom": meshroom, "pipeline": pipeline,
-              "params": list(params), "overrides": overrides}
+              "params": list(params), "overrides": overrides, "drive_budget_gb": drive_budget_gb}
     chosen = {key: value for key, value in chosen.items() if value not in (None, [])}
     colab_settings.make(**chosen)  # the checks colab_side.run makes on Colab: a bad value is refused here first
     return chosen
 
 
 def build(images: str, job: str, meshroom: str, **options) -> dict:
-    """The notebook; ``options``: ``pipeline``, ``params``, ``overrides`` (see ``run_settings``)."""
+    """The notebook; ``options``: ``pipeline``, ``params``, ``overrides``, ``drive_budget_gb`` (see ``run_settings``)."""
     settings = ", ".join(f"{key}={value!r}" for key, value in run_settings(images, job, meshroom, **options).items())
     payload = base64.b64encode(colab_side_zip()).decode()
     install = textwrap.dedent(f"""

@@ -11,11 +11,14 @@ def test_the_next_step_keeps_what_it_reads_and_the_rest_goes_unless_costly_to_re
     local = {"SfM", "PDS", "DM", "FE"}
     gone, recompute = policy.local_drops(
         local, next_reads={"DMF", "DM", "SfM"}, later={"DMF", "DM", "SfM", "PDS", "Meshing"},
-        durable={"SfM"}, recompute_seconds={"PDS": 2700.0, "FE": 9e9}, limit=3600.0)
+        durable={"SfM"}, recompute_seconds={"PDS": 2700.0, "FE": 9e9}, limit=3600.0, inputs_stored={"PDS"})
     assert gone == {"PDS", "FE"}  # PDS: cheap, read again only by Texturing; FE: nothing still to compute reads it
     assert recompute == {"PDS"}
-    gone, recompute = policy.local_drops(local, {"DMF", "DM", "SfM"}, {"PDS"}, set(), {"PDS": 7200.0}, 3600.0)
+    gone, recompute = policy.local_drops(local, {"DMF", "DM", "SfM"}, {"PDS"}, set(), {"PDS": 7200.0}, 3600.0,
+                                         {"PDS"})
     assert gone == {"FE"} and not recompute  # PDS too costly to compute again: it stays
+    gone, recompute = policy.local_drops(local, {"DMF", "DM", "SfM"}, {"PDS"}, set(), {"PDS": 60.0}, 3600.0)
+    assert gone == {"FE"} and not recompute  # what PDS reads is not stored: computing it again would start a chain
     gone, _ = policy.local_drops({"PDS"}, set(), {"PDS"}, {"PDS"}, {"PDS": 9e9}, 3600.0)
     assert gone == {"PDS"}  # held whole by the store: restored when next read
 

@@ -26,8 +26,9 @@ SOURCES = {
     "seconds.DepthMap": "alicevision/Meshroom issue #806: about 24 h for 1,021 images on a GTX 960M",
     "seconds.DepthMapFilter": "alicevision/Meshroom issue #806: half done after about 2 h for 1,021 images",
     "seconds.other": "a guess, no source found: only their ratio to the others matters to the budget",
-    "colab.local_free_bytes": "googlecolab/colabtools #919, #1377: a ~69 GB root disk with ~32 GB used "
-                              "(#5448 saw 108 GB); measure yours with shutil.disk_usage('/content')",
+    "colab.local_free_bytes": "googlecolab/colabtools #919 (2019) and #1377 (2020): df -h on a GPU runtime, "
+                              "69G size, 32G used, 34G avail (GiB); #1099: '35 GB storage'; CPU runtimes show 108G "
+                              "(#919, #5448); the runtime measures its own at start (heartbeat local_free_bytes)",
     "colab.drive_bytes": "Google Drive's free plan: 15 GB",
     "colab.session_seconds": "Colab's FAQ: free runtimes end after at most 12 hours (24 h on paid plans), "
                              "not guaranteed",
@@ -87,7 +88,7 @@ DEFAULTS = {
         "Texturing": {"per_image": 3.0, "fixed": 300},
         "Publish": {"fixed": 10},
     },
-    "colab": {"local_free_bytes": 37 * GB, "drive_bytes": 15 * GB, "session_seconds": 12 * 3600},
+    "colab": {"local_free_bytes": 34 * GB, "drive_bytes": 15 * GB, "session_seconds": 12 * 3600},
     "install_bytes": int(1.3 * 2.5 * GB),
     "pipelines": {"2019.2": _PIPELINE_2019, "2021.1": _PIPELINE_2021, "2023.3": _PIPELINE_2023,
                   "2025.1": _PIPELINE_2023},
@@ -116,10 +117,80 @@ def load(path=None) -> dict:
             model[key].update(value)
         else:
             model[key] = value
-    for name, value in model["colab"].items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ModelError(f"model file {path}: colab.{name} must be a positive number, not {value!r}")
+    problem = validate(model)
+    if problem:
+        raise ModelError(f"model file {path}: {problem}")
     return model
+
+
+MAX_FIGURE = 1e18  # bytes or seconds beyond this are no figure of a real job
+
+
+def _number(value, low: float, positive: bool = False) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float)) and low <= value <= MAX_FIGURE
+            and (value > 0 or not positive))
+
+
+def validate(model: dict) -> str | None:
+    """What is wrong with a model, in one phrase, or None: every figure typed and in range."""
+    for table in ("bytes", "seconds"):
+        if not isinstance(model.get(table), dict):
+            return f"{table} must map node types to figures"
+        for node_type, row in model[table].items():
+            if not isinstance(row, dict) or set(row) - {"per_image", "fixed"} or not all(
+                    _number(value, 0) for value in row.values()):
+                return (f"the figures of {table}.{node_type} must be numbers from 0 to {MAX_FIGURE:g} under "
+                        f"per_image and fixed, not {str(row)[:60]}")
+    colab = model.get("colab")
+    if not isinstance(colab, dict) or set(colab) != set(DEFAULTS["colab"]):
+        return f"colab must hold exactly {', '.join(DEFAULTS['colab'])}"
+    for name, value in colab.items():
+        if not _number(value, 0, positive=True):
+            return f"colab.{name} must be a positive number up to {MAX_FIGURE:g}, not {value!r}"
+    if not _number(model.get("install_bytes"), 0):
+        return f"install_bytes must be a number from 0 to {MAX_FIGURE:g}"
+    pipelines = model.get("pipelines")
+    if not isinstance(pipelines, dict) or not pipelines:
+        return "pipelines must map releases to lists of [name, nodeType, blockSize, [names it reads]]"
+    for release, rows in pipelines.items():
+        if not isinstance(rows, list) or not rows or not all(
+                isinstance(row, (list, tuple)) and len(row) == 4 and isinstance(row[0], str) and isinstance(row[1], str)
+                and _number(row[2], 0) and row[2] == int(row[2]) and isinstance(row[3], list)
+                and all(isinstance(name, str) for name in row[3]) for row in rows):
+            return f"pipelines.{release} must be a list of [name, nodeType, blockSize, [names it reads]]"
+    return None
+
+
+DEPTH_NODES = ("DepthMap", "DepthMapFilter")  # their output is one depth (and similarity) map per view
+DEFAULT_DOWNSCALE = 2  # DepthMap's downscale default, every release (nodes/aliceVision/DepthMap.py)
+DOWNSCALES = (1, 2, 4, 8, 16)  # the values DepthMap's downscale takes
+
+
+def downscale(params) -> int:
+    """The DepthMap downscale that ``--param`` values set (the default when none does)."""
+    chosen = DEFAULT_DOWNSCALE
+    for text in params or ():
+        name, _, value = str(text).partition("=")
+        if name.startswith("DepthMap_") and name.endswith(".downscale"):
+            try:
+                chosen = int(value)
+            except ValueError:
+                raise ModelError(f"{text}: DepthMap downscale takes one of {DOWNSCALES}") from None
+            if chosen not in DOWNSCALES:
+                raise ModelError(f"{text}: DepthMap downscale takes one of {DOWNSCALES}")
+    return chosen
+
+
+def with_downscale(model: dict, factor: int) -> dict:
+    """The model for DepthMap ``downscale=factor``: depth maps have (default / factor)² the pixels, so their
+    bytes and (an estimate) their compute seconds scale by that."""
+    scaled = copy.deepcopy(model)
+    share = (DEFAULT_DOWNSCALE / factor) ** 2
+    for table in ("bytes", "seconds"):
+        for node_type in DEPTH_NODES:
+            row = scaled[table].get(node_type) or {}
+            scaled[table][node_type] = {key: value * share for key, value in row.items()}
+    return scaled
 
 
 def figure(table: dict, node_type: str, images: int) -> float:
