@@ -5,7 +5,10 @@ session) changed less than ``grace_seconds`` ago, as this PC measures it. The ti
 the heartbeat, by Colab's clock, is used for one thing: to measure how late Drive's sync delivers
 it (``sync_lag``), which is shown, and to estimate when the latest beat was written on the PC's
 clock (``written_at``), corrected by the least lag measured lately so that a clock offset between
-Colab and the PC cancels out; the estimate is never earlier than the truth (see docs/supervisor.md).
+Colab and the PC cancels out; the estimate is never earlier than the truth (see docs/supervisor.md), also when
+either clock steps: lags are measured on the loop's steady clock (a step of the PC's wall clock changes none),
+and only against lags of the same session since its clock last went back (a new VM's clock, or a VM's clock
+stepped back, starts the floor afresh).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class BeatTracker:
         self._changed_at: float | None = None
         self._written_at: float | None = None
         self._lags: deque[float] = deque(maxlen=self.LAGS_KEPT)
+        self._wall_at_zero: float | None = None  # the PC's wall clock minus the loop's, when first measured
+        self._lag_clock: tuple | None = None  # (session, its latest write time) the lags are measured against
         self._unreadable_since: float | None = None
         self._first_look: float | None = None
 
@@ -61,7 +66,7 @@ class BeatTracker:
         self._unreadable_since = None
         if (beat.session, beat.seq) != self._key:
             self._key, self._changed_at, self.last = (beat.session, beat.seq), now, beat
-            self._note_written(beat, wall)
+            self._note_written(beat, now, wall)
         return self._view(now, None)
 
     def missing(self, now: float) -> BeatView:
@@ -76,13 +81,18 @@ class BeatTracker:
     def no_source(self, now: float) -> BeatView:
         return BeatView(Verdict.MISSING, self.last, self._since(now), self.sync_lag, source_ok=False)
 
-    def _note_written(self, beat: hb.Heartbeat, wall: float) -> None:
+    def _note_written(self, beat: hb.Heartbeat, now: float, wall: float) -> None:
         written = hb.timestamp(beat.time)
         if written is None:
             self.sync_lag = None
             self._written_at = self._changed_at  # unknown: as late as possible, which can only veto more
             return
-        lag = wall - written  # the sync's delay plus the PC's clock ahead of Colab's
+        if self._wall_at_zero is None:
+            self._wall_at_zero = wall - now
+        if self._lag_clock is None or beat.session != self._lag_clock[0] or written < self._lag_clock[1]:
+            self._lags.clear()  # another VM's clock, or this one's stepped back: earlier lags say nothing of it
+        self._lag_clock = (beat.session, written)
+        lag = now + self._wall_at_zero - written  # the sync's delay plus the PC's clock ahead of Colab's
         self._lags.append(lag)
         self.sync_lag = max(0.0, lag)
         self._written_at = self._changed_at - (lag - min(self._lags))
