@@ -325,11 +325,20 @@ def _default_job(document) -> str:
 
 def save_url(cfg: Config, url: str) -> None:
     """Remember the notebook URL of ``cfg.job`` in the user's config file, keeping everything else in it (comments
-    too): in [colab] url for the file's [job] name, in [jobs.NAME] url for any other job."""
+    too): in [colab] url for the file's [job] name, in [jobs.NAME] url for any other job. A notebook runs one job:
+    another job remembered with the same URL (a job name given by mistake) forgets it."""
     document = _document(cfg.path)
+    jobs = document.get("jobs")
+    for name, table in list(jobs.items()) if isinstance(jobs, dict) else ():
+        if name != cfg.job and isinstance(table, dict) and table.get("url") == url:  # a notebook runs one job
+            del table["url"]
+            cfg.jobs.pop(name, None)
     if cfg.job == _default_job(document):
         _table(document, "colab")["url"] = url
     else:
+        colab = document.get("colab")
+        if isinstance(colab, dict) and colab.get("url") == url:
+            del colab["url"]
         _table(_table(document, "jobs"), cfg.job)["url"] = url
         cfg.jobs[cfg.job] = url
     write_private(cfg.path, tomlkit.dumps(document))

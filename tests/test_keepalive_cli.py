@@ -148,6 +148,17 @@ def test_several_jobs_keep_each_their_notebook_and_a_job_runs_none_but_its_own(t
     assert config.load(path, env=env).job == "temple"
 
 
+def test_a_notebook_given_to_another_job_is_forgotten_by_the_job_named_by_mistake(tmp_path):
+    path = tmp_path / "config.toml"
+    env = {"KEEPALIVE_HOME": str(tmp_path)}
+    config.remember_job(config.load(path, env=env), "castle")
+    config.save_url(config.load(path, env=env), "https://colab.research.google.com/drive/D")  # runs job demo, in fact
+    config.remember_job(config.load(path, env=env), "demo")  # as 'keepalive run URL --job demo' does
+    config.save_url(config.load(path, env=env), "https://colab.research.google.com/drive/D")
+    assert config.load(path, env=env, job="castle").url == ""
+    assert config.load(path, env=env).url == "https://colab.research.google.com/drive/D"
+
+
 def test_a_notebook_under_a_config_of_its_own_names_that_config_in_the_next_command(tmp_path):
     mine = tmp_path / "my config.toml"
     proc = keepalive("--config", str(mine), "notebook", "--out", str(tmp_path / "nb.ipynb"), home=tmp_path)
