@@ -196,7 +196,8 @@ def cmd_service(args) -> int:
     from keepalive import service
 
     cfg = _load(args.config, job=args.job)
-    platform = service.platform_for(service.command(cfg.path, job=cfg.job), cfg.dirs.state)
+    platform = service.platform_for(service.command(cfg.path, job=cfg.job), cfg.dirs.state,
+                                    label=service.service_name(cfg.job))
     try:
         print(getattr(service, args.action)(platform))
     except service.ServiceError as exc:

@@ -15,8 +15,10 @@ and the service manager starts it again. The generators are pure functions of th
 
 from __future__ import annotations
 
+import hashlib
 import os
 import plistlib
+import re
 import shlex
 import subprocess
 import sys
@@ -28,6 +30,14 @@ NAME = "colab-keepalive"
 DESCRIPTION = "colab-keepalive: keep a long Google Colab job alive"
 RESTART_SECONDS = 60
 TASK_NS = "http://schemas.microsoft.com/windows/2004/02/mit/task"
+
+
+def service_name(job: str | None) -> str:
+    """One service per job: colab-keepalive-<job>; a job named outside ASCII (城) gets a stable ASCII name."""
+    if not job:
+        return NAME
+    name = f"{NAME}-{job}"
+    return name if re.fullmatch(r"[A-Za-z0-9._-]+", name) else f"{NAME}-{hashlib.sha256(job.encode()).hexdigest()[:12]}"
 
 
 class ServiceError(RuntimeError):
@@ -80,9 +90,9 @@ def systemd_unit(argv: list[str], env: dict[str, str]) -> str:
     )
 
 
-def launchd_plist(argv: list[str], env: dict[str, str], log: Path) -> bytes:
+def launchd_plist(argv: list[str], env: dict[str, str], log: Path, name: str = NAME) -> bytes:
     return plistlib.dumps({
-        "Label": NAME,
+        "Label": name,
         "ProgramArguments": list(argv),
         "EnvironmentVariables": dict(env),
         "RunAtLoad": True,
@@ -149,27 +159,28 @@ class Platform:
     note: str
 
 
-def platform_for(argv: list[str], state_dir: Path, home: Path | None = None, system: str | None = None) -> Platform:
+def platform_for(argv: list[str], state_dir: Path, home: Path | None = None, system: str | None = None,
+                 label: str = NAME) -> Platform:
     home = home or Path.home()
     system = system or sys.platform
     if system == "win32":
-        path = Path(state_dir) / f"{NAME}-task.xml"
+        path = Path(state_dir) / f"{label}-task.xml"
         user = "\\".join(part for part in (os.environ.get("USERDOMAIN"), os.environ.get("USERNAME")) if part)
         return Platform("Task Scheduler logon task", path, task_xml(argv, user).encode("utf-16"),
-                        [["schtasks", "/Create", "/TN", NAME, "/XML", str(path), "/F"], ["schtasks", "/Run", "/TN", NAME]],
-                        [["schtasks", "/End", "/TN", NAME], ["schtasks", "/Delete", "/TN", NAME, "/F"]],
-                        ["schtasks", "/Query", "/TN", NAME, "/V", "/FO", "LIST"],
+                        [["schtasks", "/Create", "/TN", label, "/XML", str(path), "/F"], ["schtasks", "/Run", "/TN", label]],
+                        [["schtasks", "/End", "/TN", label], ["schtasks", "/Delete", "/TN", label, "/F"]],
+                        ["schtasks", "/Query", "/TN", label, "/V", "/FO", "LIST"],
                         "it starts at every logon of yours")
     if system == "darwin":
-        path = home / "Library" / "LaunchAgents" / f"{NAME}.plist"
+        path = home / "Library" / "LaunchAgents" / f"{label}.plist"
         domain = f"gui/{os.getuid()}"
-        log = home / "Library" / "Logs" / f"{NAME}.log"
-        return Platform("launchd agent", path, launchd_plist(argv, _environment(), log),
+        log = home / "Library" / "Logs" / f"{label}.log"
+        return Platform("launchd agent", path, launchd_plist(argv, _environment(), log, label),
                         [["launchctl", "bootstrap", domain, str(path)]], [["launchctl", "bootout", domain, str(path)]],
-                        ["launchctl", "print", f"{domain}/{NAME}"], "it starts at every login of yours")
+                        ["launchctl", "print", f"{domain}/{label}"], "it starts at every login of yours")
     config_home = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
-    path = config_home / "systemd" / "user" / f"{NAME}.service"
-    unit = f"{NAME}.service"
+    path = config_home / "systemd" / "user" / f"{label}.service"
+    unit = f"{label}.service"
     return Platform("systemd user unit", path, systemd_unit(argv, _environment()).encode("utf-8"),
                     [["systemctl", "--user", "daemon-reload"], ["systemctl", "--user", "enable", "--now", unit]],
                     [["systemctl", "--user", "disable", "--now", unit], ["systemctl", "--user", "daemon-reload"]],

@@ -4,6 +4,7 @@ runs here, and install/uninstall/status against a recorded service manager (neve
 from __future__ import annotations
 
 import io
+import re
 import plistlib
 import shutil
 import subprocess
@@ -122,7 +123,7 @@ def test_the_command_line_says_it_in_one_line_where_no_service_manager_can_be_ru
     err = capsys.readouterr().err
     if sys.platform.startswith("linux"):
         assert code == 2 and err.count("\n") == 1 and "systemctl --user" in err
-        assert (tmp_path / "xdg" / "systemd" / "user" / f"{service.NAME}.service").exists()
+        assert (tmp_path / "xdg" / "systemd" / "user" / "colab-keepalive-meshroom.service").exists()  # the job's own
 
 
 @pytest.mark.parametrize("ended, expected", [(0, 0), (1, 0), (2, 0), (130, 0), (cli.EXIT_CRASHED, cli.EXIT_CRASHED)])
@@ -137,3 +138,15 @@ def test_as_a_service_bad_input_is_said_and_not_retried(tmp_path, monkeypatch, c
     monkeypatch.setattr(sys, "stdin", io.StringIO())
     assert cli.main(["run", "--service"]) == 0
     assert "no notebook URL" in capsys.readouterr().err
+
+
+def test_each_job_has_a_service_of_its_own_under_a_stable_ascii_name(tmp_path):
+    units = {job: service.platform_for(service.command(None, job=job), tmp_path, tmp_path, system="linux",
+                                       label=service.service_name(job)) for job in ("castle", "temple", "城")}
+    assert units["castle"].path.name == "colab-keepalive-castle.service"
+    assert units["城"].path.name == service.platform_for([], tmp_path, tmp_path, system="linux",
+                                                         label=service.service_name("城")).path.name
+    assert re.fullmatch(r"colab-keepalive-[0-9a-f]{12}\.service", units["城"].path.name)
+    assert len({unit.path for unit in units.values()}) == 3  # installing one never replaces another
+    assert all(f"--job {job}" in unit.content.decode() or f'"--job" "{job}"' in unit.content.decode()
+               for job, unit in units.items())
