@@ -198,8 +198,11 @@ def cmd_service(args) -> int:
     cfg = _load(args.config, job=args.job)
     platform = service.platform_for(service.command(cfg.path, job=cfg.job), cfg.dirs.state,
                                     label=service.service_name(cfg.job))
+    legacy = service.platform_for(service.command(cfg.path), cfg.dirs.state)  # from before one service per job
     try:
         print(getattr(service, args.action)(platform))
+        if args.action == "uninstall" and legacy.path.exists():
+            print(service.uninstall(legacy))
     except service.ServiceError as exc:
         raise config.ConfigError(str(exc)) from None
     return 0

@@ -150,3 +150,17 @@ def test_each_job_has_a_service_of_its_own_under_a_stable_ascii_name(tmp_path):
     assert len({unit.path for unit in units.values()}) == 3  # installing one never replaces another
     assert all(f"--job {job}" in unit.content.decode() or f'"--job" "{job}"' in unit.content.decode()
                for job, unit in units.items())
+
+
+def test_uninstall_also_removes_the_one_service_of_before_per_job_services(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KEEPALIVE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the systemd paths: Linux here")
+    old = tmp_path / "xdg" / "systemd" / "user" / f"{service.NAME}.service"
+    old.parent.mkdir(parents=True)
+    old.write_text("[Service]\n")
+    assert cli.main(["service", "uninstall"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["no systemd user unit was installed", f"removed the systemd user unit {old}"] and not old.exists()
