@@ -164,6 +164,10 @@ def cmd_doctor(args) -> int:
         report = cli_doctor.run_doctor(cfg)
         print(json.dumps(report, sort_keys=True) if args.json else cli_doctor.render(report))
         return 0 if report["problem"] is None else 1
+    if not (args.url or cfg.url):
+        raise config.ConfigError(f"no notebook URL is remembered for job {cfg.job}: pass it, as in "
+                                 f"'{_command(args, 'doctor')} <its URL>', or run '{_command(args, 'run', '--job', cfg.job)}"
+                                 " <its URL>' once")
     cfg.url = config.check_colab_url(args.url or cfg.url, cfg.origin)
     if args.headless:
         cfg.browser = dataclasses.replace(cfg.browser, headless=True)

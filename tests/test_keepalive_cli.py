@@ -159,6 +159,13 @@ def test_a_notebook_given_to_another_job_is_forgotten_by_the_job_named_by_mistak
     assert config.load(path, env=env).url == "https://colab.research.google.com/drive/D"
 
 
+def test_doctor_for_a_job_without_a_notebook_says_how_to_give_it_one(tmp_path):
+    proc = keepalive("doctor", "--job", "temple", home=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "no notebook URL is remembered for job temple" in proc.stderr
+    assert "'keepalive run --job temple <its URL>' once" in proc.stderr
+
+
 def test_a_notebook_under_a_config_of_its_own_names_that_config_in_the_next_command(tmp_path):
     mine = tmp_path / "my config.toml"
     proc = keepalive("--config", str(mine), "notebook", "--out", str(tmp_path / "nb.ipynb"), home=tmp_path)
