@@ -18,7 +18,7 @@ import dataclasses
 import threading
 import uuid
 
-from colab_side import heartbeat
+from colab_side import heartbeat, vitals
 from colab_side.drive import Drive, DriveError, run_with_limit
 from colab_side.events import utc_now
 from colab_side.lease import Superseded
@@ -33,6 +33,7 @@ class HeartbeatWriter:
         self.limit = limit
         self.log = log
         self.guard = lambda: None
+        self.vitals = vitals.read  # the VM's vital signs, read before each periodic beat
         self.on_superseded = lambda owner: None
         self.superseded: str | None = None
         self.beat = heartbeat.Heartbeat(
@@ -92,6 +93,10 @@ class HeartbeatWriter:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
+            try:
+                self.update(**self.vitals())
+            except Exception as exc:  # a sign that cannot be read must not stop the beats
+                self.log(f"vital signs not read: {exc}")
             self.write()
 
     def stop(self, final_write: bool = True) -> None:

@@ -118,6 +118,14 @@ class Heartbeat:
     cause: str | None = None  # one of CAUSES, for failed/blocked
     reason: str | None = None  # one line: what happened
     action: str | None = None  # one line: what the human should do
+    # The VM's vital signs (colab_side/vitals.py), None where unknown; a heartbeat without them is still read.
+    ram_used_bytes: int | None = None
+    ram_total_bytes: int | None = None
+    process_rss_bytes: int | None = None  # the job's own process
+    uptime_seconds: int | None = None  # the VM's, since it booted
+    gpu_memory_used_bytes: int | None = None
+    gpu_memory_total_bytes: int | None = None
+    gpu_utilization: float | None = None  # 0..1, as nvidia-smi says
     warnings: list[str] = field(default_factory=list)  # e.g. the 12-hour risk
     history: list[str] = field(default_factory=list)  # what this session did to the job, e.g. whom it superseded
 
@@ -176,6 +184,10 @@ _CHECKS = {
     "local_free_bytes": _optional(_count), "drive_free_bytes": _optional(_count), "cache_bytes": _optional(_count),
     "durable_chunks": _count, "pruned_bytes": _count, "last_log_line": _text,
     "cause": _optional(_one_of(CAUSES)), "reason": _optional(_text), "action": _optional(_text),
+    "ram_used_bytes": _optional(_count), "ram_total_bytes": _optional(_count),
+    "process_rss_bytes": _optional(_count), "uptime_seconds": _optional(_count),
+    "gpu_memory_used_bytes": _optional(_count), "gpu_memory_total_bytes": _optional(_count),
+    "gpu_utilization": _optional(_fraction),
     "warnings": _texts, "history": _texts,
 }
 _REQUIRED = ("job", "session", "seq", "time", "phase")
