@@ -51,6 +51,7 @@ class Daemon:
         self._released: list[str] = [s for s in saved.get("released_sessions") or [] if isinstance(s, str)]
         self._seen_alive: set[str] = set()
         self._release_wait_since: float | None = None
+        self.watch_last_final: str | None = None  # the session of the final heartbeat last read
         self.durable = DurableOnPC(getattr(watch, "drive_folder", None), cfg.job)
         self.stopping = False
         self._interruptible = False  # a signal now ends the round at once (a browser call can block for long)
@@ -83,6 +84,8 @@ class Daemon:
         decision = decide(observation.state, beat, self.memory, self.clock(), self.cfg.supervisor)
         self._note_heartbeat(beat)
         had_session = self.memory.session is not None
+        if self.memory.pending_restart is not None and decision.memory.pending_restart is None and beat.beat:
+            self._seen_alive.add(beat.beat.session)  # the session this daemon's Run all started (it may end at once)
         self.memory = decision.memory
         if len(self.memory.restarts) > self._restarts_seen:
             if had_session:  # the very first start of a job that never ran is not a restart
@@ -119,6 +122,7 @@ class Daemon:
         once, so no units burn; never while the page shows a job running, never twice across restarts.
         True while such a release waits only for the page to stop showing a job running."""
         current = beat.beat
+        self.watch_last_final = current.session if current is not None and current.final else None
         if current is not None and (not current.final and beat.verdict is Verdict.FRESH
                                     or current.final and getattr(self.watch, "final_beats_are_this_runs", False)):
             self._seen_alive.add(current.session)  # (cli mode: a relaunched job may end within one poll)
@@ -222,4 +226,9 @@ class Daemon:
         code = EXIT_CODES.get(self.final.cause, 1)
         told = headline(self.shown)  # as the panel said it last: done with its figures, a failure with what to do
         print(f"keepalive: {told[0] if told else self.final.reason}", file=sys.stderr)
+        ended = self.watch_last_final
+        if self.cfg.release_runtime_at_end and ended is not None and ended not in self._released:
+            print(f"keepalive: the runtime was not released: this daemon did not see session {ended} run, so it may "
+                  "be running something else; if the notebook is idle, use Runtime > Disconnect and delete runtime",
+                  file=sys.stderr)
         return code

@@ -211,7 +211,7 @@ def test_selenium_hands_disconnect_and_delete_the_runtime_through_the_runtime_me
 
 @pytest.mark.browser
 def test_a_restarted_daemon_facing_a_running_page_and_an_old_final_heartbeat_releases_nothing(
-        tmp_path, sleeper_sim, cfg, restore_signals):
+        tmp_path, sleeper_sim, cfg, restore_signals, capsys):
     """Real Chromium, the simulator's page running a job; on the PC the final heartbeat of an earlier session."""
     from conftest import chromium_available, headless_config, wait_for
     from keepalive.states import Action
@@ -237,3 +237,4 @@ def test_a_restarted_daemon_facing_a_running_page_and_an_old_final_heartbeat_rel
         watching.run()
         released = [e for e in watching.journal.events() if e["event"] == "runtime_released"]
     assert released == [] and sleeper_sim.state()["runtime_deleted"] == 0
+    assert "runtime was not released" in capsys.readouterr().err  # and the user is told how to do it

@@ -183,7 +183,9 @@ def test_done_stops_the_loop_with_exit_0_and_one_notification(tmp_path, restore_
     assert rig.notes() == ["done"]
     assert rig.hands.acted == [] and rig.hands.closed
     assert rig.events("daemon_stop")[-1]["reason"] == "the job is done"
-    assert capsys.readouterr().err.splitlines()[-1].startswith("keepalive: DONE: the job finished — 0 restarts")
+    said = capsys.readouterr().err.splitlines()
+    assert said[-2].startswith("keepalive: DONE: the job finished — 0 restarts")
+    assert "runtime was not released: this daemon did not see session s1 run" in said[-1]  # found done: history
 
 
 def test_a_failed_job_stops_with_exit_1_and_is_never_restarted(tmp_path, restore_signals, capsys):
@@ -194,7 +196,7 @@ def test_a_failed_job_stops_with_exit_1_and_is_never_restarted(tmp_path, restore
     assert rig.notes() == ["failed"]
     assert rig.hands.acted == []
     assert "DepthMap_1" in rig.events("daemon_stop")[-1]["reason"]
-    assert capsys.readouterr().err.splitlines()[-1] == ("keepalive: CODE_ERROR: DepthMap_1 ended in ERROR in 2 sessions"
+    assert capsys.readouterr().err.splitlines()[-2] == ("keepalive: CODE_ERROR: DepthMap_1 ended in ERROR in 2 sessions"
                                                        " — to do: look at logs/ and fix the input")
 
 
@@ -422,3 +424,20 @@ def test_jobs_of_other_names_already_there_do_not_stop_a_first_start(tmp_path):
         rig.daemon.step()
         clock.now += GRACE
     assert Action.RUN_ALL in rig.hands.acted and "other_job" not in rig.notes()
+
+
+def test_a_session_started_by_this_daemons_run_all_is_released_even_if_it_ends_before_a_live_beat(tmp_path):
+    """No GPU at once: the session this daemon started writes 'blocked' as its first word; its runtime is ours."""
+    clock = Clock()
+    rig = Rig(tmp_path, page=PageState.IDLE, clock=clock)
+    rig.beat(chunks_done=3)
+    rig.daemon.step()
+    clock.now += GRACE + 1
+    rig.daemon.step()
+    clock.now += 1
+    assert rig.daemon.step().action is Action.RUN_ALL
+    rig.beat(session="s2", phase=hb.BLOCKED, cause=hb.NO_GPU)
+    clock.now += 1
+    rig.daemon.step()
+    assert rig.hands.released == 1
+    assert [e["session"] for e in rig.events("runtime_released")] == ["s2"]
