@@ -143,15 +143,21 @@ def collect(cfg, wall: float | None = None) -> dict:
 
 # ``keepalive status``'s exit codes (2, a config that cannot be used, is every command's).
 EXIT_OK, EXIT_NEEDS_YOU, EXIT_UNWATCHED = 0, 1, 4
-EXIT_CODES_HELP = ("exit codes: 0 the job is done, or a daemon watches it; 1 the job failed or is blocked, or the "
-                   "daemon gave up restarting it; 2 the config cannot be used; 4 no daemon watches a job that is "
-                   "not finished")
+EXIT_CODES_HELP = ("exit codes: 0 the job is done, or a daemon watches it; 1 the job failed or is blocked, the "
+                   "daemon gave up restarting it, or it waits for you (CAPTCHA, sign-in, Colab's terms, another "
+                   "job on the Drive, no Drive folder); 2 the config cannot be used; 4 no daemon watches a job "
+                   "that is not finished")
+# What the daemon cannot get past without the human: status says "needs you" (1) for these too.
+NEEDS_YOU = {Cause.CAPTCHA.value, Cause.LOGIN_REQUIRED.value, Cause.COLAB_POLICY.value,
+             Cause.OTHER_JOB.value, Cause.NO_HEARTBEAT_SOURCE.value}
 
 
 def exit_code(info: dict) -> int:
     """What ``status`` exits with: something is wrong (1), or nothing watches a job that is not done (4)."""
     phase = text(info.get("phase"))
-    if phase in (hb.FAILED, hb.BLOCKED) or text(info.get("cause")) == Cause.THRASHING.value:
+    cause = text(info.get("cause"))
+    if (phase in (hb.FAILED, hb.BLOCKED) or cause == Cause.THRASHING.value
+            or cause in NEEDS_YOU and info.get("watched_by")):  # (an earlier daemon's cause is no longer true)
         return EXIT_NEEDS_YOU
     if phase != hb.DONE and not info.get("watched_by"):
         return EXIT_UNWATCHED

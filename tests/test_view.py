@@ -198,6 +198,8 @@ def test_an_unreadable_heartbeat_says_why():
     ("computing", None, True, 0), ("computing", None, False, 4), (None, None, False, 4),
     ("done", "JOB_DONE", False, 0), ("failed", "CODE_ERROR", True, 1), ("blocked", "DRIVE_FULL", True, 1),
     ("computing", "THRASHING", False, 1), ("computing", "HEARTBEAT_STALLED", True, 0),
+    (None, "OTHER_JOB", True, 1), ("computing", "CAPTCHA", True, 1), ("computing", "LOGIN_REQUIRED", True, 1),
+    ("computing", "COLAB_POLICY", True, 1), ("computing", "CAPTCHA", False, 4), ("computing", "OFFLINE", True, 0),
 ])
 def test_status_exit_code_says_what_needs_doing(phase, cause, watched, code):
     from keepalive.status import exit_code
