@@ -13,8 +13,10 @@ import json
 import textwrap
 import zipfile
 from importlib import resources
+from pathlib import PurePosixPath, PureWindowsPath
 
 from colab_side import settings as colab_settings
+from colab_side.meshroom import versions
 from colab_side.meshroom.commands import parse_param
 
 
@@ -39,6 +41,19 @@ def _code(source: str) -> dict:
             "source": source.strip("\n").splitlines(keepends=True)}
 
 
+def check_colab_folder(images: str) -> str:
+    """``images`` if it is a folder as Colab sees it (under /content/drive/), else ValueError saying what to write."""
+    example = "/content/drive/MyDrive/images"
+    name = PureWindowsPath(images).name or "images"
+    if "\\" in images or PureWindowsPath(images).drive:
+        raise ValueError(f"--images '{images}' is a folder on your PC; write it as Colab sees it on your Drive, "
+                         f"e.g. /content/drive/MyDrive/{name}")
+    if not images.startswith("/content/drive/") or ".." in PurePosixPath(images).parts:
+        raise ValueError(f"--images '{images}' is not a folder on your Drive as Colab sees it: write the full path, "
+                         f"e.g. {example} for My Drive/images")
+    return images
+
+
 def run_settings(images: str, job: str, meshroom: str, pipeline: str | None = None, params=(),
                  overrides: str | None = None, drive_budget_gb: float | None = None) -> dict:
     """The keyword arguments of ``colab_side.run`` in the notebook: the pipeline options only when given.
@@ -46,6 +61,8 @@ def run_settings(images: str, job: str, meshroom: str, pipeline: str | None = No
     ``params`` are checked here (``Node_1.attribute=value``); node and attribute names are checked
     against the saved graph on Colab, before anything is computed.
     """
+    check_colab_folder(images)
+    versions.get(meshroom)  # an unknown release is named here, with the ones there are
     for text in params:
         parse_param(text)
     chosen = {"images": images, "job": job, "meshroom": meshroom, "pipeline": pipeline,

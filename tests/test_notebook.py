@@ -112,12 +112,29 @@ def test_a_malformed_parameter_is_refused_when_the_notebook_is_written(tmp_path)
 def test_the_notebooks_pipeline_settings_reach_the_session(tmp_path):
     """colab_side.run with the notebook's keywords: an unknown attribute is failed BAD_INPUT, named."""
     job = Job(tmp_path / "job", name="castle", images=4)
-    keywords = run_keywords(notebook.build(images=str(job.images), job="castle", meshroom="2019.2",
+    keywords = run_keywords(notebook.build(images="/content/drive/MyDrive/castle", job="castle", meshroom="2019.2",
                                            params=["DepthMap_1.downscal=4"]))
-    keywords.update(drive_root=str(job.drive), meshroom_url=str(job.release), local_dir=str(job.local),
+    keywords.update(images=str(job.images), drive_root=str(job.drive), meshroom_url=str(job.release), local_dir=str(job.local),
                     heartbeat_seconds=0.2)
     program = f"import sys, colab_side; sys.exit(colab_side.run(**{keywords!r}))"
     proc = subprocess.run([sys.executable, "-c", program], env=job.env, capture_output=True, text=True, timeout=120)
     beat = json.loads((job.job_dir / "heartbeat.json").read_text())
     assert proc.returncode != 0 and beat["cause"] == "BAD_INPUT", proc.stdout[-2000:]
     assert "DepthMap_1" in beat["reason"] and "downscal" in beat["reason"]
+
+
+@pytest.mark.parametrize("images, says", [
+    ("G:\\My Drive\\images", "folder on your PC"), ("C:/Users/me/photos", "folder on your PC"),
+    ("images", "full path"), ("./images", "full path"), ("/home/me/images", "full path"),
+    ("/content/drive/MyDrive/../etc", "full path"),
+])
+def test_a_path_that_is_not_a_colab_path_is_refused_saying_what_to_write(tmp_path, images, says):
+    with pytest.raises(ValueError, match=says) as refused:
+        notebook.write(tmp_path / "nb.ipynb", **{**SETTINGS, "images": images})
+    assert "/content/drive/MyDrive/" in str(refused.value) and not (tmp_path / "nb.ipynb").exists()
+
+
+def test_an_unknown_release_is_refused_naming_the_known_ones(tmp_path):
+    with pytest.raises(ValueError, match="2019.2, 2021.1") as refused:
+        notebook.write(tmp_path / "nb.ipynb", **{**SETTINGS, "meshroom": "2024"})
+    assert "2024" in str(refused.value) and not (tmp_path / "nb.ipynb").exists()
