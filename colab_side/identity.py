@@ -1,7 +1,8 @@
-"""What a job is: its image set (names, sizes, content digests), Meshroom version and pipeline.
+"""What a job is: its image set (names, sizes, content digests), Meshroom version, pipeline, parameters and
+overrides (files by their content).
 
 ``job.json`` records it at the first session; every later session compares. A different image set
-under the same job name is refused (never merged, never answered with the old result) unless the
+or other settings under the same job name are refused (never merged, never answered with the old result) unless the
 user asks for ``--replan``. Digests are computed once per file: a later session re-reads an image
 only when its size or modification time differs from the record.
 """
@@ -11,10 +12,19 @@ from __future__ import annotations
 PIPELINE = "photogrammetry"
 
 
-def identity(job: str, meshroom: str, folder: str, images: list[dict], pipeline: str = PIPELINE) -> dict:
-    """``images``: one ``{name, size, sha256, mtime_ns}`` per image; ``folder`` is for the reader only."""
-    return {"job": job, "meshroom": meshroom, "pipeline": pipeline, "folder": folder,
-            "images": sorted(images, key=lambda image: image["name"])}
+def identity(job: str, meshroom: str, folder: str, images: list[dict], pipeline: str = PIPELINE, params=(),
+             overrides: str | None = None) -> dict:
+    """``images``: one ``{name, size, sha256, mtime_ns}`` per image; ``folder`` is for the reader only.
+    ``pipeline`` and ``overrides``: a file as ``"<name> sha256:<digest>"`` (its content makes the job), or the
+    default pipeline's name; ``params``: the parameters as given, in order (a later one wins)."""
+    return {"job": job, "meshroom": meshroom, "pipeline": pipeline, "params": list(params), "overrides": overrides,
+            "folder": folder, "images": sorted(images, key=lambda image: image["name"])}
+
+
+def _shown(value) -> str:
+    if not value:
+        return "none"
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def known_digest(record, name: str, size: int, mtime_ns: int) -> str | None:
@@ -49,7 +59,10 @@ def difference(known, current: dict) -> str | None:
     if known.get("meshroom") != current["meshroom"]:
         return f"it was started with Meshroom {known.get('meshroom')}, not {current['meshroom']}"
     if known.get("pipeline", PIPELINE) != current["pipeline"]:
-        return f"it was started with the {known.get('pipeline')} pipeline, not {current['pipeline']}"
+        return f"it was started with the pipeline {known.get('pipeline')}, not {current['pipeline']}"
+    for key, what, default in (("params", "parameters", []), ("overrides", "overrides", None)):
+        if known.get(key, default) != current[key]:  # (a record from before they were kept: the defaults)
+            return f"it was started with {what} {_shown(known.get(key, default))}, not {_shown(current[key])}"
     if isinstance(known.get("images"), str):
         same = known["images"] == current["folder"]
         return None if same else f"it was started with the images in {known['images']}"

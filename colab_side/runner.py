@@ -270,19 +270,35 @@ class Session:
         for image, stat in zip(self.images, stats):
             digest = identity.known_digest(known, image.name, stat.st_size, stat.st_mtime_ns) or self.drive.sha256(image)
             images.append({"name": image.name, "size": stat.st_size, "sha256": digest, "mtime_ns": stat.st_mtime_ns})
-        current = identity.identity(self.settings.job, self.settings.meshroom, str(Path(self.settings.images)), images)
+        current = identity.identity(self.settings.job, self.settings.meshroom, str(Path(self.settings.images)), images,
+                                    **self._pipeline_choices())
         if known is not None:
             differs = identity.difference(known, current)
             if differs and not self.settings.replan:
                 raise Stop(hb.FAILED, hb.BAD_INPUT, f"job folder {self.layout.job_dir} holds another job: {differs}",
-                           f"use a new job name for these images, or pass --replan to start job {self.settings.job} over "
-                           "with them (its old records are kept aside)")
+                           f"use a new job name for these images and settings, or pass --replan to start job "
+                           f"{self.settings.job} over with them (its old records are kept aside)")
             if differs:
                 self._set_old_job_aside()
             elif known == current:
                 return
         self.lease.check()
         self.drive.write_json(path, current)
+
+    def _pipeline_choices(self) -> dict:
+        """The pipeline, parameters and overrides as they make the job; a file by its name and content digest."""
+        files = {}
+        for key in ("pipeline", "overrides"):
+            path = getattr(self.settings, key)
+            if path is None:
+                continue
+            digest = self.drive.sha256(path)
+            if digest is None:
+                raise Stop(hb.FAILED, hb.BAD_INPUT, f"the {key} file {path} does not exist",
+                           f"give the path of your {key} file as Colab sees it (under /content/drive/)")
+            files[key] = f"{Path(path).name} sha256:{digest}"
+        return {"pipeline": files.get("pipeline", identity.PIPELINE), "params": list(self.settings.params),
+                "overrides": files.get("overrides")}
 
     def _set_old_job_aside(self) -> None:
         """``--replan``: move the old job's records into ``replaced-<time>/`` (renamed, nothing deleted)."""
