@@ -21,9 +21,9 @@ import schedule
 
 from colab_side.events import utc_now
 from keepalive.drive_store import DurableOnPC
-from keepalive.states import Action, Cause, PageState, Verdict
+from keepalive.states import Action, Cause, Verdict
 from keepalive.status import count, describe, headline
-from keepalive.supervisor import Decision, Memory, decide, release_due
+from keepalive.supervisor import RUNNING_PAGES, Decision, Memory, decide, release_due
 
 EXIT_CODES = {Cause.JOB_DONE: 0}
 RELEASED_KEPT = 50  # sessions whose release is remembered in state.json
@@ -128,8 +128,10 @@ class Daemon:
             self._seen_alive.add(current.session)  # (cli mode: a relaunched job may end within one poll)
         if not self.cfg.release_runtime_at_end:
             return False
-        if not release_due(current, page, self._seen_alive, self._released):
-            return release_due(current, PageState.IDLE, self._seen_alive, self._released)
+        if not release_due(current, self._seen_alive, self._released):
+            return False
+        if page in RUNNING_PAGES:
+            return True  # ours has ended, but the page still shows a job running: wait for it
         self._released = [*self._released, current.session][-RELEASED_KEPT:]
         self.state["released_sessions"] = self._released
         ok = self.hands.release_runtime()

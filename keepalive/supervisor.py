@@ -209,12 +209,12 @@ def _heartbeat_bad(r: Round) -> bool:
     return r.beat.verdict in (Verdict.STALE, Verdict.MISSING) or _unreadable_too_long(r)
 
 
-def release_due(beat: hb.Heartbeat | None, page: PageState, seen_alive, released) -> bool:
-    """Whether to disconnect and delete the runtime now: its session wrote its own final word (done, failed,
-    blocked), this daemon saw that session alive before, has not released it yet, and the page does not show
-    a job running (a final heartbeat of an earlier session beside a running page is history, not this runtime's)."""
-    return (beat is not None and beat.final and beat.session in seen_alive and beat.session not in released
-            and page not in RUNNING_PAGES)
+def release_due(beat: hb.Heartbeat | None, seen_alive, released) -> bool:
+    """Whether this daemon's runtime has ended and is still to be released: its session wrote its own final word
+    (done, failed, blocked), this daemon saw that session alive before, and has not released it yet. The caller
+    still waits while the page shows a job running (``RUNNING_PAGES``): a final heartbeat of an earlier session
+    beside a running page is history, not this runtime's."""
+    return beat is not None and beat.final and beat.session in seen_alive and beat.session not in released
 
 
 # --- the rules, in order ------------------------------------------------------------------------------
