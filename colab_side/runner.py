@@ -30,7 +30,7 @@ from colab_side.layout import NotOurs, job_layout, work_dir
 from colab_side.lease import Lease, Superseded
 from colab_side.local import LocalCache
 from colab_side.engine import DONE, ERROR, Engine, Interrupted, Step, Stop
-from colab_side.settings import Settings, SettingsError, make as make_settings
+from colab_side.settings import Settings, SettingsError, check_colab_paths, make as make_settings
 from colab_side.store import Store, chunk_key
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".heic", ".dng", ".cr2", ".nef", ".arw")
@@ -532,6 +532,7 @@ def run(images, **options) -> int:
     """
     try:
         settings = make_settings(images=images, **options)
+        check_colab_paths(settings)
     except SettingsError as exc:
         print(f"colab_side: {exc}")
         return 2

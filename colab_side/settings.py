@@ -4,14 +4,17 @@ Each row names a setting, its type, default, one line of help and, for numbers, 
 lie in. ``python -m colab_side run`` turns the rows into options (``drive_margin_gb`` becomes
 ``--drive-margin-gb``; a true-by-default flag gets its own ``--no-…``-style name), the notebook
 writes them as keyword arguments of ``colab_side.run``, and ``make`` checks values from either.
+The notebook's form gives texts: a blank text is an optional setting not given, and one text holds
+all the items of a repeatable setting (``split_items``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 GB = 1 << 30
 
@@ -85,7 +88,21 @@ Settings.drive_budget_bytes = property(
     lambda self: None if self.drive_budget_gb is None else int(self.drive_budget_gb * GB))
 
 
+# Items are separated by ";" or by "," before the next Node_1.attribute= (a value may hold commas: sift,akaze).
+_ITEM_SEPARATOR = re.compile(r"\s*;\s*|\s*,\s*(?=\w+\.\w[\w.]*\s*=)|\s*\n\s*")
+
+
+def split_items(text: str) -> tuple[str, ...]:
+    """The items of a repeatable setting written as one text, as the notebook's form holds them.
+
+    ``"DepthMap_1.downscale=4, FeatureExtraction_1.describerTypes=sift,akaze"`` gives two items.
+    """
+    return tuple(item for item in _ITEM_SEPARATOR.split(text.strip()) if item)
+
+
 def _convert(row: Field, value):
+    if isinstance(value, str) and not value.strip() and row.default is None and not row.required:
+        value = None  # a form field left blank: the setting is not given
     if value is None:
         if row.required:
             raise SettingsError(f"{row.name} is required: {row.help}")
@@ -107,7 +124,9 @@ def _convert(row: Field, value):
         if number != number or (row.low is not None and number < row.low) or (row.high is not None and number > row.high):
             raise SettingsError(f"{row.name} must be between {row.low:g} and {row.high:g}, not {value!r}")
         return number
-    if row.type is tuple:  # of texts: a repeatable option, a list in the notebook
+    if row.type is tuple:  # of texts: a repeatable option, a list or one text (``split_items``) in the notebook
+        if isinstance(value, str):
+            value = split_items(value)
         if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) and item for item in value):
             raise SettingsError(f"{row.name} must be a list of texts, not {value!r}")
         return tuple(value)
@@ -126,6 +145,29 @@ def make(**values) -> Settings:
         value = values.get(row.name, None if row.required else row.default)
         converted[row.name] = _convert(row, value)
     return Settings(**converted)
+
+
+COLAB_PATHS = ("images", "pipeline", "overrides")  # the user's files, on Drive as Colab sees it
+
+
+def check_colab_path(name: str, value) -> None:
+    """SettingsError, saying what to write, unless ``value`` is under /content/drive/ (Drive as Colab sees it)."""
+    text = str(value)
+    leaf = PureWindowsPath(text).name or "images"
+    if "\\" in text or PureWindowsPath(text).drive:
+        raise SettingsError(f"{name} '{text}' is a folder on your PC; write it as Colab sees it on your Drive, "
+                            f"e.g. /content/drive/MyDrive/{leaf}")
+    if not text.startswith("/content/drive/") or ".." in PurePosixPath(text).parts:
+        raise SettingsError(f"{name} '{text}' is not on your Drive as Colab sees it: write the full path, "
+                            f"e.g. /content/drive/MyDrive/images for My Drive/images")
+
+
+def check_colab_paths(settings: Settings) -> None:
+    """On Colab (no ``drive_root``): the images, pipeline and overrides are paths on the mounted Drive."""
+    if settings.drive_root is None:
+        for name in COLAB_PATHS:
+            if getattr(settings, name) is not None:
+                check_colab_path(name, getattr(settings, name))
 
 
 def add_argument(parser: argparse.ArgumentParser, row: Field) -> None:

@@ -1,19 +1,21 @@
 """``keepalive notebook``: the .ipynb the user uploads to Colab once.
 
 The notebook does not install anything from a package index: the ``colab_side`` package is
-embedded in the first cell as a base64 zip (made from the installed package when the command
-runs) and imported from that zip, so every restart runs exactly the version that wrote it.
+embedded as a base64 zip (made from the installed package when the command runs) in a collapsed
+cell and imported from that zip, so every restart runs exactly the version that wrote it. The one
+visible cell is a Colab form (``#@param`` fields, filled from the command's options) that passes
+its values to ``colab_side.run``, which checks them as it checks the command's (docs/notebook.md).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import textwrap
 import zipfile
 from importlib import resources
-from pathlib import PurePosixPath, PureWindowsPath
 
 from colab_side import settings as colab_settings
 from colab_side.meshroom import versions
@@ -36,21 +38,15 @@ def colab_side_zip() -> bytes:
     return buffer.getvalue()
 
 
-def _code(source: str) -> dict:
-    return {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-            "source": source.strip("\n").splitlines(keepends=True)}
+def _code(source: str, collapsed: bool = False) -> dict:
+    """A code cell; ``collapsed``: Colab shows its ``#@title`` line only (the form view, code hidden)."""
+    return {"cell_type": "code", "execution_count": None, "metadata": {"cellView": "form"} if collapsed else {},
+            "outputs": [], "source": source.strip("\n").splitlines(keepends=True)}
 
 
 def check_colab_folder(images: str) -> str:
     """``images`` if it is a folder as Colab sees it (under /content/drive/), else ValueError saying what to write."""
-    example = "/content/drive/MyDrive/images"
-    name = PureWindowsPath(images).name or "images"
-    if "\\" in images or PureWindowsPath(images).drive:
-        raise ValueError(f"--images '{images}' is a folder on your PC; write it as Colab sees it on your Drive, "
-                         f"e.g. /content/drive/MyDrive/{name}")
-    if not images.startswith("/content/drive/") or ".." in PurePosixPath(images).parts:
-        raise ValueError(f"--images '{images}' is not a folder on your Drive as Colab sees it: write the full path, "
-                         f"e.g. {example} for My Drive/images")
+    colab_settings.check_colab_path("--images", images)
     return images
 
 
@@ -72,33 +68,61 @@ def run_settings(images: str, job: str, meshroom: str, pipeline: str | None = No
     return chosen
 
 
+def form_fields(chosen: dict) -> list[str]:
+    """The form's lines, one ``#@param`` field per setting: a text field, or a list to choose from.
+
+    Fields always shown: images, job, the release, the Drive budget and the parameters (blank when not
+    given); the pipeline and overrides files only when given. The values are JSON texts, which Python reads.
+    """
+    def field(name: str, value, spec: str) -> str:
+        return f"{name} = {json.dumps(value, ensure_ascii=False)}  #@param {spec}"
+
+    budget = chosen.get("drive_budget_gb")
+    lines = [
+        field("images", chosen["images"], '{type:"string"}'),
+        field("job", chosen["job"], '{type:"string"}'),
+        field("meshroom", chosen["meshroom"], json.dumps(list(versions.VERSIONS))),
+        field("drive_budget_gb", "" if budget is None else str(budget),
+              '{type:"string", placeholder:"GB; blank: what Drive has free"}'),
+        field("params", "; ".join(chosen.get("params", ())),
+              '{type:"string", placeholder:"Node_1.attribute=value; Node_2.attribute=value"}'),
+    ]
+    lines += [field(name, chosen[name], '{type:"string"}') for name in ("pipeline", "overrides") if name in chosen]
+    return lines
+
+
 def build(images: str, job: str, meshroom: str, **options) -> dict:
     """The notebook; ``options``: ``pipeline``, ``params``, ``overrides``, ``drive_budget_gb`` (see ``run_settings``)."""
-    settings = ", ".join(f"{key}={value!r}" for key, value in run_settings(images, job, meshroom, **options).items())
-    payload = base64.b64encode(colab_side_zip()).decode()
+    fields = form_fields(run_settings(images, job, meshroom, **options))
+    names = [line.split(" = ", 1)[0] for line in fields]
+    data = colab_side_zip()
     install = textwrap.dedent(f"""
-        # 1. colab_side, embedded (no package index needed), and Google Drive.
+        #@title colab_side {hashlib.sha256(data).hexdigest()[:12]}, embedded (every restart runs this version), and Google Drive {{ display-mode: "form" }}
+        COLAB_SIDE = "{base64.b64encode(data).decode()}"
         import base64, sys
         open("/content/colab_side.zip", "wb").write(base64.b64decode(COLAB_SIDE))
         sys.path.insert(0, "/content/colab_side.zip")
         from google.colab import drive
         drive.mount("/content/drive")
         """)
-    run = textwrap.dedent(f"""
-        # 2. Run or resume the job. Safe to run again at any time: finished chunks are never redone.
-        import colab_side
-        colab_side.run({settings})
-        """)
+    run = "\n".join([
+        "#@title Your job (change a value, then Runtime > Run all; finished chunks are never redone)",
+        *fields,
+        "import colab_side",
+        f"colab_side.run({', '.join(f'{name}={name}' for name in names)})",
+    ])
     intro = ("# Meshroom on Colab, kept alive by colab-keepalive\n"
              "Run all on a **GPU** runtime. The daemon on your PC reopens this notebook and presses Run all "
-             "after every disconnect; progress is in `My Drive/keepalive/" + job + "/heartbeat.json`.")
+             "after every disconnect; progress is in `My Drive/keepalive/" + job + "/heartbeat.json`.\n\n"
+             "The form below holds the job's settings, as `keepalive notebook` wrote them. The daemon watches the "
+             "job named there: to rename the job, write a new notebook with `keepalive notebook --job`.")
     return {
         "nbformat": 4, "nbformat_minor": 5,
         "metadata": {"accelerator": "GPU", "colab": {"provenance": []},
                      "kernelspec": {"name": "python3", "display_name": "Python 3"}},
         "cells": [
             {"cell_type": "markdown", "metadata": {}, "source": intro.splitlines(keepends=True)},
-            _code(f'COLAB_SIDE = "{payload}"\n' + install),
+            _code(install, collapsed=True),
             _code(run),
         ],
     }

@@ -107,8 +107,11 @@ def test_notebook_embeds_colab_side_and_runs_the_users_settings(tmp_path):
     notebook = json.loads(out.read_text())
     source = "".join("".join(cell["source"]) for cell in notebook["cells"])
     assert "pip install" not in source and "drive.mount" in source
-    assert "colab_side.run(images='/content/drive/MyDrive/castle', job='castle', meshroom='2019.2')" in source
-    payload = "".join(notebook["cells"][1]["source"]).split('"')[1]
+    for field in ('images = "/content/drive/MyDrive/castle"  #@param', 'job = "castle"  #@param',
+                  'meshroom = "2019.2"  #@param'):
+        assert field in source
+    assert "colab_side.run(images=images, job=job, meshroom=meshroom," in source
+    payload = "".join(notebook["cells"][1]["source"]).split('COLAB_SIDE = "')[1].split('"')[0]
     archive = tmp_path / "colab_side.zip"
     archive.write_bytes(base64.b64decode(payload))
     assert "colab_side/runner.py" in zipfile.ZipFile(io.BytesIO(archive.read_bytes())).namelist()
@@ -116,6 +119,18 @@ def test_notebook_embeds_colab_side_and_runs_the_users_settings(tmp_path):
                             "import colab_side; print(colab_side.run.__module__, colab_side.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path)
     assert check.stdout.startswith("colab_side.runner") and "colab_side.zip" in check.stdout
+
+
+@pytest.mark.parametrize("option, says", [
+    (["--images", "G:\\My Drive\\photos"], "is a folder on your PC; write it as Colab sees it on your Drive, "
+                                            "e.g. /content/drive/MyDrive/photos; nothing written"),
+    (["--images", "photos"], "write the full path, e.g. /content/drive/MyDrive/images for My Drive/images"),
+    (["--meshroom", "2024"], "unknown Meshroom version '2024': use one of 2019.2, 2021.1, 2023.3, 2025.1"),
+])
+def test_notebook_refuses_what_colab_cannot_use_in_one_line_saying_what_to_write(tmp_path, option, says):
+    proc = keepalive("notebook", "--out", str(tmp_path / "nb.ipynb"), *option, home=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "nb.ipynb").exists()
 
 
 def test_the_job_named_by_notebook_is_the_one_every_later_command_uses_without_retyping(tmp_path):

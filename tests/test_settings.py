@@ -38,6 +38,16 @@ def test_options_reach_their_fields_converted():
     assert chosen.drive_margin_bytes == 2 * settings.GB and settings.make(images="x").drive_budget_bytes is None
 
 
+def test_the_forms_texts_read_as_the_options_given():
+    """The notebook's form holds texts: blank is not given, one text holds every parameter."""
+    chosen = settings.make(images="x", drive_budget_gb=" ", pipeline="", params="")
+    assert (chosen.drive_budget_gb, chosen.pipeline, chosen.params) == (None, None, ())
+    chosen = settings.make(images="x", drive_budget_gb="12.5",
+                           params="DepthMap_1.downscale=4, FeatureExtraction_1.describerTypes=sift,akaze;Meshing_1.x=1\n")
+    assert chosen.drive_budget_gb == 12.5
+    assert chosen.params == ("DepthMap_1.downscale=4", "FeatureExtraction_1.describerTypes=sift,akaze", "Meshing_1.x=1")
+
+
 @pytest.mark.parametrize("values, says", [
     ({}, "images is required"),
     ({"images": "x", "heartbeat_seconds": 0}, "heartbeat_seconds must be between 0.05 and 3600"),
@@ -45,7 +55,7 @@ def test_options_reach_their_fields_converted():
     ({"images": "x", "drive_budget_gb": "lots"}, "drive_budget_gb must be a number"),
     ({"images": "x", "drive_budget_gb": float("nan")}, "drive_budget_gb must be between"),
     ({"images": "x", "prune": "no"}, "prune must be True or False"),
-    ({"images": "x", "params": "DepthMap_1.downscale=4"}, "params must be a list of texts"),
+    ({"images": "x", "params": 4}, "params must be a list of texts"),
     ({"images": "x", "gpu": True}, "unknown setting 'gpu'"),
     ({"images": ""}, "images must be a non-empty path"),
 ])

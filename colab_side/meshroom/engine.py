@@ -28,6 +28,11 @@ class MeshroomEngine:
             self.version = versions.get(settings.meshroom)
         except ValueError as exc:
             raise Stop(hb.FAILED, hb.BAD_INPUT, str(exc), "pass meshroom= one of the known versions") from None
+        try:
+            for text in settings.params:  # their form, before the install; names are checked against the graph
+                commands.parse_param(text)
+        except commands.OptionsError as exc:
+            raise Stop(hb.FAILED, hb.BAD_INPUT, str(exc), "correct the param setting") from None
         self.exe_dir: Path | None = None
         self.project: Path | None = None
 
