@@ -19,15 +19,24 @@ import traceback
 
 import schedule
 
+from colab_side import heartbeat as hb
 from colab_side.events import utc_now
+from keepalive import death
 from keepalive.drive_store import DurableOnPC
 from keepalive.states import Action, Cause, Verdict
 from keepalive.status import count, describe, headline
 from keepalive.supervisor import RUNNING_PAGES, Decision, Memory, decide, release_due
 
 EXIT_CODES = {Cause.JOB_DONE: 0}
+LAST_BEATS_KEPT = 6  # a session's last heartbeats kept for its death certificate
 RELEASED_KEPT = 50  # sessions whose release is remembered in state.json
 RELEASE_WAIT_SECONDS = 300.0  # after the job's last word, how long the page may show it running before release
+
+
+def _lifetime(beat) -> float | None:
+    """How long the session had run at its last beat (by the runtime's clock)."""
+    start, end = hb.timestamp(beat.session_started), hb.timestamp(beat.time)
+    return None if start is None or end is None else round(max(0.0, end - start))
 
 
 class Daemon:
@@ -42,10 +51,12 @@ class Daemon:
         saved = journal.load_state()
         self.memory = Memory()
         self.state = {"job": cfg.job, "restarts": count(saved.get("restarts")), "last_action": None,
-                      "last_reason": None, "last_action_time": None, "cause": None}
+                      "last_reason": None, "last_action_time": None, "cause": None, "last_death": None}
         self._restarts_seen = 0
         self._failed_rounds = 0
         self._chunks = None
+        self._last_beats: list = []  # the current session's last heartbeats (its vital signs at its end)
+        self._pages_after: set[str] = set()  # the page states seen since the newest of them
         # Sessions whose runtime was released at their end (kept across restarts), and sessions this daemon saw
         # alive (a fresh heartbeat that was not final): only those may be released (supervisor.release_due).
         self._released: list[str] = [s for s in saved.get("released_sessions") or [] if isinstance(s, str)]
@@ -82,7 +93,7 @@ class Daemon:
         observation = self.hands.observe()
         beat = self.watch.poll()
         decision = decide(observation.state, beat, self.memory, self.clock(), self.cfg.supervisor)
-        self._note_heartbeat(beat)
+        self._note_heartbeat(beat, observation.state)
         had_session = self.memory.session is not None
         if self.memory.pending_restart is not None and decision.memory.pending_restart is None and beat.beat:
             self._seen_alive.add(beat.beat.session)  # the session this daemon's Run all started (it may end at once)
@@ -107,6 +118,7 @@ class Daemon:
         release_waits = self._release_at_end(beat, observation.state)
         if decision.action is Action.STOP:
             self.final = decision
+            self._certify_end()  # e.g. given up on a runtime that kept dying: its last session's certificate
         if self.final is not None and not self._hold_for_release(release_waits):
             self.stopping = True
         self.journal.save_state(self.state)
@@ -152,20 +164,47 @@ class Daemon:
               "finished, use Runtime > Disconnect and delete runtime", file=sys.stderr)
         return False
 
-    def _note_heartbeat(self, beat) -> None:
+    def _note_heartbeat(self, beat, page) -> None:
         current = beat.beat
         if current is None:
+            self._pages_after.add(str(page))
             return
         seen = {"session": current.session, "seq": current.seq}
         if {k: (self.state.get("heartbeat_seen") or {}).get(k) for k in seen} != seen:
             self.state["heartbeat_seen"] = {**seen, "pc_time": time.time()}  # status judges age by this PC's clock
         if current.session != self.memory.session:
+            self._certify_end(before=current.session)
             self.journal.record("session_seen", session=current.session, chunks_done=current.chunks_done,
                                 phase=current.phase)
+        self._note_vitals(current, page)
         if current.chunks_done != self._chunks:
             self._chunks = current.chunks_done
             self.journal.record("progress", session=current.session, chunks_done=current.chunks_done,
                                 phase=current.phase)
+
+    def _note_vitals(self, current, page) -> None:
+        """Keep the session's last few beats, and the page states seen since the newest of them."""
+        last = self._last_beats[-1] if self._last_beats else None
+        if last is None or last.session != current.session:
+            self._last_beats, self._pages_after = [current], set()
+        elif last.seq != current.seq:
+            self._last_beats, self._pages_after = [*self._last_beats, current][-LAST_BEATS_KEPT:], set()
+        self._pages_after.add(str(page))
+
+    def _certify_end(self, before: str | None = None) -> None:
+        """The session whose beats are kept has ended (session ``before`` follows it, or the watch ends): write down
+        the most likely cause with its evidence, once; a job that ended done did not die."""
+        last = self._last_beats[-1] if self._last_beats else None
+        if last is None or last.session == before or last.phase == hb.DONE:
+            if before is not None:
+                self.state["last_death"] = None  # what is shown is of the session just before the current one
+            return
+        if (self.state.get("last_death") or {}).get("session") == last.session:
+            return
+        found = death.infer(self._last_beats, self._pages_after)
+        self.journal.record("death", session=last.session, **found.to_dict())
+        self.state["last_death"] = {"session": last.session, **found.to_dict(),
+                                    "lifetime_seconds": _lifetime(last)}
 
     def reopen(self) -> None:
         """The scheduled reopen: reload the one tab, unless a recovery is under way (guarded like a round)."""

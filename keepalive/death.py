@@ -28,6 +28,16 @@ IDLE_SECONDS = 30 * 60
 HUMAN_PAGES = {"captcha": "the CAPTCHA (idle check)", "signed_out": "a sign-in page (signed out)"}
 LIMIT_PAGES = {"gpu_limit": "the GPU usage-limit dialog", "backend_unavailable": "no backend available"}
 ENDED_PHASES = (hb.Phase.RESTARTABLE, hb.Phase.FAILED, hb.Phase.BLOCKED)
+CAUSES = {  # cause -> how the views and notifications say it
+    "lifetime": "Colab's runtime lifetime (12 h free, 24 h paid)",
+    "out_of_memory": "out of memory",
+    "idle_reclaim": "reclaimed by Colab as idle",
+    "usage_limit": "Colab's GPU usage limit",
+    "drive_outage": "a Drive outage (the notebook ended restartable)",
+    "notebook": "the notebook's own end",
+    "human": "a check only a human can answer",
+    "unknown": "unknown",
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,16 @@ class Death:
         return {"cause": self.cause, "certainty": self.certainty, "evidence": self.evidence}
 
 
+def sentence(found) -> str:
+    """A certificate (``Death.to_dict()`` as stored; any dict) as the views say it: cause (how sure: evidence)."""
+    found = found if isinstance(found, dict) else {}
+    cause, certainty, evidence = (" ".join(str(found.get(key) or "").split())[:300]
+                                  for key in ("cause", "certainty", "evidence"))
+    said = CAUSES.get(cause, cause or "unknown")
+    how = f"{certainty}: {evidence}" if certainty and certainty != UNKNOWN and evidence else evidence
+    return f"{said} ({how})" if how else said
+
+
 def infer(beats, pages_after=()) -> Death:
     """The most likely cause of the end of the session whose last heartbeats are ``beats`` (oldest first), given
     the page states (values of ``PageState``) seen at or after its last beat."""
@@ -49,14 +69,16 @@ def infer(beats, pages_after=()) -> Death:
     for rule in (_own_end, _human, _limit, _lifetime, _memory, _idle):
         found = rule(beats, last, pages)
         if found is not None:
-            return found
-    return Death("unknown", UNKNOWN, _seen(beats, last, pages))
+            break
+    else:
+        found = Death("unknown", UNKNOWN, _seen(beats, last, pages))
+    return Death(found.cause, found.certainty, " ".join(found.evidence.split()))  # one line
 
 
 def _own_end(beats, last, pages):
     if last is None or last.phase not in ENDED_PHASES or not last.cause:
         return None
-    said = " ".join(f"the notebook ended {last.phase} {last.cause}{f': {last.reason}' if last.reason else ''}".split())
+    said = f"the notebook ended {last.phase} {last.cause}" + (f": {last.reason}" if last.reason else "")
     return Death("drive_outage" if str(last.cause).startswith("DRIVE_") else "notebook", CERTAIN, said)
 
 

@@ -4,8 +4,9 @@
 every heartbeat session change. It is bounded for a watch of weeks: past ``max_bytes`` it becomes
 ``events.1.jsonl`` (the one older file kept), and a failure repeated word for word is written once, then
 counted (an ``repeated`` line with how many times, written when the run of repeats ends and every
-``REPEAT_FLUSH`` repeats). The history of sessions is kept whole, folded as it happens, in ``sessions.json``,
-which is what ``keepalive status`` reads. ``state.json`` holds what the
+``REPEAT_FLUSH`` repeats). The history of sessions is kept whole, folded as it happens, in ``sessions.json``
+(a row a session: start, end, chunks gained, what ended it and its death certificate: cause, certainty,
+evidence), which is what ``keepalive status`` reads. ``state.json`` holds what the
 daemon shows (last action, restarts, when this PC last saw the heartbeat change);
 ``status_seen.json`` is the ``status`` command's own note of that. ``daemon.lock`` is an OS file lock held by the daemon watching
 this job, so that a second one refuses to start; ``daemon.pid`` names it: its pid, since when it watches, its mode
@@ -181,7 +182,7 @@ class Journal:
             self._lock.release()
 
 
-FOLDED = {"session_seen", "progress", "decision"}
+FOLDED = {"session_seen", "progress", "decision", "death"}
 
 
 def _failure_key(event: dict) -> tuple | None:
@@ -202,6 +203,8 @@ def fold_session(rows: list[dict], event: dict) -> bool:
         return True
     if rows and event.get("event") == "progress":
         rows[-1]["chunks_gained"] = max(0, event.get("chunks_done", 0) - rows[-1]["chunks_start"])
+    elif rows and event.get("event") == "death" and rows[-1].get("session") == event.get("session"):
+        rows[-1].update({key: event.get(key) for key in ("cause", "certainty", "evidence")})  # its certificate
     elif rows and event.get("event") == "decision" and event.get("cause") and event.get("action") != "wait":
         rows[-1]["ended_by"] = event.get("cause")
     return rows[-1] != before if rows else False

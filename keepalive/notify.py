@@ -77,6 +77,8 @@ def compose(kind: str, reason: str, facts: dict | None = None, job: str | None =
         saved = number(facts.get("chunks_durable_on_pc"))
         what = f"a new session computes after the runtime was lost (restarts so far: {count(facts.get('restarts'))}" + \
             ("" if saved is None else f"; {count(saved)} chunks saved on Drive") + ")"
+        if text(facts.get("last_death")):
+            what += f". Why it was lost: {text(facts.get('last_death'), 600).rstrip('.')}"
     parts = [f"Job {job}: {what}." if job else f"{what[:1].upper()}{what[1:]}."]
     if kind in (Notice.DONE, Notice.FAILED, Notice.GIVING_UP):
         wall = number(facts.get("job_seconds"))

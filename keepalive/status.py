@@ -13,6 +13,7 @@ import time
 import unicodedata
 
 from colab_side import heartbeat as hb
+from keepalive import death
 from keepalive.drive_store import DurableOnPC
 from keepalive.heartbeat_watch import HeartbeatWatch, find_drive_folder
 from keepalive.journal import Journal
@@ -89,7 +90,17 @@ def describe(beat: hb.Heartbeat | None, verdict: str, age: float | None, sync_la
         "last_action_age_seconds": _seconds_since(text(state.get("last_action_time")), wall)
         if state.get("last_action_time") else None,
         "note": text(state.get("note")) or None,  # why the daemon waits or acts now, while it has a cause
+        "last_death": death_text(state.get("last_death")),
     }
+
+
+def death_text(found) -> str | None:
+    """The last runtime's death certificate as the views say it ("session s2 after 11:52:00: ..."), or None."""
+    if not isinstance(found, dict) or not found.get("cause"):
+        return None
+    lifetime = number(found.get("lifetime_seconds"))
+    after = "" if lifetime is None else f" after {clock_text(lifetime)}"
+    return f"session {text(found.get('session')) or '?'}{after}: {death.sentence(found)}"
 
 
 def _counted(value) -> int | None:
@@ -131,7 +142,8 @@ def collect(cfg, wall: float | None = None) -> dict:
     info = describe(view.beat, verdict, age, None, {**state, **store}, wall, view.error)
     info["job"] = cfg.job
     info["drive_folder"] = str(folder) if folder else None
-    info["sessions"] = journal.sessions()[-10:]
+    sessions = journal.sessions()
+    info["sessions"], info["sessions_total"] = sessions[-SESSIONS_SHOWN:], len(sessions)
     watcher = journal.watcher()
     info["watched_by"] = None if watcher is None else {
         "pid": watcher.get("pid"), "since": text(watcher.get("since")) or None, "mode": text(watcher.get("mode")) or None,
@@ -140,6 +152,8 @@ def collect(cfg, wall: float | None = None) -> dict:
     info["exit_code"] = exit_code(info)
     return info
 
+
+SESSIONS_SHOWN = 10  # the newest sessions in status's table (all of them are in sessions.json)
 
 # ``keepalive status``'s exit codes (2, a config that cannot be used, is every command's).
 EXIT_OK, EXIT_NEEDS_YOU, EXIT_UNWATCHED = 0, 1, 4
@@ -279,10 +293,36 @@ def render_text(info: dict, grace: float = 300.0) -> str:
         lines.append(watcher_text(info))
     if info.get("heartbeat_error"):
         lines.append(f"heartbeat unreadable: {text(info['heartbeat_error'])}")
+    if info.get("last_death"):
+        lines.append(f"last runtime lost: {text(info['last_death'], 600)}")
     told = headline(info)
     if told:
         lines.append(told[0])
+    lines += sessions_table(info.get("sessions"), info.get("sessions_total"))
     return "\n".join(lines)
+
+
+def sessions_table(rows, total=None) -> list[str]:
+    """The sessions seen, one line each: start, end, lifetime (as this PC saw it), how it ended; no rows, no lines."""
+    rows = [row for row in rows or [] if isinstance(row, dict)]
+    if not rows:
+        return []
+    total = count(total) if number(total) is not None else len(rows)
+    title = f"sessions (the newest {len(rows)} of {total}):" if total > len(rows) else "sessions:"
+    lines = [title, f"  {'start (UTC)':<16}  {'end (UTC)':<16}  {'lifetime':>9}  how it ended"]
+    for row in rows:
+        start, end = hb.timestamp(text(row.get("start"))), hb.timestamp(text(row.get("end")))
+        lifetime = clock_text(end - start) if start is not None and end is not None else "-"
+        if row.get("cause"):
+            ended = death.sentence(row)
+        else:
+            ended = "running" if end is None else text(row.get("ended_by")) or "-"
+        lines.append(f"  {_minute(start):<16}  {_minute(end):<16}  {lifetime:>9}  {text(ended, 400)}")
+    return lines
+
+
+def _minute(stamp: float | None) -> str:
+    return "-" if stamp is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(stamp))
 
 
 def action_text(info: dict) -> str:

@@ -63,6 +63,7 @@ def render(info: dict, grace: float = 300.0) -> Panel:
                          f"  restarts {count(info.get('restarts'))}")),
         ("last action", Text(action_text(info), style="dim" if final else "")),
         ("drive free", Text(_bytes(info.get("drive_free_bytes")))),
+        *([("last lost", Text(text(info["last_death"], 400), style="yellow"))] if info.get("last_death") else []),
         ("log", Text(text(info.get("last_log_line")), overflow="ellipsis", no_wrap=True)),
     ]
     for name, value in rows:

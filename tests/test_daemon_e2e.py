@@ -11,6 +11,7 @@ import pytest
 
 from colab_side import heartbeat as hb
 from conftest import chromium_available, wait_for
+from keepalive import status
 from keepalive.demo import Demo
 from keepalive_sim.colab_sim import ACCOUNT_EMAIL, VARIANTS
 from keepalive_sim.sample_job import SampleJob
@@ -165,3 +166,36 @@ def test_a_daemon_watching_another_job_name_says_so_and_never_runs_the_finished_
     assert notifications(demo, "other_job") == 1
     told = [e for e in demo.journal.events() if e.get("event") == "decision" and e.get("cause") == "OTHER_JOB"]
     assert told and f"To watch it: keepalive run {demo.sim.notebook_url} --job demo" in told[0]["reason"]
+
+
+def test_each_runtime_death_gets_its_cause_from_what_the_page_showed_next(demo_factory):
+    demo = demo_factory(images=9, chunk_seconds=0.25)
+
+    def computing(after: str | None = None, chunks: int = 1):
+        beat = demo.heartbeat()
+        return (beat is not None and beat.session != after and beat.phase == hb.COMPUTING
+                and beat.chunks_done >= chunks and demo.sim.state()["running"])
+
+    def world():
+        assert wait_for(computing, timeout=300)
+        first = demo.heartbeat().session
+        demo.sim.refuse_gpu(4)  # the next connect meets the usage-limit dialog
+        demo.sim.kill("disconnect")
+        assert wait_for(lambda: computing(after=first), timeout=300)
+        resumed = demo.heartbeat().chunks_done
+        assert wait_for(lambda: computing(after=first, chunks=resumed + 1), timeout=300)  # it computes again
+        demo.sim.show_captcha()  # the idle check covers the page as the runtime goes
+        demo.sim.kill("disconnect")
+        assert wait_for(lambda: notifications(demo, "needs_human") >= 1, timeout=60)
+        demo.sim.solve_captcha()
+
+    in_background(world)
+    assert demo.daemon.run() == 0
+    rows = demo.journal.sessions()
+    assert [(row.get("cause"), row.get("certainty")) for row in rows] == \
+        [("usage_limit", "likely"), ("human", "likely"), (None, None)]
+    assert "GPU usage-limit dialog" in rows[0]["evidence"] and "CAPTCHA" in rows[1]["evidence"]
+    told = [e["message"] for e in demo.journal.events() if e.get("what") == "recovered"]
+    assert len(told) == 2 and "Colab's GPU usage limit" in told[0] and "a check only a human" in told[1]
+    table = "\n".join(status.sessions_table(rows))
+    assert "Colab's GPU usage limit (likely: the next connect showed the GPU usage-limit dialog)" in table

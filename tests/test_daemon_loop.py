@@ -13,9 +13,10 @@ import signal
 import threading
 
 import pytest
+from rich.console import Console
 
 from colab_side import heartbeat as hb
-from keepalive import config
+from keepalive import config, status
 from keepalive.hands.page import Observation
 from keepalive.daemon import Daemon
 from keepalive.heartbeat_watch import HeartbeatWatch
@@ -23,7 +24,7 @@ from keepalive.journal import Journal
 from keepalive.notify import Notifier
 from keepalive.states import Action, PageState
 from keepalive.supervisor import SupervisorConfig
-from keepalive.view import LiveView
+from keepalive.view import LiveView, render
 
 GRACE = 10.0
 
@@ -441,3 +442,54 @@ def test_a_session_started_by_this_daemons_run_all_is_released_even_if_it_ends_b
     rig.daemon.step()
     assert rig.hands.released == 1
     assert [e["session"] for e in rig.events("runtime_released")] == ["s2"]
+
+
+def test_a_session_that_dies_gets_its_cause_in_its_row_the_view_status_and_the_notification(tmp_path):
+    clock = Clock()
+    rig = Rig(tmp_path, clock=clock)
+    rig.beat(chunks_done=5, ram_used_bytes=10 << 30, ram_total_bytes=12 << 30,
+             session_started="2026-01-01T00:00:00+00:00")
+    rig.daemon.step()
+    rig.beat(chunks_done=6, ram_used_bytes=int(11.9 * (1 << 30)), ram_total_bytes=12 << 30,
+             session_started="2025-12-31T21:00:00+00:00")
+    rig.daemon.step()
+    rig.hands.page = PageState.DISCONNECTED
+    clock.now += GRACE + 1
+    rig.daemon.step()
+    rig.hands.page = PageState.RUNNING
+    rig.beat(session="s2", chunks_done=6)
+    rig.daemon.step()
+    rig.daemon.step()
+
+    assert [(d["session"], d["cause"]) for d in rig.events("death")] == [("s1", "out_of_memory")]  # once
+    first, second = rig.journal.sessions()
+    assert (first["cause"], first["certainty"]) == ("out_of_memory", "likely") and "99%" in first["evidence"]
+    assert second["session"] == "s2" and "cause" not in second
+    shown = rig.daemon.shown["last_death"]
+    assert shown == "session s1 after 3:00:00: out of memory (likely: RAM 99% used in the last beats)"
+    panel = Console(file=io.StringIO(), width=200, record=True)
+    panel.print(render(rig.daemon.shown))
+    assert shown in " ".join(panel.export_text().split())  # the live panel shows it
+    recovered = [e for e in rig.events("notification") if e["what"] == "recovered"]
+    assert len(recovered) == 1 and "Why it was lost: session s1 after 3:00:00: out of memory" in recovered[0]["message"]
+    lines = status.sessions_table(Journal(rig.cfg.dirs.state, "castle").sessions())  # as another process reads it
+    assert lines[1].split() == ["start", "(UTC)", "end", "(UTC)", "lifetime", "how", "it", "ended"]
+    assert lines[2].endswith("out of memory (likely: RAM 99% used in the last beats)")
+    assert lines[3].endswith("  running")
+    said = status.render_text(status.collect(rig.cfg))  # `keepalive status`, from what the daemon saved
+    assert f"last runtime lost: {shown}" in said and lines[2] in said
+
+
+def test_a_session_that_ended_done_has_no_death_and_a_watch_given_up_certifies_its_last(tmp_path):
+    clock = Clock()
+    rig = Rig(tmp_path, clock=clock)
+    rig.beat(phase=hb.DONE, chunks_done=6, chunks_total=6)
+    assert rig.daemon.step().action is Action.STOP
+    assert rig.events("death") == [] and rig.daemon.shown["last_death"] is None
+
+    failed = Rig(tmp_path / "failed", clock=clock)
+    failed.beat(session="s2", phase=hb.FAILED, cause="CODE_ERROR", reason="Meshing_1 failed in 3 sessions")
+    assert failed.daemon.step().action is Action.STOP
+    assert [(d["session"], d["cause"], d["certainty"]) for d in failed.events("death")] == \
+        [("s2", "notebook", "certain")]
+    assert "Meshing_1 failed in 3 sessions" in failed.journal.sessions()[-1]["evidence"]
