@@ -1,7 +1,7 @@
 """What a job is: its image set (names, sizes, content digests), Meshroom version, pipeline, parameters and
 overrides (files by their content).
 
-``job.json`` records it at the first session; every later session compares. A different image set
+``job.json`` (with its twin) records it at the first session; every later session compares. A different image set
 or other settings under the same job name are refused (never merged, never answered with the old result) unless the
 user asks for ``--replan``. Digests are computed once per file: a later session re-reads an image
 only when its size or modification time differs from the record.
@@ -9,7 +9,10 @@ only when its size or modification time differs from the record.
 
 from __future__ import annotations
 
+import re
+
 PIPELINE = "photogrammetry"
+ASIDE = re.compile(r"replaced-\d{8}-\d{6}(-[0-9a-f]{6})?")  # the folder a --replan sets the old records aside in
 
 
 def identity(job: str, meshroom: str, folder: str, images: list[dict], pipeline: str = PIPELINE, params=(),
@@ -19,6 +22,21 @@ def identity(job: str, meshroom: str, folder: str, images: list[dict], pipeline:
     default pipeline's name; ``params``: the parameters as given, in order (a later one wins)."""
     return {"job": job, "meshroom": meshroom, "pipeline": pipeline, "params": list(params), "overrides": overrides,
             "folder": folder, "images": sorted(images, key=lambda image: image["name"])}
+
+
+def job_record(doc) -> dict | None:
+    """``doc`` if it is a job record (``job.json`` as read), else None."""
+    if isinstance(doc, dict) and isinstance(doc.get("job"), str) and isinstance(doc.get("images"), (list, str)):
+        return doc
+    return None
+
+
+def replan_intent(doc) -> dict | None:
+    """``doc`` if it is a ``--replan`` under way (``replan.json``: the folder to set aside in, the new job), else None."""
+    if isinstance(doc, dict) and isinstance(doc.get("aside"), str) and ASIDE.fullmatch(doc["aside"]) \
+            and job_record(doc.get("job")) is not None:
+        return doc
+    return None
 
 
 def _shown(value) -> str:
@@ -54,8 +72,6 @@ def difference(known, current: dict) -> str | None:
     A record from before digests were kept (``images`` is the folder's path) is the same job when
     the folder is the same: it is upgraded, not refused.
     """
-    if not isinstance(known, dict):
-        return "job.json is not a job record"
     if known.get("meshroom") != current["meshroom"]:
         return f"it was started with Meshroom {known.get('meshroom')}, not {current['meshroom']}"
     if known.get("pipeline", PIPELINE) != current["pipeline"]:

@@ -5,7 +5,8 @@
     <drive_root>/keepalive/
         _meshroom/                  one install cache for all jobs (archives + .sha256)
         <job>/
-            job.json                identity of the job (image names, sizes, digests; Meshroom version)
+            job.json                identity of the job (image names, sizes, digests; release, pipeline,
+                                    parameters, overrides) and its twin job.bak.json
             project.mg              the graph, saved by the first session
             lease.json              which session may write (the newest)
             heartbeat.json          rewritten every few seconds
@@ -13,7 +14,8 @@
             logs/<session>.log      one log per session
             store/                  one archive per finished chunk + manifest.json
             result/                 the verified final result
-            replaced-<time>/        what ``--replan`` set aside (kept, never deleted)
+            replan.json             a ``--replan`` under way (and its twin): finished by the next session
+            replaced-<time>-<id>/   what ``--replan`` set aside (kept, never deleted)
 
     <local-dir>/colab_side/         the session's work folder on the runtime's disk (marked as ours)
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,9 +92,14 @@ class JobLayout:
     def lease(self) -> Path:
         return self.job_dir / "lease.json"
 
-    def replaced(self) -> Path:
-        """A new folder name for the records ``--replan`` sets aside."""
-        return self.job_dir / f"replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+    @property
+    def replan(self) -> Path:
+        """A ``--replan`` under way: where the old records go and the new job (with its twin)."""
+        return self.job_dir / "replan.json"
+
+    def replaced(self) -> str:
+        """A new name, unique, for the folder of the records ``--replan`` sets aside."""
+        return f"replaced-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
     @property
     def heartbeat(self) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from colab_side import heartbeat as hb
 from colab_side.beat import HeartbeatWriter
-from colab_side import budget, identity, policy, pruning
+from colab_side import budget, identity, policy, pruning, twins
 from colab_side import engine as engines
 from colab_side.drive import FULL, RETRYABLE, Drive, DriveError, mount_colab
 from colab_side.events import Journal, parse_events, utc_now
@@ -258,13 +258,11 @@ class Session:
     # --- checks -------------------------------------------------------------------------------------
 
     def _check_identity(self) -> None:
-        """The job is the image set it was started with: refuse another one unless ``replan``."""
-        path = self.layout.identity
-        try:
-            known = self.drive.read_json(path)
-        except (ValueError, UnicodeDecodeError):
-            raise Stop(hb.FAILED, hb.BAD_INPUT, f"{path} is not readable JSON",
-                       f"use a new job name, or pass --replan to start job {self.settings.job} over with these images") from None
+        """The job is the image set and settings it was started with: refuse others unless ``replan``; a
+        ``--replan`` under way is finished first (or refused), whatever the session that finds it."""
+        intent = self._read_record(self.layout.replan, identity.replan_intent, "--replan record")
+        known = self._read_record(self.layout.identity, identity.job_record, "job record",
+                                  lost_ok=intent is not None or not self._job_began())
         images = []
         stats = self.drive.call("the images", lambda: [image.stat() for image in self.images])
         for image, stat in zip(self.images, stats):
@@ -272,18 +270,74 @@ class Session:
             images.append({"name": image.name, "size": stat.st_size, "sha256": digest, "mtime_ns": stat.st_mtime_ns})
         current = identity.identity(self.settings.job, self.settings.meshroom, str(Path(self.settings.images)), images,
                                     **self._pipeline_choices())
-        if known is not None:
-            differs = identity.difference(known, current)
+        if intent is not None:
+            differs = identity.difference(intent["job"], current)
             if differs and not self.settings.replan:
-                raise Stop(hb.FAILED, hb.BAD_INPUT, f"job folder {self.layout.job_dir} holds another job: {differs}",
-                           f"use a new job name for these images and settings, or pass --replan to start job "
-                           f"{self.settings.job} over with them (its old records are kept aside)")
-            if differs:
-                self._set_old_job_aside()
-            elif known == current:
-                return
+                raise Stop(hb.FAILED, hb.BAD_INPUT, f"a --replan of job {self.settings.job} to other settings is under "
+                           f"way: {differs}", "run it with the settings of that --replan, or pass --replan to start "
+                           "it over with these")
+            return self._replan(intent["aside"], known, current)
+        if known is None:
+            return self._write_record(current)
+        differs = identity.difference(known, current)
+        if differs and not self.settings.replan:
+            raise Stop(hb.FAILED, hb.BAD_INPUT, f"job folder {self.layout.job_dir} holds another job: {differs}",
+                       f"use a new job name for these images and settings, or pass --replan to start job "
+                       f"{self.settings.job} over with them (its old records are kept aside)")
+        if differs:
+            aside = self.layout.replaced()
+            self.lease.check()
+            twins.write(self.drive, self.layout.replan, {"aside": aside, "job": current}, guard=self.lease.check)
+            return self._replan(aside, known, current)
+        if known != current:
+            self._write_record(current)  # the same job: digests and modification times kept up to date
+
+    def _job_began(self) -> bool:
+        """Whether anything of a job was made beyond its record (then a lost record cannot simply be written anew)."""
+        return any(self.drive.call(path.name, path.exists)
+                   for path in (self.layout.project, self.layout.store, self.layout.result))
+
+    def _read_record(self, path: Path, usable, what: str, lost_ok: bool = True):
+        """A record kept with its twin; None when there is none. Both there and unusable: blocked (never read as
+        another job), unless ``lost_ok``: then it is as if there were none."""
+        found, unusable = twins.read(self.drive, path, usable, self.journal.log, what)
+        if found is None and unusable and not lost_ok:
+            names = " and ".join(p.name for p in unusable)
+            raise Stop(hb.BLOCKED, hb.BAD_INPUT, f"{names} of job {self.settings.job} cannot be read (cut or not a "
+                       f"{what}), so its settings cannot be checked",
+                       f"restore {path.name} from Drive's version history (Manage versions), or pass --replan to "
+                       f"start job {self.settings.job} over with these settings (its old records are kept aside)")
+        return found
+
+    def _write_record(self, current: dict) -> None:
         self.lease.check()
-        self.drive.write_json(path, current)
+        twins.write(self.drive, self.layout.identity, current, guard=self.lease.check)
+
+    def _replan(self, aside_name: str, known, current: dict) -> None:
+        """``--replan``, resumable at any step: the old job's records into ``aside_name`` (renamed, nothing deleted)
+        unless the new record is found written, then the new record and its twin, then the intent is removed."""
+        aside = self.layout.job_dir / aside_name
+        if known is None or identity.difference(known, current):  # the new record is not written yet
+            records = (self.layout.identity, twins.twin_of(self.layout.identity), self.layout.project,
+                       self.layout.store, self.layout.result)
+            for path in records:
+                if self.drive.call(path.name, path.exists):
+                    self.lease.check()
+                    self.drive.call(aside.name, lambda: aside.mkdir(parents=True, exist_ok=True), kind="write")
+                    self.drive.rename(path, self._free_name(aside, path.name))
+        self._write_record(current)  # (again, when found written: its twin may not be)
+        self.lease.check()
+        twins.remove(self.drive, self.layout.replan)
+        self.journal.event("replan", kept_in=aside.name)
+        self.journal.log(f"--replan: the old job's records are kept in {aside}; delete that folder to free its space")
+
+    def _free_name(self, folder: Path, name: str) -> Path:
+        """``folder / name``, or ``name.2``, ``name.3``... when taken: what is set aside never replaces what is."""
+        target, n = folder / name, 1
+        while self.drive.call(target.name, target.exists):
+            n += 1
+            target = folder / f"{name}.{n}"
+        return target
 
     def _pipeline_choices(self) -> dict:
         """The pipeline, parameters and overrides as they make the job; a file by its name and content digest."""
@@ -299,17 +353,6 @@ class Session:
             files[key] = f"{Path(path).name} sha256:{digest}"
         return {"pipeline": files.get("pipeline", identity.PIPELINE), "params": list(self.settings.params),
                 "overrides": files.get("overrides")}
-
-    def _set_old_job_aside(self) -> None:
-        """``--replan``: move the old job's records into ``replaced-<time>/`` (renamed, nothing deleted)."""
-        self.lease.check()
-        aside = self.layout.replaced()
-        for path in (self.layout.identity, self.layout.project, self.layout.store, self.layout.result):
-            if self.drive.call(path.name, path.exists):
-                self.drive.call(aside.name, lambda: aside.mkdir(parents=True, exist_ok=True), kind="write")
-                self.drive.rename(path, aside / path.name)
-        self.journal.event("replan", kept_in=aside.name)
-        self.journal.log(f"--replan: the old job's records are kept in {aside}; delete that folder to free its space")
 
     def _check_errors(self) -> None:
         if verdict := policy.repeated_errors(self.store.manifest["errors"], self.settings.max_node_errors):

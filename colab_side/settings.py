@@ -63,7 +63,7 @@ FIELDS = (
     Field("drive_backoff_seconds", float, 2.0, "first wait before retrying Drive (doubles)", 0, 600),
     Field("drive_call_limit_seconds", float, 120.0, "seconds a Drive call may go without moving a byte before "
           "the session ends restartable (a hung mount)", 0.01, 3600),
-    Field("replan", bool, False, "the job's image set changed on purpose: keep the old records aside and start over"),
+    Field("replan", bool, False, "the job's images or settings changed on purpose: keep the old records aside and start over"),
     Field("pipeline", Path, None, "your own Meshroom pipeline (.mg), as Meshroom's --pipeline"),
     Field("params", tuple, (), "one parameter of the saved graph, e.g. DepthMap_1.downscale=4 (repeatable)",
           flag="--param"),

@@ -24,6 +24,7 @@ import tarfile
 import time
 from pathlib import Path, PurePosixPath
 
+from colab_side import twins
 from colab_side.drive import Drive, HashingReader
 from colab_side.engine import Step, Work
 
@@ -91,10 +92,6 @@ class Store:
     def _main(self) -> Path:
         return self.folder / "manifest.json"
 
-    @property
-    def _twin(self) -> Path:
-        return self.folder / "manifest.bak.json"
-
     def _read(self, quiet: bool = False) -> tuple[dict, list[Path]]:
         """The manifest from Drive: main, else its twin, else empty when neither exists; and the
         files that exist but are not manifests when neither could be used.
@@ -103,22 +100,9 @@ class Store:
         renamed) at the next write, and the store starts empty, which only costs recomputation.
         """
         log = (lambda _line: None) if quiet else self.log
-        present = []
-        for path in (self._main, self._twin):
-            try:
-                doc = self.drive.read_json(path)
-            except (ValueError, UnicodeDecodeError):
-                log(f"{path.name} is cut or not JSON (a kill mid-write?); trying its twin")
-                present.append(path)
-                continue
-            if doc is None:
-                continue
-            clean = cleaned(doc, self.job, log)
-            if clean is not None:
-                return clean, []
-            log(f"{path.name} is not a store manifest; trying its twin")
-            present.append(path)
-        return empty_manifest(self.job), present
+        doc, unusable = twins.read(self.drive, self._main, lambda doc: cleaned(doc, self.job, log), log,
+                                   "store manifest")
+        return (empty_manifest(self.job), unusable) if doc is None else (doc, [])
 
     def _set_aside(self) -> None:
         stamp = time.strftime("%Y%m%d%H%M%S")
@@ -136,8 +120,7 @@ class Store:
         change(doc)
         if unusable and self._unusable:
             self._set_aside()
-        for path in (self._main, self._twin):
-            self.drive.rewrite_json(path, doc, guard=self.guard)
+        twins.write(self.drive, self._main, doc, guard=self.guard)
         self.manifest = doc
 
     def has(self, node: str, chunk: int) -> bool:
