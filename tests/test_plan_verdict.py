@@ -37,8 +37,8 @@ def test_the_first_line_is_the_verdict_and_its_settings_are_what_the_notebook_ac
                                "--meshroom", "2023.3", *shlex.split(settings)], capture_output=True, text=True,
                               timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert notebook.returncode == 0, notebook.stderr
-    source = json.dumps(json.loads((tmp_path / "nb.ipynb").read_text()))
-    assert "DepthMap_1.downscale=8" in source and "drive_budget_gb=11.0" in source
+    form = "".join(json.loads((tmp_path / "nb.ipynb").read_text())["cells"][-1]["source"])  # the form the user sees
+    assert 'params = "DepthMap_1.downscale=8"  #@param' in form and 'drive_budget_gb = "11.0"  #@param' in form
     assert "downscale 2, budget 11.0 GB: redo per kill mean" in proc.stdout  # the price of each option tried
 
 
