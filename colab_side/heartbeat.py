@@ -107,7 +107,7 @@ class Heartbeat:
     chunks_done: int = 0
     chunks_total: int = 0
     progress: float = 0.0  # 0..1, weighted by measured chunk time where known
-    eta_seconds: float | None = None
+    eta_seconds: float | None = None  # None while estimating (too few measured chunk times: policy.eta_seconds)
     gpu: str | None = None
     local_free_bytes: int | None = None
     drive_free_bytes: int | None = None

@@ -209,13 +209,21 @@ def compute_order(order: Sequence[str], producers: Mapping[str, set[str]], done:
     return placed[::-1]
 
 
+MEASURED_ETA_SHARE = 0.5  # the ETA is given once measured chunk times make at least this share of it
+
+
 def eta_seconds(remaining: Mapping[str, int], durations: Mapping[str, Sequence[float]],
                 estimates: Mapping[str, float] | None = None) -> float | None:
-    """Seconds left: remaining chunks per node times that node's mean measured chunk time.
+    """Seconds left, or None while the ETA is still estimating.
 
-    A node not measured yet uses ``estimates`` (seconds per chunk) scaled by how measured nodes
-    compared with their estimates, else the mean of all measured chunks; None before any measure.
+    A node with measured chunks counts its remaining chunks at its own mean measured chunk time. A node
+    not measured yet uses ``estimates`` (seconds per chunk) scaled by how measured nodes compared with
+    their estimates, else the mean of all measured chunks. The engine's estimates can be far off (a GPU
+    of another speed; a first node whose time is all start-up): until the nodes measured in this job
+    carry at least ``MEASURED_ETA_SHARE`` of what is left, the answer is None ("estimating").
     """
+    if not any(remaining.values()):
+        return 0.0
     measured = [t for times in durations.values() for t in times]
     if not measured:
         return None
@@ -224,14 +232,15 @@ def eta_seconds(remaining: Mapping[str, int], durations: Mapping[str, Sequence[f
     known = [node for node in durations if durations[node] and estimates.get(node)]
     scale = (sum(sum(durations[n]) for n in known) / sum(estimates[n] * len(durations[n]) for n in known)
              if known else None)
-    total = 0.0
+    total = from_measured = 0.0
     for node, chunks in remaining.items():
         times = durations.get(node)
         if times:
             per_chunk = sum(times) / len(times)
+            from_measured += chunks * per_chunk
         elif scale is not None and estimates.get(node):
             per_chunk = estimates[node] * scale
         else:
             per_chunk = overall
         total += chunks * per_chunk
-    return total
+    return total if from_measured >= MEASURED_ETA_SHARE * total else None

@@ -275,12 +275,19 @@ def clock_text(seconds) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def eta_text(info: dict) -> str:
+    """"ETA 1:02:03", "ETA estimating" while the notebook has too few measured chunk times; "" once the job ended."""
+    if text(info.get("phase")) in hb.FINAL_PHASES:
+        return ""
+    seconds = number(info.get("eta_seconds"))
+    return f"ETA {'estimating' if seconds is None else clock_text(seconds)}"
+
+
 def render_text(info: dict, grace: float = 300.0) -> str:
     progress = number(info.get("progress"))
     chunk = number(info.get("chunk"))
     beat, _tone = heartbeat_line(info, grace)
-    eta = "" if text(info.get("phase")) in hb.FINAL_PHASES else \
-        f", ETA {clock_text(info.get('eta_seconds'))}"
+    eta = f", {eta_text(info)}" if eta_text(info) else ""
     lines = [
         f"job {text(info.get('job'))}: phase {text(info.get('phase')) or '-'}, node {text(info.get('node')) or '-'}"
         f" chunk {'-' if chunk is None else int(chunk)}",

@@ -19,8 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from colab_side import heartbeat as hb
-from keepalive.status import (action_text, clock_text, count, durable_text, headline, heartbeat_line, heartbeat_word,
-                              number, text)
+from keepalive.status import (action_text, clock_text, count, durable_text, eta_text, headline, heartbeat_line,
+                              heartbeat_word, number, text)
 
 TONES = {"good": "green", "warn": "yellow", "bad": "bold red", "plain": ""}
 HEADLINE_TONES = {"good": "bold green", "warn": "yellow", "bad": "bold red", "plain": "cyan"}
@@ -44,7 +44,7 @@ def render(info: dict, grace: float = 300.0) -> Panel:
     table.add_column()
     final = text(info.get("phase")) in hb.FINAL_PHASES
     progress = _progress(info) or 0.0
-    eta = "" if final else f"  ETA {clock_text(info.get('eta_seconds'))}"
+    eta = f"  {eta_text(info)}" if eta_text(info) else ""
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=1.0, completed=progress, width=40),
                 Text(f"{progress * 100:5.1f}%  {count(info.get('chunks_done'))}/{count(info.get('chunks_total'))}"

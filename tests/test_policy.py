@@ -104,7 +104,26 @@ def test_every_node_to_compute_finds_its_inputs_done_or_computed_before_it(graph
 
 
 def test_the_eta_uses_each_nodes_measured_chunk_time_and_scaled_estimates_for_the_others():
-    assert policy.eta_seconds({"DM": 10}, {}) is None
     durations = {"FE": [10.0, 30.0]}  # measured 20 s a chunk where 10 s were estimated: twice slower
-    assert policy.eta_seconds({"FE": 3, "DM": 2}, durations, {"FE": 10.0, "DM": 100.0}) == 3 * 20 + 2 * 200
+    assert policy.eta_seconds({"FE": 30, "DM": 2}, durations, {"FE": 10.0, "DM": 100.0}) == 30 * 20 + 2 * 200
     assert policy.eta_seconds({"FE": 3, "DM": 2}, durations) == 5 * 20  # no estimates: the mean of all chunks
+
+
+def test_the_eta_is_estimating_until_measured_chunk_times_carry_half_of_it():
+    """The issue's case: a cheap first node measured, the rest from estimates 25 times too high."""
+    estimates = {"CameraInit": 5.0, "FeatureExtraction": 80.0, "DepthMap": 255.0}
+    assert policy.eta_seconds({"CameraInit": 1, "DepthMap": 10}, {}, estimates) is None  # nothing measured
+    measured = {"CameraInit": [9.0]}
+    assert policy.eta_seconds({"FeatureExtraction": 4, "DepthMap": 50}, measured, estimates) is None
+    measured["FeatureExtraction"] = [4.0]  # a fast GPU: 20 times quicker than estimated
+    assert policy.eta_seconds({"FeatureExtraction": 3, "DepthMap": 50}, measured, estimates) is None
+    measured["DepthMap"] = [10.0, 12.0]  # the node that carries the job, measured: 11 s a chunk
+    eta = policy.eta_seconds({"FeatureExtraction": 3, "DepthMap": 48}, measured, estimates)
+    assert eta == 3 * 4.0 + 48 * 11.0
+
+
+def test_the_eta_with_nothing_left_is_zero_and_share_is_the_boundary():
+    assert policy.eta_seconds({"DM": 0}, {}) == 0.0
+    # half from measured chunks (FE: 1 x 10 s), half from the scaled estimate (DM: 1 x 10 x 1.0): given
+    assert policy.eta_seconds({"FE": 1, "DM": 1}, {"FE": [10.0]}, {"FE": 10.0, "DM": 10.0}) == 20.0
+    assert policy.eta_seconds({"FE": 1, "DM": 1}, {"FE": [10.0]}, {"FE": 10.0, "DM": 10.5}) is None

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from colab_side import heartbeat as hb
-from keepalive.status import describe
+from keepalive.status import describe, render_text
 from keepalive.view import LiveView, plain_line, render
 
 GRACE = 60.0
@@ -40,6 +40,13 @@ def test_the_panel_shows_everything_the_user_watches():
                      "fresh", "age 0:00:05", "sync lag 0:00:04", "up 1:30:00", "restarts 2",
                      "run_all (job dead (heartbeat stale)", "7.0 GB", "DepthMap_1 chunk 3/8 done"):
         assert expected in text, expected
+
+
+def test_an_eta_not_measured_yet_says_estimating_in_the_panel_and_in_status():
+    info = info_for(eta_seconds=None)
+    assert "ETA estimating" in shown(render(info, GRACE)) and "ETA -" not in shown(render(info, GRACE))
+    assert "ETA estimating" in render_text(info, GRACE)
+    assert ", ETA 3:25:00" in render_text(info_for(), GRACE)
 
 
 def colour_of(info, marker: str) -> str:
@@ -187,8 +194,6 @@ def test_why_the_daemon_waits_is_shown_while_it_has_a_cause():
 
 
 def test_an_unreadable_heartbeat_says_why():
-    from keepalive.status import render_text
-
     info = describe(None, "corrupt", None, None, {"job": "castle"}, error="heartbeat is not UTF-8 text")
     assert "heartbeat is not UTF-8 text" in shown(render(info, GRACE))
     assert "heartbeat unreadable: heartbeat is not UTF-8 text" in render_text(info)
