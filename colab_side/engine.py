@@ -216,10 +216,14 @@ class Estimate:
 
 
 class SizeModel(Protocol):
-    """An engine's figures for ``plan``: its ``estimates`` module, with these two functions."""
+    """An engine's figures for ``plan`` and the runner's budget check: its ``estimates`` module, with these
+    functions. ``model["colab"]["session_seconds"]`` is a runtime's lifetime."""
 
     def load(self, path=None) -> dict:
         """The defaults with a user's ``--model`` file over them; ``ValueError`` of one line if unusable."""
+
+    def for_params(self, model: dict, params) -> dict:
+        """The model for a job run with these ``--param`` values (``ValueError`` of one line if unusable)."""
 
     def estimate(self, model: dict, release: str, images: int) -> Estimate: ...
 

@@ -123,6 +123,21 @@ def stalled(sessions: Sequence[Mapping[tuple, int]], budget: int | None,
                    "needed), or fewer photos per job or DepthMap downscale (python -m colab_side plan), then Run all")
 
 
+def budget_too_small(worst, session_seconds: float, drive_budget: int, plan_command: str) -> Verdict | None:
+    """Before a job starts: by the engine's size model, with this Drive budget, a kill during ``worst`` (a
+    ``plan.KillCost``, or None) makes the next session redo more than a session holds, so the job could never get
+    past it: blocked, with the command that prints the settings that fit."""
+    if worst is None or worst.extra_seconds + worst.seconds <= session_seconds:
+        return None
+    return Verdict(Phase.BLOCKED, Cause.DRIVE_FULL,
+                   f"with a Drive budget of {drive_budget / GB:.1f} GB, by the size model a kill during {worst.node} "
+                   f"would make the next session redo {worst.extra_seconds / 3600:.1f} h before its "
+                   f"{worst.seconds / 3600:.1f} h chunk, more than a {session_seconds / 3600:g} h session: the job "
+                   "could never finish",
+                   f"run '{plan_command}' for the settings that fit (a DepthMap downscale, a Drive budget, fewer "
+                   "photos per job), then make the notebook again with them (keepalive notebook) and Run all")
+
+
 def local_drops(local: Iterable[str], next_reads: set[str], later: set[str], durable: set[str],
                 recompute_seconds: Mapping[str, float], limit: float,
                 inputs_stored: set[str] = frozenset()) -> tuple[set[str], set[str]]:

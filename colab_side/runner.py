@@ -22,7 +22,7 @@ from pathlib import Path
 
 from colab_side import heartbeat as hb
 from colab_side.beat import HeartbeatWriter
-from colab_side import budget, identity, policy, pruning, twins
+from colab_side import budget, identity, plan, policy, pruning, twins
 from colab_side import engine as engines
 from colab_side.drive import FULL, RETRYABLE, Drive, DriveError, mount_colab
 from colab_side.events import Journal, parse_events, utc_now
@@ -30,7 +30,7 @@ from colab_side.layout import NotOurs, job_layout, work_dir
 from colab_side.lease import Lease, Superseded
 from colab_side.local import LocalCache
 from colab_side.engine import DONE, ERROR, Engine, Interrupted, Step, Stop
-from colab_side.settings import Settings, SettingsError, check_colab_paths, make as make_settings
+from colab_side.settings import GB, Settings, SettingsError, check_colab_paths, make as make_settings
 from colab_side.store import Store, chunk_key
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".exr", ".heic", ".dng", ".cr2", ".nef", ".arw")
@@ -171,6 +171,11 @@ class Session:
         if self._published_result_intact():
             raise Stop(hb.DONE, reason="the result was already published and verified")
         self._check_errors()
+        self.drive_budget = self.settings.drive_budget_bytes
+        if self.drive_budget is None:
+            self.drive_budget = budget.default_budget(self.store.stored_bytes, self.drive.free_bytes(),
+                                                      self.settings.drive_margin_bytes)
+        self._check_budget()
         gpu = detect_gpu()
         if verdict := policy.no_gpu(gpu, self.settings.gpu_required):
             raise Stop.of(verdict)
@@ -196,10 +201,6 @@ class Session:
         self._check_disk()
         self.shape = budget.Shape.of(self.graph)
         self.computed: dict[tuple[str, int], tuple[list[str], int]] = {}  # by this session: files, archive bytes
-        self.drive_budget = self.settings.drive_budget_bytes
-        if self.drive_budget is None:
-            self.drive_budget = budget.default_budget(self.store.stored_bytes, self.drive.free_bytes(),
-                                                      self.settings.drive_margin_bytes)
         self._load_history()
         self._update_progress(hb.COMPUTING)
         while True:  # results lost since (a damaged archive found when restored) are redone: plan again each step
@@ -353,6 +354,29 @@ class Session:
             files[key] = f"{Path(path).name} sha256:{digest}"
         return {"pipeline": files.get("pipeline", identity.PIPELINE), "params": list(self.settings.params),
                 "overrides": files.get("overrides")}
+
+    def _check_budget(self) -> None:
+        """Before a job begins: a Drive budget with which, by the engine's size model, a kill could make the next
+        session redo more than a session holds is refused (the job could never finish). Once begun, such kills are
+        found by what the sessions finish (``policy.stalled``)."""
+        if self.drive_budget is None or self.store.durable_chunks or self.store.manifest["pruned"]:
+            return
+        if self.engine.name not in engines.ENGINES:
+            return  # an engine given to the session by its caller (not registered) has no size model
+        sizes = engines.size_model(self.engine.name)
+        try:
+            model = sizes.for_params(sizes.load(), self.settings.params)
+        except ValueError:
+            return  # a parameter the model cannot read is refused in its own words when the graph is checked
+        session = float(model["colab"]["session_seconds"])
+        job = plan.estimate(model, self.settings.meshroom, len(self.images), self.engine.name)
+        worst = plan.forecast_store(job, self.drive_budget, session_seconds=session).unrecoverable(session)
+        given = self.settings.drive_budget_bytes
+        command = " ".join([f"python -m colab_side plan --images {self.settings.images} --meshroom {self.settings.meshroom}",
+                            *(f"--param {param}" for param in self.settings.params),
+                            *([f"--drive-budget {given / GB:.1f}"] if given is not None else [])])
+        if verdict := policy.budget_too_small(worst, session, self.drive_budget, command):
+            raise Stop.of(verdict)
 
     def _check_errors(self) -> None:
         if verdict := policy.repeated_errors(self.store.manifest["errors"], self.settings.max_node_errors):

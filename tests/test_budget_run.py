@@ -95,3 +95,24 @@ def test_a_job_under_half_its_store_finishes_identical_and_the_store_never_excee
     progress = subprocess.run([*command[:3], "progress", str(job.job_dir), "--json"], env=job.env,
                               capture_output=True, text=True, check=True).stdout
     assert json.loads(progress)["stored_bytes"] == stored_bytes(job) <= drive_budget
+
+
+def test_a_budget_with_which_the_job_could_never_finish_is_refused_before_anything_runs(tmp_path):
+    job = SampleJob(tmp_path, name="seed", images=1, meshroom="2023.3")
+    for i in range(2700):  # the seed's photo count: the size model reads only how many there are
+        (job.images / f"IMG_{i:04d}.jpg").write_bytes(b"")
+    for name in os.listdir(job.images):
+        if not name.startswith("IMG_"):
+            os.remove(job.images / name)
+    proc = subprocess.run(job.command("--drive-budget", "11"), env=job.env,
+                          capture_output=True, text=True, timeout=300)
+    beat = hb.read(job.job_dir / hb.FILENAME)
+    assert proc.returncode == 1 and beat.phase == hb.BLOCKED and beat.cause == hb.DRIVE_FULL, proc.stdout[-2000:]
+    assert "could never finish" in beat.reason and "during Meshing_1" in beat.reason
+    assert f"python -m colab_side plan --images {job.images} --meshroom 2023.3 --drive-budget 11.0" in beat.action
+    happened = {e.get("event") for e in read_events(job.job_dir / "events.jsonl")}
+    assert "session_start" in happened and not happened & {"install", "graph_saved", "restored", "node_start"}, happened
+    # with what plan says fits (the runner's own check agrees with plan's figures)
+    worst = plan.forecast_store(plan.estimate(estimates.for_params(estimates.load(), ["DepthMap_1.downscale=8"]),
+                                              "2023.3", 2700), 11 * GB).unrecoverable(12 * 3600)
+    assert worst is None

@@ -181,6 +181,11 @@ def downscale(params) -> int:
     return chosen
 
 
+def for_params(model: dict, params) -> dict:
+    """The model for a job run with ``params`` (``--param`` values): DepthMap's downscale is what changes sizes."""
+    return with_downscale(model, downscale(params))
+
+
 def with_downscale(model: dict, factor: int) -> dict:
     """The model for DepthMap ``downscale=factor``: depth maps have (default / factor)² the pixels, so their
     bytes and (an estimate) their compute seconds scale by that."""
