@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from colab_side import heartbeat as hb
@@ -26,7 +27,7 @@ from colab_side import budget, identity, plan, policy, pruning, twins
 from colab_side import engine as engines
 from colab_side.drive import FULL, RETRYABLE, Drive, DriveError, mount_colab
 from colab_side.events import Journal, parse_events, utc_now
-from colab_side.layout import NotOurs, job_layout, work_dir
+from colab_side.layout import NotOurs, is_job_name, job_layout, work_dir
 from colab_side.lease import Lease, Superseded
 from colab_side.local import LocalCache
 from colab_side.engine import DONE, ERROR, Engine, Interrupted, Step, Stop
@@ -61,6 +62,7 @@ def find_images(folder: Path) -> list[Path]:
 
 
 LOW_DISK_BYTES = 256 << 20  # a chunk that ends in ERROR with less free is a full disk, not the node's fault
+COLAB_DRIVE = "/content/drive/MyDrive"  # where the notebook mounts the user's Drive
 RESTARTABLE_EXIT = 75  # EX_TEMPFAIL: this session ended by itself, a new one resumes
 SUPERSEDED_EXIT = 3
 
@@ -79,7 +81,7 @@ class Session:
 
     def run(self) -> int:
         try:
-            self.layout = job_layout(self.settings.drive_root or "/content/drive/MyDrive", self.settings.job)
+            self.layout = job_layout(self.settings.drive_root or COLAB_DRIVE, self.settings.job)
         except ValueError as exc:
             print(f"colab_side: {exc}")
             return 2
@@ -602,5 +604,23 @@ def run(images, **options) -> int:
         check_colab_paths(settings)
     except SettingsError as exc:
         print(f"colab_side: {exc}")
+        _tell_refused(options, str(exc))
         return 2
     return Session(settings).run()
+
+
+def _tell_refused(options: dict, reason: str) -> None:
+    """Settings refused before a session: where the job's folder can be named, its heartbeat says so (``failed
+    BAD_INPUT``), so that the daemon tells the human instead of pressing Run all on the same values again."""
+    job, root = options.get("job", "meshroom"), options.get("drive_root") or COLAB_DRIVE
+    if not isinstance(job, str) or not is_job_name(job) or not Path(root).is_dir():
+        return
+    beat = hb.Heartbeat(job=job, session=f"refused-{uuid.uuid4().hex[:8]}", seq=1, time=utc_now(), phase=hb.FAILED,
+                        session_started=utc_now(), cause=hb.BAD_INPUT, reason=reason,
+                        action="correct that value in the notebook's form (or keepalive notebook's option), then Run all")
+    path = hb.heartbeat_path(root, job)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Drive(Path(root)).rewrite_bytes(path, beat.to_json().encode())
+    except (OSError, DriveError):
+        pass  # the line above is then all there is

@@ -209,3 +209,15 @@ def test_a_bad_value_edited_in_the_form_ends_as_one_line_and_touches_nothing(tmp
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]  # the cell ends; no traceback
     assert proc.stdout.count("\n") == 1 and proc.stdout.startswith(says), proc.stdout
     assert sorted(path.name for path in tmp_path.iterdir()) == ["colab_side.zip"]
+
+
+def test_a_value_the_settings_refuse_is_said_in_the_heartbeat_so_the_daemon_tells_the_human(tmp_path):
+    job = Job(tmp_path / "job", name="castle", images=4)
+    keywords = dict(run_keywords(notebook.build(**SETTINGS)), drive_budget_gb="-3", images=str(job.images),
+                    drive_root=str(job.drive), meshroom_url=str(job.release), local_dir=str(job.local))
+    program = f"import sys, colab_side; sys.exit(colab_side.run(**{keywords!r}))"
+    proc = subprocess.run([sys.executable, "-c", program], env=job.env, capture_output=True, text=True, timeout=120)
+    beat = json.loads((job.job_dir / "heartbeat.json").read_text())
+    assert proc.returncode == 2 and beat["phase"] == "failed" and beat["cause"] == "BAD_INPUT", proc.stdout[-2000:]
+    assert "drive_budget_gb" in beat["reason"] and "form" in beat["action"]
+    assert proc.stdout.strip() == f"colab_side: {beat['reason']}" and "Traceback" not in proc.stderr
