@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from colab_side import progress_cli, settings
+from colab_side.colmap import advice as colmap_advice
 from colab_side.drive import DriveError
 from colab_side.meshroom import advice
 from colab_side.meshroom.graph import GraphError
@@ -17,7 +18,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     settings.add_arguments(sub.add_parser("run", help="run or resume the job"))
     f = sub.add_parser("plan", help="what the job will need (disk, Drive, chunks), before anything runs")
-    for name in ("images", "meshroom", "drive_budget_gb", "drive_margin_gb", "params"):
+    for name in ("images", "engine", "meshroom", "drive_budget_gb", "drive_margin_gb", "params"):
         settings.add_argument(f, settings.BY_NAME[name])
     f.add_argument("--model", default=None, help="a JSON file correcting the estimates (see docs/drive-budget.md)")
     p = sub.add_parser("progress", help="how far a job or a Meshroom cache is")
@@ -41,6 +42,8 @@ def main(argv=None) -> int:
             return 2
     if args.command == "plan":
         try:
+            if args.engine == "colmap":
+                return colmap_advice.main(args, IMAGE_EXTENSIONS)
             return advice.main(args, IMAGE_EXTENSIONS)
         except ValueError as exc:  # the model file, the images, the settings: one line each
             print(f"colab_side plan: {exc}", file=sys.stderr)

@@ -151,6 +151,7 @@ class Host(Protocol):
     """What the runner lends an engine (the ``Session``)."""
 
     settings: object  # colab_side.settings.Settings
+    images: list  # the job's image files (Path), sorted
     drive: object  # colab_side.drive.Drive: every Drive call goes through it (time limit, retries)
     layout: object  # colab_side.layout: the job's folders on Drive (install_dir, project, ...)
     local: Path  # the runtime's local work folder
@@ -170,6 +171,7 @@ class Engine(Protocol):
     """A program behind the runner. Its constructor takes the ``Settings`` and raises ``Stop`` on bad input."""
 
     name: str
+    needs_gpu: bool  # a runtime without a GPU is blocked NO_GPU (unless the settings say gpu_required=False)
 
     def install(self, host: Host) -> None:
         """Make the program runnable on this runtime (once per Drive, then from Drive)."""
@@ -228,7 +230,8 @@ class SizeModel(Protocol):
     def estimate(self, model: dict, release: str, images: int) -> Estimate: ...
 
 
-ENGINES = {"meshroom": "colab_side.meshroom"}  # name → package holding ``engine.make`` and ``estimates``
+# name → package holding ``engine.make`` and ``estimates``
+ENGINES = {"meshroom": "colab_side.meshroom", "colmap": "colab_side.colmap"}
 
 
 def _module(name: str, part: str):

@@ -1,4 +1,4 @@
-"""What a job is: its image set (names, sizes, content digests), Meshroom version, pipeline, parameters and
+"""What a job is: its image set (names, sizes, content digests), engine, Meshroom version, pipeline, parameters and
 overrides (files by their content).
 
 ``job.json`` (with its twin) records it at the first session; every later session compares. A different image set
@@ -13,14 +13,15 @@ import re
 
 PIPELINE = "photogrammetry"
 ASIDE = re.compile(r"replaced-\d{8}-\d{6}(-[0-9a-f]{6})?")  # the folder a --replan sets the old records aside in
+ENGINE = "meshroom"  # a record from before engines were kept
 
 
 def identity(job: str, meshroom: str, folder: str, images: list[dict], pipeline: str = PIPELINE, params=(),
-             overrides: str | None = None) -> dict:
+             overrides: str | None = None, engine: str = ENGINE) -> dict:
     """``images``: one ``{name, size, sha256, mtime_ns}`` per image; ``folder`` is for the reader only.
     ``pipeline`` and ``overrides``: a file as ``"<name> sha256:<digest>"`` (its content makes the job), or the
     default pipeline's name; ``params``: the parameters as given, in order (a later one wins)."""
-    return {"job": job, "meshroom": meshroom, "pipeline": pipeline, "params": list(params), "overrides": overrides,
+    return {"job": job, "engine": engine, "meshroom": meshroom, "pipeline": pipeline, "params": list(params), "overrides": overrides,
             "folder": folder, "images": sorted(images, key=lambda image: image["name"])}
 
 
@@ -72,6 +73,10 @@ def difference(known, current: dict) -> str | None:
     A record from before digests were kept (``images`` is the folder's path) is the same job when
     the folder is the same: it is upgraded, not refused.
     """
+    if not isinstance(known, dict):
+        return "job.json is not a job record"
+    if known.get("engine", ENGINE) != current["engine"]:
+        return f"it was started with the engine {known.get('engine', ENGINE)}, not {current['engine']}"
     if known.get("meshroom") != current["meshroom"]:
         return f"it was started with Meshroom {known.get('meshroom')}, not {current['meshroom']}"
     if known.get("pipeline", PIPELINE) != current["pipeline"]:

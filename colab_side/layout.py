@@ -3,11 +3,12 @@
 ::
 
     <drive_root>/keepalive/
-        _meshroom/                  one install cache for all jobs (archives + .sha256)
+        _meshroom/                  one install cache for all jobs (archives, pycolmap/ wheels; + .sha256)
         <job>/
-            job.json                identity of the job (image names, sizes, digests; release, pipeline,
+            job.json                identity of the job (image names, sizes, digests; engine, release, pipeline,
                                     parameters, overrides) and its twin job.bak.json
-            project.mg              the graph, saved by the first session
+            project.mg              the graph, saved by the first session (Meshroom)
+            engine-plan.json        what else defines the steps, saved by the first session (COLMAP: dense or not)
             lease.json              which session may write (the newest)
             heartbeat.json          rewritten every few seconds
             events.jsonl            append-only event log
@@ -87,6 +88,10 @@ class JobLayout:
     @property
     def project(self) -> Path:
         return self.job_dir / "project.mg"
+
+    @property
+    def engine_plan(self) -> Path:
+        return self.job_dir / "engine-plan.json"
 
     @property
     def lease(self) -> Path:

@@ -9,6 +9,8 @@ the user corrects them with ``--model FILE.json``.
 
 from __future__ import annotations
 
+import copy
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,35 @@ class StoreForecast:
         """Share of kills (uniform in compute time) that redo at most ``extra_nodes`` finished nodes."""
         total = sum(k.seconds for k in self.kills)
         return sum(k.seconds for k in self.kills if k.extra_nodes <= extra_nodes) / total if total else 1.0
+
+
+class ModelError(ValueError):
+    """A user's model file cannot be used: one line naming what is wrong."""
+
+
+def load_model(defaults: dict, path, validate) -> dict:
+    """An engine's size model: ``defaults`` with the top-level keys of a user's JSON file (``path``) put over them;
+    ``validate(model)`` says in one phrase what is wrong, or None."""
+    model = copy.deepcopy(defaults)
+    if path is None:
+        return model
+    try:
+        user = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"model file {path} cannot be read: {exc}") from None
+    except ValueError as exc:
+        raise ModelError(f"model file {path} is not valid JSON ({exc})") from None
+    if not isinstance(user, dict) or set(user) - set(defaults):
+        raise ModelError(f"model file {path} must be a JSON object with keys among {', '.join(defaults)}")
+    for key, value in user.items():
+        if isinstance(model[key], dict) and isinstance(value, dict):
+            model[key].update(value)
+        else:
+            model[key] = value
+    problem = validate(model)
+    if problem:
+        raise ModelError(f"model file {path}: {problem}")
+    return model
 
 
 def estimate(model: dict, release: str, images: int, engine: str = "meshroom") -> Estimate:
@@ -163,7 +194,8 @@ def forecast_store(job: Estimate, drive_budget: int | None, prune: bool = True,
 @dataclass(frozen=True)
 class Forecast:
     images: int
-    meshroom: str
+    program: str  # e.g. "Meshroom 2019.2"
+    engine: str
     chunks: int
     nodes: int
     local_peak: int
@@ -174,12 +206,14 @@ class Forecast:
     colab: dict
 
 
-def forecast(model: dict, meshroom: str, images: int, drive_budget: int | None) -> Forecast:
-    job = estimate(model, meshroom, images)
+def forecast(model: dict, release: str, images: int, drive_budget: int | None, engine: str = "meshroom",
+             program: str | None = None) -> Forecast:
+    """``program``: how the plan names what computes (default: Meshroom and the release)."""
+    job = estimate(model, release, images, engine)
     pruned = forecast_store(job, None)
     budgeted = forecast_store(job, drive_budget) if drive_budget is not None else None
     return Forecast(
-        images=images, meshroom=meshroom, chunks=job.graph.chunks_total, nodes=len(job.graph.nodes),
+        images=images, program=program or f"Meshroom {release}", engine=engine, chunks=job.graph.chunks_total, nodes=len(job.graph.nodes),
         local_peak=(budgeted or pruned).local_peak + int(model["install_bytes"]),
         keep_everything=forecast_store(job, None, prune=False), pruned=pruned, budgeted=budgeted,
         drive_budget=drive_budget, colab=model["colab"],
@@ -197,10 +231,10 @@ def _fits(need: int, have: int) -> str:
 def render(f: Forecast) -> str:
     local_free, drive = f.colab["local_free_bytes"], f.colab["drive_bytes"]
     lines = [
-        f"Plan for {f.images} images, Meshroom {f.meshroom}, the settings as given (ESTIMATES from "
-        "colab_side/meshroom/estimates.py; correct them with --model FILE.json)",
+        f"Plan for {f.images} images, {f.program}, the settings as given (ESTIMATES from "
+        f"colab_side/{f.engine}/estimates.py; correct them with --model FILE.json)",
         f"  chunks: {f.chunks} in {f.nodes} nodes",
-        f"  peak local disk: {_gb(f.local_peak)} (cache and Meshroom); a free Colab runtime has about "
+        f"  peak local disk: {_gb(f.local_peak)} (cache and the program); a free Colab runtime has about "
         f"{_gb(local_free)} free: {_fits(f.local_peak, local_free)}",
         f"    not counted: Drive's own cache on the runtime may keep what a session writes to and restores from "
         f"Drive, up to {_gb((f.budgeted or f.pruned).session_drive_bytes)} (colabtools #659, #960, #2147; "

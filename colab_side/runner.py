@@ -70,7 +70,7 @@ SUPERSEDED_EXIT = 3
 class Session:
     def __init__(self, settings: Settings, drive: Drive | None = None, engine: Engine | None = None):
         """``drive``: tests pass one with injected faults; by default it is built from the settings.
-        ``engine``: by default Meshroom, made from the settings when the session starts."""
+        ``engine``: by default the settings' engine, made when the session starts."""
         self.settings = settings
         self.drive = drive
         self.engine = engine
@@ -115,7 +115,8 @@ class Session:
             if previous and previous.live:  # the loser cannot say it: the heartbeat is this session's now
                 self.beat.update(history=[f"{utc_now()} session {previous.owner} superseded by session {session}"])
             self.beat.start()
-            self.journal.event("session_start", job=self.settings.job, meshroom=self.settings.meshroom)
+            self.journal.event("session_start", job=self.settings.job, engine=self.settings.engine,
+                               meshroom=self.settings.meshroom)
             self._run()
         except Stop as stop:
             code, end = self._end(stop)
@@ -166,7 +167,7 @@ class Session:
 
     def _run(self) -> None:
         if self.engine is None:
-            self.engine = engines.make("meshroom", self.settings)
+            self.engine = engines.make(self.settings.engine, self.settings)
         self.images = sorted(self.drive.call("the image folder", lambda: find_images(Path(self.settings.images))))
         self._check_identity()
         self.store = Store(self.layout.store, self.drive, self.settings.job, log=self.journal.log, guard=self.lease.check)
@@ -179,7 +180,7 @@ class Session:
                                                       self.settings.drive_margin_bytes)
         self._check_budget()
         gpu = detect_gpu()
-        if verdict := policy.no_gpu(gpu, self.settings.gpu_required):
+        if verdict := policy.no_gpu(gpu, self.settings.gpu_required and self.engine.needs_gpu):
             raise Stop.of(verdict)
         self.beat.update(phase=hb.INSTALLING, gpu=gpu, local_free_bytes=shutil.disk_usage(self.local).free,
                          drive_free_bytes=self.drive.free_bytes(), durable_chunks=self.store.durable_chunks,
@@ -298,7 +299,7 @@ class Session:
     def _job_began(self) -> bool:
         """Whether anything of a job was made beyond its record (then a lost record cannot simply be written anew)."""
         return any(self.drive.call(path.name, path.exists)
-                   for path in (self.layout.project, self.layout.store, self.layout.result))
+                   for path in (self.layout.project, self.layout.engine_plan, self.layout.store, self.layout.result))
 
     def _read_record(self, path: Path, usable, what: str, lost_ok: bool = True):
         """A record kept with its twin; None when there is none. Both there and unusable: blocked (never read as
@@ -322,7 +323,7 @@ class Session:
         aside = self.layout.job_dir / aside_name
         if known is None or identity.difference(known, current):  # the new record is not written yet
             records = (self.layout.identity, twins.twin_of(self.layout.identity), self.layout.project,
-                       self.layout.store, self.layout.result)
+                       self.layout.engine_plan, self.layout.store, self.layout.result)
             for path in records:
                 if self.drive.call(path.name, path.exists):
                     self.lease.check()
@@ -355,7 +356,7 @@ class Session:
                            f"give the path of your {key} file as Colab sees it (under /content/drive/)")
             files[key] = f"{Path(path).name} sha256:{digest}"
         return {"pipeline": files.get("pipeline", identity.PIPELINE), "params": list(self.settings.params),
-                "overrides": files.get("overrides")}
+                "overrides": files.get("overrides"), "engine": self.settings.engine}
 
     def _check_budget(self) -> None:
         """Before a job begins: a Drive budget with which, by the engine's size model, a kill could make the next
@@ -374,7 +375,8 @@ class Session:
         job = plan.estimate(model, self.settings.meshroom, len(self.images), self.engine.name)
         worst = plan.forecast_store(job, self.drive_budget, session_seconds=session).unrecoverable(session)
         given = self.settings.drive_budget_bytes
-        command = " ".join([f"python -m colab_side plan --images {self.settings.images} --meshroom {self.settings.meshroom}",
+        program = f"--meshroom {self.settings.meshroom}" if self.engine.name == "meshroom" else f"--engine {self.engine.name}"
+        command = " ".join([f"python -m colab_side plan --images {self.settings.images} {program}",
                             *(f"--param {param}" for param in self.settings.params),
                             *([f"--drive-budget {given / GB:.1f}"] if given is not None else [])])
         if verdict := policy.budget_too_small(worst, session, self.drive_budget, command):

@@ -33,6 +33,7 @@ class Field:
     high: float | None = None  # numbers: the largest value accepted
     flag: str | None = None  # the option when it is not --<name>, e.g. "--no-prune" for a true default
     required: bool = False
+    choices: tuple | None = None  # texts: the only values accepted
 
     @property
     def option(self) -> str:
@@ -43,6 +44,8 @@ REQUIRED = object()  # the default of a field the user must give
 
 FIELDS = (
     Field("images", Path, REQUIRED, "folder of input images (on Drive)", required=True),
+    Field("engine", str, "meshroom", "the program that computes: meshroom (a textured mesh) or colmap (a sparse "
+          "model, and with CUDA a dense point cloud and mesh)", choices=("meshroom", "colmap")),
     Field("job", str, "meshroom", "job name: its folder is <drive>/keepalive/<job>"),
     Field("drive_root", Path, None, "a plain folder instead of mounting Colab's Drive"),
     Field("meshroom", str, "2019.2", "Meshroom version (2019.2, 2021.1, 2023.3, 2025.1)"),
@@ -65,7 +68,8 @@ FIELDS = (
           "the session ends restartable (a hung mount)", 0.01, 3600),
     Field("replan", bool, False, "the job's images or settings changed on purpose: keep the old records aside and start over"),
     Field("pipeline", Path, None, "your own Meshroom pipeline (.mg), as Meshroom's --pipeline"),
-    Field("params", tuple, (), "one parameter of the saved graph, e.g. DepthMap_1.downscale=4 (repeatable)",
+    Field("params", tuple, (), "one parameter of the saved graph, e.g. DepthMap_1.downscale=4; with --engine colmap "
+          "one of pycolmap's options, e.g. feature_extraction.max_image_size=2000 (repeatable)",
           flag="--param"),
     Field("overrides", Path, None, 'a JSON file {"Node_1": {"attribute": value}}, as Meshroom\'s --overrides'),
 )
@@ -132,6 +136,8 @@ def _convert(row: Field, value):
         return tuple(value)
     if not isinstance(value, (str, Path)) or not str(value):
         raise SettingsError(f"{row.name} must be a non-empty {'path' if row.type is Path else 'text'}, not {value!r}")
+    if row.choices and value not in row.choices:
+        raise SettingsError(f"{row.name} must be one of {', '.join(row.choices)}, not {value!r}")
     return Path(value) if row.type is Path else str(value)
 
 
@@ -180,7 +186,8 @@ def add_argument(parser: argparse.ArgumentParser, row: Field) -> None:
     else:
         text = row.help if row.required or row.default is None else f"{row.help} (default {row.default})"
         parser.add_argument(row.option, dest=row.name, type=str if row.type is Path else row.type,
-                            default=None if row.required else row.default, required=row.required, help=text)
+                            default=None if row.required else row.default, required=row.required, help=text,
+                            choices=row.choices)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ class Copier:
     """Copies the images three a chunk, then lists the copies; stops once at ``stop_at`` (a kill)."""
 
     name = "copier"
+    needs_gpu = False
 
     def __init__(self, settings, stop_at=None):
         self.settings, self.stop_at, self.runs = settings, stop_at, []

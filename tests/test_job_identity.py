@@ -86,7 +86,7 @@ def test_a_pipeline_file_that_does_not_exist_is_refused_before_anything_runs(job
 
 def test_a_record_from_before_settings_were_kept_is_the_default_job():
     old = identity.identity("castle", "2021.1", "/x", [])
-    for key in ("params", "overrides"):
+    for key in ("params", "overrides", "engine"):
         del old[key]
     assert identity.difference(old, identity.identity("castle", "2021.1", "/x", [])) is None
     assert "parameters none" in identity.difference(old, identity.identity("castle", "2021.1", "/x", [], params=[PARAM]))
@@ -183,3 +183,7 @@ def test_two_replans_in_the_same_second_set_aside_in_two_folders():
     layout = JobLayout(Path("/content/drive/MyDrive"), "castle")
     names = {layout.replaced() for _ in range(50)}
     assert len(names) == 50 and all(identity.ASIDE.fullmatch(name) for name in names)
+def test_another_engine_is_another_job():
+    meshroom = identity.identity("castle", "2021.1", "/x", [])
+    assert identity.difference(meshroom, identity.identity("castle", "2021.1", "/x", [], engine="colmap")) == \
+        "it was started with the engine meshroom, not colmap"

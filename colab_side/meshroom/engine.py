@@ -21,6 +21,7 @@ from colab_side.meshroom.graph import Graph, GraphError, Node, load as load_grap
 
 class MeshroomEngine:
     name = "meshroom"
+    needs_gpu = True  # DepthMap is CUDA only
 
     def __init__(self, settings):
         self.settings = settings

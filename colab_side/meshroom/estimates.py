@@ -10,11 +10,10 @@ replace ``bytes``.
 from __future__ import annotations
 
 import copy
-import json
 import math
-from pathlib import Path
 
 from colab_side.engine import Estimate
+from colab_side.plan import ModelError, load_model
 from colab_side.meshroom.graph import Graph, GraphError, Node
 from colab_side.settings import GB
 
@@ -95,32 +94,9 @@ DEFAULTS = {
 }
 
 
-class ModelError(ValueError):
-    """A user's model file cannot be used: one line naming what is wrong."""
-
-
 def load(path=None) -> dict:
     """The defaults, with the top-level keys of a user's JSON file (``path``) put over them."""
-    model = copy.deepcopy(DEFAULTS)
-    if path is None:
-        return model
-    try:
-        user = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"model file {path} cannot be read: {exc}") from None
-    except ValueError as exc:
-        raise ModelError(f"model file {path} is not valid JSON ({exc})") from None
-    if not isinstance(user, dict) or set(user) - set(DEFAULTS):
-        raise ModelError(f"model file {path} must be a JSON object with keys among {', '.join(DEFAULTS)}")
-    for key, value in user.items():
-        if isinstance(model[key], dict) and isinstance(value, dict):
-            model[key].update(value)
-        else:
-            model[key] = value
-    problem = validate(model)
-    if problem:
-        raise ModelError(f"model file {path}: {problem}")
-    return model
+    return load_model(DEFAULTS, path, validate)
 
 
 MAX_FIGURE = 1e18  # bytes or seconds beyond this are no figure of a real job

@@ -1,0 +1,35 @@
+"""``python -m colab_side plan --engine colmap``: what a COLMAP job will need, from the size model (``estimates``).
+
+``--images`` is the photo folder or just a number of photos. The dense steps are planned (a GPU runtime,
+pycolmap with CUDA) unless ``--param dense=off``; on a runtime without CUDA the job makes the sparse model only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from colab_side import budget, plan
+from colab_side.colmap import estimates, install
+
+
+def main(args, extensions) -> int:
+    """Print the plan; exit 0 when it fits a free account (local disk and Drive), 1 when not."""
+    text = str(args.images)
+    images = int(text) if text.isdigit() else plan.count_images(Path(text), extensions)
+    if images < 2:
+        raise ValueError(f"COLMAP needs at least 2 photos, not {images}")
+    model = estimates.for_params(estimates.load(args.model), args.params)
+    release = "dense" if model["choices"]["dense"] else "sparse"
+    drive_budget = None if args.drive_budget_gb is None else int(args.drive_budget_gb * (1 << 30))
+    if drive_budget is None:
+        drive_budget = budget.default_budget(0, int(model["colab"]["drive_bytes"]), int(args.drive_margin_gb * (1 << 30)))
+    found = plan.forecast(model, install.VERSION, images, drive_budget, engine="colmap",
+                          program=f"COLMAP (pycolmap {install.VERSION}), {release}")
+    job = estimates.estimate(model, install.VERSION, images)
+    print(plan.render(found))
+    print(f"  compute: about {sum(job.chunk_seconds.values()) / 3600:.1f} h in all "
+          + ("(dense stereo on a GPU runtime; without CUDA the job stops at the sparse model)" if release == "dense"
+             else "(the sparse model only)"))
+    store = found.budgeted or found.pruned
+    fits = found.local_peak <= model["colab"]["local_free_bytes"] and store.peak_bytes <= model["colab"]["drive_bytes"]
+    return 0 if fits else 1

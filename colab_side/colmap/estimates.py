@@ -1,0 +1,82 @@
+"""Figures for a COLMAP job before anything is measured: bytes and seconds per image (per pair for matches).
+
+ESTIMATES, measured with pycolmap 4.2.1 on images pycolmap synthesizes (docs/colmap.md, "Size model", and
+``bench/bench_colmap.py``); photos with more features per image take longer and write more. ``python -m
+colab_side plan --engine colmap`` prints what they predict; ``--model FILE.json`` puts a user's own figures
+(any of the top-level keys of ``DEFAULTS``) over them. Once a job runs, measured chunk times replace these.
+
+The job's ``--param`` values that change its steps (``batch``, ``block``, ``dense``) go into the model
+(``for_params``); ``estimate``'s ``release`` is not used (pycolmap's version is fixed: ``install.VERSION``).
+"""
+
+from __future__ import annotations
+
+from colab_side.colmap import units
+from colab_side.colmap.options import Choices
+from colab_side.engine import Estimate
+from colab_side.plan import load_model
+from colab_side.settings import GB
+
+DEFAULTS = {
+    # per image (per pair for matches); measured on 800x600 synthesized images, 1 thread, 2 busy CPU cores
+    "seconds": {"import": 0.005, "features": 0.45, "database": 0.01, "matches": 0.045, "mapping": 0.02,
+                "undistortion": 0.05, "stereo": 5.0, "geometric": 5.0, "fusion": 0.5, "meshing": 0.2},
+    "bytes": {"import": 300, "features": 200_000, "database": 200_000, "matches": 3_000, "mapping": 60_000,
+              "undistortion": 1_500_000, "stereo": 4_000_000, "geometric": 4_000_000, "fusion": 1_000_000,
+              "meshing": 500_000},
+    "colab": {"local_free_bytes": 34 * GB, "drive_bytes": 15 * GB, "session_seconds": 12 * 3600},
+    "install_bytes": 122 << 20,  # pycolmap 4.2.1 installed (docs/colmap.md)
+}
+
+
+def validate(model: dict) -> str | None:
+    """What is wrong with a model, in one phrase, or None."""
+    for key in ("seconds", "bytes"):
+        if not isinstance(model[key], dict) or set(model[key]) != set(DEFAULTS[key]):
+            return f"{key} must hold a figure for each of {', '.join(DEFAULTS[key])}"
+    for key in ("seconds", "bytes", "colab"):
+        for name, value in model[key].items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                return f"{key}.{name} must be a number from 0, not {value!r}"
+    return None
+
+
+def load(path=None) -> dict:
+    """The defaults, with the top-level keys of a user's JSON file (``path``) put over them."""
+    return load_model(DEFAULTS, path, validate)
+
+
+def _count(step: str, images: int, chunk: int, choices: Choices) -> int:
+    """Images (pairs for matches) that one chunk of ``step`` works on."""
+    if step == "matches":
+        return max(0, min(choices.block, units.pair_count(images) - chunk * choices.block))
+    if step in ("features", "stereo", "geometric"):
+        return max(0, min(choices.batch, images - chunk * choices.batch))
+    return images
+
+
+def chunk_seconds(model: dict, work, images: int, choices: Choices) -> dict:
+    """step → estimated seconds per chunk (the mean over its chunks)."""
+    return {name: sum(model["seconds"][name] * _count(name, images, chunk, choices) for chunk in range(step.chunk_count))
+            / step.chunk_count for name, step in work.nodes.items()}
+
+
+def for_params(model: dict, params) -> dict:
+    """The model for a job run with ``params``: the chunk sizes and whether the dense steps are planned (``dense=off``
+    plans the sparse model only; otherwise dense, as on a runtime with CUDA). ``ValueError`` of one line."""
+    choices = Choices.read(params)
+    return {**model, "choices": {"batch": choices.batch, "block": choices.block, "dense": choices.dense != "off"}}
+
+
+def estimate(model: dict, release: str, images: int) -> Estimate:
+    """The job's steps for ``images`` images with estimated bytes and seconds per chunk."""
+    chosen = model.get("choices") or for_params(model, ())["choices"]
+    choices = Choices.read([f"batch={chosen['batch']}", f"block={chosen['block']}"])
+    work = units.steps(max(images, 2), choices.batch, choices.block, chosen["dense"])
+    sizes, times = {}, {}
+    for name, step in work.nodes.items():
+        for chunk in range(step.chunk_count):
+            count = _count(name, images, chunk, choices)
+            sizes[name, chunk] = int(model["bytes"][name] * count)
+            times[name, chunk] = model["seconds"][name] * count
+    return Estimate(work, sizes, times)

@@ -1,0 +1,86 @@
+"""pycolmap, downloaded once per Drive: its wheel kept in the Drive's install folder and checked by SHA-256.
+
+Where pycolmap already imports (installed with the runtime, or by the user) nothing is downloaded. Else the
+wheel for this runtime's Python (``pycolmap-cuda12`` where ``nvidia-smi`` finds a GPU, ``pycolmap`` else) is
+fetched once with pip into ``<install_dir>/pycolmap/``, its SHA-256 recorded beside it (``<wheel>.sha256``)
+and checked before every use, as Meshroom's release archive is; a wheel that does not match is moved aside
+and fetched again. Each session installs the verified wheel from Drive (pip, no index).
+"""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from colab_side.drive import Drive
+from colab_side.runner import detect_gpu
+
+VERSION = "4.2.1"  # what docs/colmap.md's figures were measured with
+
+
+class InstallError(RuntimeError):
+    """pycolmap could not be installed (download failed, wheel unusable)."""
+
+
+def package() -> str:
+    return "pycolmap-cuda12" if detect_gpu() else "pycolmap"
+
+
+def pip(*args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()
+        raise InstallError(f"pip {args[0]} failed: {tail[-1] if tail else done.returncode}")
+
+
+def _verified(wheel: Path, drive: Drive) -> bool:
+    record = drive.read_bytes(wheel.with_name(wheel.name + ".sha256"))
+    words = record.decode("ascii", "replace").split() if record else []
+    return bool(words) and drive.sha256(wheel) == words[0]
+
+
+def ensure_wheel(folder: Path, name: str, drive: Drive, log=print, download=None) -> Path:
+    """The verified wheel of ``name`` in ``folder`` on Drive, downloaded once (``download(name, dest_dir)``)."""
+    download = download or (lambda name, dest: pip("download", "--no-deps", "--only-binary=:all:", "-q",
+                                                   "-d", str(dest), f"{name}=={VERSION}"))
+    prefix = name.replace("-", "_") + f"-{VERSION}-"
+    wheels = sorted(p for p in drive.call(folder.name, lambda: list(folder.glob(prefix + "*.whl")) if folder.is_dir()
+                                          else []))
+    for wheel in wheels:
+        if _verified(wheel, drive):
+            return wheel
+        aside = wheel.with_name(f"{wheel.name}.corrupt-{time.strftime('%Y%m%d%H%M%S')}")
+        log(f"{wheel.name} on Drive does not match its recorded SHA-256; moved aside as {aside.name}")
+        drive.rename(wheel, aside)
+    log(f"downloading {name} {VERSION} (once per Drive)")
+    with tempfile.TemporaryDirectory() as tmp:
+        download(name, Path(tmp))
+        found = sorted(Path(tmp).glob(prefix + "*.whl"))
+        if not found:
+            raise InstallError(f"no {name} {VERSION} wheel for this Python ({sys.version.split()[0]})")
+        drive.call(folder.name, lambda: folder.mkdir(parents=True, exist_ok=True), kind="write")
+        wheel = folder / found[0].name
+        digest = drive.copy_file(found[0], wheel)
+    drive.write_bytes(wheel.with_name(wheel.name + ".sha256"), f"{digest}  {wheel.name}\n".encode())
+    return wheel
+
+
+def ensure(install_dir, local: Path, drive: Drive, log=print, download=None, installer=None):
+    """pycolmap, imported: as it is where it imports, else from the wheel on Drive."""
+    try:
+        return importlib.import_module("pycolmap")
+    except ImportError:
+        pass
+    wheel = ensure_wheel(Path(install_dir) / "pycolmap", package(), drive, log, download)
+    copy = Path(local) / wheel.name
+    drive.copy_file(wheel, copy)
+    (installer or (lambda path: pip("install", "--no-deps", "-q", str(path))))(copy)
+    importlib.invalidate_caches()
+    try:
+        return importlib.import_module("pycolmap")
+    except ImportError as exc:
+        raise InstallError(f"pycolmap from {wheel.name} does not import: {exc}") from None

@@ -1,0 +1,211 @@
+"""The COLMAP engine (pycolmap) behind the runner: a small synthesized job ends done with the sparse model, and
+the same job killed at random moments ends done with byte-identical model files."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import wait_for
+
+pycolmap = pytest.importorskip("pycolmap")
+
+from colab_side import heartbeat as hb  # noqa: E402
+from colab_side.colmap import units  # noqa: E402
+from colab_side.colmap.options import Choices, OptionError  # noqa: E402
+from colab_side.events import read_events  # noqa: E402
+from colab_side.layout import job_layout  # noqa: E402
+from colab_side.runner import Session  # noqa: E402
+from colab_side.settings import make as make_settings  # noqa: E402
+
+IMAGES = 8  # 800x600, 2,000 points: global mapping registers all 8 (docs/colmap.md)
+PARAMS = ("batch=3", "block=7")  # 3 chunks of features, 4 of matches: 10 chunks in all
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthesize(folder: Path, images: int, width: int = 800, height: int = 600, points: int = 2000) -> Path:
+    """Images pycolmap renders of a synthetic scene (the same bytes for the same arguments)."""
+    folder.mkdir(parents=True)
+    pycolmap.set_random_seed(7)
+    options = pycolmap.SyntheticDatasetOptions()
+    options.num_rigs, options.num_cameras_per_rig, options.num_frames_per_rig = 1, 1, images
+    options.num_points3D, options.camera_width, options.camera_height = points, width, height
+    pycolmap.synthesize_images(pycolmap.SyntheticImageOptions(), pycolmap.synthesize_dataset(options), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    return synthesize(tmp_path_factory.mktemp("colmap") / "images", IMAGES)
+
+
+def arguments(images: Path, root: Path, *extra: str) -> list[str]:
+    return ["--engine", "colmap", "--images", str(images), "--job", "sfm", "--drive-root", str(root / "drive"),
+            "--local-dir", str(root / "local"), "--heartbeat-seconds", "3600",
+            *(f"--param={param}" for param in PARAMS), *extra]
+
+
+def run_in_process(images: Path, root: Path, *extra: str) -> int:
+    from colab_side.__main__ import parser
+
+    options = vars(parser().parse_args(["run", *arguments(images, root, *extra)]))
+    options.pop("command")
+    with contextlib.redirect_stdout(io.StringIO()):
+        return Session(make_settings(**options)).run()
+
+
+def result(root: Path) -> dict[str, bytes]:
+    folder = job_layout(root / "drive", "sfm").result
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def count(root: Path, event: str) -> int:
+    """How many ``event`` events the job's sessions have written."""
+    events = job_layout(root / "drive", "sfm").events
+    return sum(1 for e in read_events(events) if e.get("event") == event) if events.exists() else 0
+
+
+def beat(root: Path) -> hb.Heartbeat:
+    return hb.read(job_layout(root / "drive", "sfm").heartbeat)
+
+
+@pytest.fixture(scope="module")
+def reference(images, tmp_path_factory) -> dict[str, bytes]:
+    """The result of one uninterrupted run."""
+    root = tmp_path_factory.mktemp("reference")
+    assert run_in_process(images, root) == 0, beat(root).reason
+    return result(root)
+
+
+@pytest.mark.timeout(120)
+def test_an_uninterrupted_job_ends_done_with_the_sparse_model_in_both_formats(reference, tmp_path):
+    assert sorted(reference) == sorted(units.MODEL_FILES)
+    model = pycolmap.Reconstruction()
+    (tmp_path / "model").mkdir()
+    for name, data in reference.items():
+        if name.endswith(".bin"):
+            (tmp_path / "model" / Path(name).name).write_bytes(data)
+    model.read_binary(tmp_path / "model")
+    assert model.num_reg_images() == IMAGES and model.num_points3D() > 50
+
+
+@pytest.mark.timeout(240)
+def test_a_job_killed_at_random_moments_ends_done_with_identical_model_files(images, reference, tmp_path):
+    seed = int(os.environ.get("KILL_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    command = [sys.executable, "-m", "colab_side", "run", *arguments(images, tmp_path)]
+    where = []  # chunks done when each kill came
+    for kill in range(10):
+        sessions = count(tmp_path, "restored")  # a session has restored the store: it computes from then on
+        target = count(tmp_path, "chunk_done") + (kill % 3 == 2)  # every third session finishes a chunk first
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        assert wait_for(lambda: (count(tmp_path, "restored") > sessions and count(tmp_path, "chunk_done") >= target)
+                        or proc.poll() is not None, timeout=120)
+        try:
+            proc.wait(timeout=rng.uniform(0.0, 1.0))  # then a random moment, mostly within a chunk
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the runner and its pycolmap worker
+            proc.wait()
+            where.append(count(tmp_path, "chunk_done"))
+    final = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=200)
+    assert final.returncode == 0, (seed, final.stdout[-2000:])
+    assert len(where) == 10 and where[-1] >= where[0] + 3, (seed, where)  # ten kills, spread over the job
+    assert beat(tmp_path).phase == hb.DONE
+    assert result(tmp_path) == reference, (seed, where)
+    print(f"kill seed {seed}: chunks done at each kill {where}")
+
+
+def test_a_parameter_pycolmap_does_not_have_fails_bad_input_before_anything_runs(images, tmp_path):
+    assert run_in_process(images, tmp_path, "--param", "feature_extraction.max_image_sise=2000") == 1
+    assert (beat(tmp_path).phase, beat(tmp_path).cause) == (hb.FAILED, hb.BAD_INPUT)
+    assert "max_image_sise" in beat(tmp_path).reason and "\n" not in beat(tmp_path).reason
+    assert not job_layout(tmp_path / "drive", "sfm").store.exists()
+
+
+def test_dense_asked_for_on_a_runtime_without_a_gpu_is_blocked_no_gpu(images, tmp_path, monkeypatch):
+    monkeypatch.setattr("colab_side.runner.detect_gpu", lambda: None)
+    assert run_in_process(images, tmp_path, "--param", "dense=on") == 1
+    assert (beat(tmp_path).phase, beat(tmp_path).cause) == (hb.BLOCKED, hb.NO_GPU)
+    assert not job_layout(tmp_path / "drive", "sfm").store.exists()
+
+
+def test_dense_asked_for_where_pycolmap_has_no_cuda_is_blocked_no_gpu(images, tmp_path, monkeypatch):
+    monkeypatch.setattr("colab_side.runner.detect_gpu", lambda: "Tesla T4")
+    monkeypatch.setattr(pycolmap, "has_cuda", False)
+    assert run_in_process(images, tmp_path, "--param", "dense=on") == 1
+    assert (beat(tmp_path).phase, beat(tmp_path).cause) == (hb.BLOCKED, hb.NO_GPU)
+    assert "dense=off" in beat(tmp_path).action
+
+
+@pytest.mark.parametrize("param, says", [
+    ("feature_extraction.max_image_size=big", "expects a whole number"),
+    ("feature_extraction.sift.nope=1", "has no option 'sift.nope'"),
+    ("features.max_image_size=1", "unknown section 'features'"),
+    ("mapper=hierarchical", "mapper is one of global, incremental"),
+    ("batch=0", "batch is a whole number"),
+    ("feature_extraction.use_gpu=perhaps", "expects true or false"),
+    ("feature_extraction.type=SURF", "expects one of"),
+])
+def test_bad_parameters_are_one_line_naming_them(param, says):
+    with pytest.raises(OptionError, match=says.replace("(", r"\(")) as caught:
+        Choices.read([param]).check(pycolmap)
+    assert "\n" not in str(caught.value)
+
+
+def test_parameters_set_pycolmaps_options_over_the_deterministic_defaults():
+    choices = Choices.read(["feature_extraction.max_image_size=2000", "feature_extraction.sift.max_num_features=4000",
+                            "global_mapping.num_threads=4", "feature_matching.guided_matching=true"])
+    extraction = choices.build("feature_extraction", pycolmap)
+    assert (extraction.max_image_size, extraction.sift.max_num_features, extraction.num_threads) == (2000, 4000, 1)
+    mapping = choices.build("global_mapping", pycolmap)
+    assert (mapping.num_threads, mapping.random_seed) == (4, 0)  # the user's wins; the seed stays 0
+    assert choices.build("feature_matching", pycolmap).guided_matching is True
+
+
+def test_exhaustive_blocks_cover_every_pair_once_in_name_order():
+    names = [f"{index:02d}.png" for index in range(9)]
+    work = units.steps(len(names), 4, 7, dense=False)
+    pairs = [pair for chunk in range(work.nodes["matches"].chunk_count) for pair in units.block(names, 7, chunk)]
+    assert pairs == [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    assert [units.batch(names, 4, chunk) for chunk in range(work.nodes["features"].chunk_count)] == [
+        names[:4], names[4:8], names[8:]]
+    assert work.publish_nodes() == {"mapping"}
+    assert units.steps(len(names), 4, 7, dense=True).publish_nodes() == {"mapping", "fusion", "meshing"}
+
+
+def test_the_wheel_is_downloaded_once_per_drive_and_a_damaged_copy_is_fetched_again(tmp_path, monkeypatch):
+    from colab_side.colmap import install
+    from colab_side.drive import Drive
+
+    downloads, installed, found = [], [], iter([ImportError("no pycolmap yet"), pycolmap])
+
+    def download(name, dest):
+        downloads.append(name)
+        (dest / f"pycolmap-{install.VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"wheel bytes")
+
+    def importer(name):
+        answer = next(found, pycolmap)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(install.importlib, "import_module", importer)
+    monkeypatch.setattr(install, "package", lambda: "pycolmap")
+    drive = Drive(tmp_path / "drive", log=lambda line: None)
+    folder = tmp_path / "drive" / "_meshroom"
+    assert install.ensure(folder, tmp_path, drive, lambda line: None, download, installed.append) is pycolmap
+    assert downloads == ["pycolmap"] and [path.read_bytes() for path in installed] == [b"wheel bytes"]
+    wheel = install.ensure_wheel(folder / "pycolmap", "pycolmap", drive, lambda line: None, download)
+    assert downloads == ["pycolmap"]  # verified on Drive: not downloaded again
+    wheel.write_bytes(b"cut short")
+    assert install.ensure_wheel(folder / "pycolmap", "pycolmap", drive, lambda line: None, download).read_bytes() == \
+        b"wheel bytes"
+    assert downloads == ["pycolmap", "pycolmap"] and list((folder / "pycolmap").glob("*.corrupt-*"))
