@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from colab_side import heartbeat as hb
 from colab_side import settings
 
 
@@ -71,4 +72,7 @@ def test_the_command_line_says_a_bad_value_in_one_line_and_runs_nothing(tmp_path
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
     assert proc.stdout.strip() == "colab_side: lifetime_hours must be between 0.01 and 10000, not 0.0"
-    assert not (tmp_path / "keepalive").exists()
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "keepalive").rglob("*") if p.is_file())
+    assert written == ["keepalive/meshroom/heartbeat.json"]  # only the job's last word, for the daemon: nothing ran
+    beat = hb.read(tmp_path / written[0])
+    assert beat.phase == hb.FAILED and beat.cause == hb.BAD_INPUT and "lifetime_hours" in beat.reason
