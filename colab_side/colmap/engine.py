@@ -9,6 +9,7 @@ job (``engine-plan.json``), so that a later session on another runtime never pla
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ from colab_side.colmap.options import Choices, OptionError
 from colab_side.colmap.worker import FAILED, TEMP
 from colab_side.engine import DONE, ERROR, STOPPED, Host, Outcome, Stop, Units
 from colab_side.meshroom.chunk_log import ChunkWatch
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # how a session stops a worker: not the worker's fault
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds colab_side, for the worker process
 NO_CUDA = ("pycolmap on this runtime has no CUDA", "choose a GPU runtime (Runtime > Change runtime type > GPU) "
@@ -111,10 +114,14 @@ class ColmapEngine:
         if code == 0:
             after = self.snapshot(folder)
             return Outcome(DONE, tuple(sorted(rel for rel, sig in after.items() if before.get(rel) != sig)), code)
-        if code == FAILED:
-            reason = error.read_text() if error.exists() else f"the {step.name} worker failed"
-            return Outcome(ERROR, (), code, "failed", (reason,))
-        return Outcome(STOPPED, (), code, "killed" if code < 0 else f"exit code {code}")
+        if code < 0 and -code in STOP_SIGNALS:
+            return Outcome(STOPPED, (), code, "stopped")  # the session (or the human) stopped it: computed again
+        if code == FAILED and error.exists():
+            reason = error.read_text()
+        else:  # a crash: counted like a failure, so a chunk that always crashes fails the job instead of looping
+            reason = f"the {step.name} worker " + (f"crashed ({signal.Signals(-code).name})" if code < 0 and
+                                                  -code in signal.valid_signals() else f"ended with exit code {code}")
+        return Outcome(ERROR, (), code, "failed", (reason,))
 
     def snapshot(self, folder: Path) -> dict:
         """Every file below ``folder`` but the temporary ones (``.tmp-*``, as the worker names them)."""

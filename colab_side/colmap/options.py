@@ -31,9 +31,12 @@ SECTIONS = {  # --param section → pycolmap's option class
     "stereo_fusion": "StereoFusionOptions",
     "poisson_meshing": "PoissonMeshingOptions",
 }
-DETERMINISTIC = (  # set before the user's parameters
+DEFAULTS = (  # set before the user's parameters: one thread and seed 0 (identical bytes after a kill,
+    # docs/colmap.md); no surface trimming after Poisson meshing (pycolmap 4.2.1's trimmer crashed with SIGSEGV
+    # in the CUDA wheel, colmap#4298, and COLMAP's default trim 10 leaves an empty mesh at small densities)
     "feature_extraction.num_threads=1", "feature_matching.num_threads=1", "global_mapping.num_threads=1",
     "global_mapping.random_seed=0", "incremental_mapping.num_threads=1", "incremental_mapping.random_seed=0",
+    "poisson_meshing.trim=0",
 )
 CHOICES = {"dense": ("auto", "on", "off"), "mapper": ("global", "incremental"), "matcher": ("exhaustive",),
            "camera_mode": ("single", "auto", "per_image", "per_folder")}
@@ -62,7 +65,7 @@ class Choices:
         """Parse the ``--param`` values (no pycolmap needed); ``OptionError`` on the first bad one."""
         chosen: dict = {}
         options: dict = {}
-        for param in (*DETERMINISTIC, *params):
+        for param in (*DEFAULTS, *params):
             name, sep, value = param.partition("=")
             name, value = name.strip(), value.strip()
             if not sep or not name or not value:
