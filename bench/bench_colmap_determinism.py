@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pycolmap
 
+from keepalive_sim import synthetic_images
+
 TABLES = [("images", "image_id"), ("keypoints", "image_id"), ("descriptors", "image_id"),
           ("matches", "pair_id"), ("two_view_geometries", "pair_id")]
 
@@ -30,13 +32,7 @@ def table_digests(db: Path) -> dict:
 
 
 def synthesize(folder: Path, images: int) -> None:
-    pycolmap.set_random_seed(7)
-    options = pycolmap.SyntheticDatasetOptions()
-    options.num_rigs, options.num_cameras_per_rig = 1, 1
-    options.num_frames_per_rig, options.num_points3D = images, 2000
-    reconstruction = pycolmap.synthesize_dataset(options)
-    folder.mkdir(parents=True)
-    pycolmap.synthesize_images(pycolmap.SyntheticImageOptions(), reconstruction, folder)
+    synthetic_images.synthesize(folder, images, width=1024, height=768)
 
 
 def run(work: Path, images: Path, threads: int) -> dict:

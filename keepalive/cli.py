@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
                           "meshroom); remembered for run, status, doctor and service")
     notebook.add_argument("--meshroom", default="2019.2", help="Meshroom release: 2019.2, 2021.1, 2023.3 or 2025.1 "
                           "(default %(default)s)")
+    notebook.add_argument("--engine", default="meshroom", choices=("meshroom", "colmap"),
+                          help="the program that computes: meshroom, or colmap (pycolmap: a sparse model, and with "
+                               "CUDA a dense point cloud and mesh; docs/colmap.md)")
     notebook.add_argument("--pipeline", default=None, help="your own Meshroom pipeline (.mg) on Drive, as seen in Colab")
     notebook.add_argument("--param", dest="params", action="append", default=[], metavar="NODE.ATTR=VALUE",
                           help="a parameter of the graph, e.g. DepthMap_1.downscale=4 (repeatable)")
@@ -183,7 +186,7 @@ def cmd_notebook(args) -> int:
     try:
         notebook.write(args.out, args.images, cfg.job, args.meshroom,
                        pipeline=args.pipeline, params=args.params, overrides=args.overrides,
-                       drive_budget_gb=args.drive_budget_gb)
+                       drive_budget_gb=args.drive_budget_gb, engine=args.engine)
     except ValueError as exc:
         raise config.ConfigError(f"{exc}; nothing written") from None
     except OSError as exc:

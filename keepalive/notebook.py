@@ -18,6 +18,7 @@ import zipfile
 from importlib import resources
 
 from colab_side import settings as colab_settings
+from colab_side.colmap.options import Choices
 from colab_side.meshroom import versions
 from colab_side.meshroom.commands import parse_param
 
@@ -51,18 +52,24 @@ def check_colab_folder(images: str) -> str:
 
 
 def run_settings(images: str, job: str, meshroom: str, pipeline: str | None = None, params=(),
-                 overrides: str | None = None, drive_budget_gb: float | None = None) -> dict:
-    """The keyword arguments of ``colab_side.run`` in the notebook: the pipeline options only when given.
+                 overrides: str | None = None, drive_budget_gb: float | None = None, engine: str = "meshroom") -> dict:
+    """The keyword arguments of ``colab_side.run`` in the notebook: the pipeline options (and the engine, when not
+    Meshroom) only when given.
 
-    ``params`` are checked here (``Node_1.attribute=value``); node and attribute names are checked
-    against the saved graph on Colab, before anything is computed.
+    ``params`` are checked here (Meshroom: ``Node_1.attribute=value``, node and attribute names checked against
+    the saved graph on Colab; COLMAP: the engine's choices and sections, attributes checked against pycolmap on
+    Colab), before anything is computed.
     """
     check_colab_folder(images)
     versions.get(meshroom)  # an unknown release is named here, with the ones there are
-    for text in params:
-        parse_param(text)
+    if engine == "colmap":
+        Choices.read(params)
+    else:
+        for text in params:
+            parse_param(text)
     chosen = {"images": images, "job": job, "meshroom": meshroom, "pipeline": pipeline,
-              "params": list(params), "overrides": overrides, "drive_budget_gb": drive_budget_gb}
+              "params": list(params), "overrides": overrides, "drive_budget_gb": drive_budget_gb,
+              "engine": None if engine == "meshroom" else engine}
     chosen = {key: value for key, value in chosen.items() if value not in (None, [])}
     colab_settings.make(**chosen)  # the checks colab_side.run makes on Colab: a bad value is refused here first
     return chosen
@@ -72,12 +79,14 @@ def form_fields(chosen: dict) -> list[str]:
     """The form's lines, one ``#@param`` field per setting: a text field, or a list to choose from.
 
     Fields always shown: images, job, the release, the Drive budget and the parameters (blank when not
-    given); the pipeline and overrides files only when given. The values are JSON texts, which Python reads.
+    given); the engine, pipeline and overrides files only when given. The values are JSON texts, which Python reads.
     """
     def field(name: str, value, spec: str) -> str:
         return f"{name} = {json.dumps(value, ensure_ascii=False)}  #@param {spec}"
 
     budget = chosen.get("drive_budget_gb")
+    example = ("feature_extraction.max_image_size=2000; dense=off" if chosen.get("engine") == "colmap"
+               else "Node_1.attribute=value; Node_2.attribute=value")
     lines = [
         field("images", chosen["images"], '{type:"string"}'),
         field("job", chosen["job"], '{type:"string"}'),
@@ -85,15 +94,19 @@ def form_fields(chosen: dict) -> list[str]:
         field("drive_budget_gb", "" if budget is None else str(budget),
               '{type:"string", placeholder:"GB; blank: what Drive has free"}'),
         field("params", "; ".join(chosen.get("params", ())),
-              '{type:"string", placeholder:"Node_1.attribute=value; Node_2.attribute=value"}'),
+              '{type:"string", placeholder:"' + example + '"}'),
     ]
+    if "engine" in chosen:
+        lines.insert(2, field("engine", chosen["engine"], json.dumps(list(colab_settings.BY_NAME["engine"].choices))))
     lines += [field(name, chosen[name], '{type:"string"}') for name in ("pipeline", "overrides") if name in chosen]
     return lines
 
 
 def build(images: str, job: str, meshroom: str, **options) -> dict:
-    """The notebook; ``options``: ``pipeline``, ``params``, ``overrides``, ``drive_budget_gb`` (see ``run_settings``)."""
-    fields = form_fields(run_settings(images, job, meshroom, **options))
+    """The notebook; ``options``: ``pipeline``, ``params``, ``overrides``, ``drive_budget_gb``, ``engine`` (see
+    ``run_settings``)."""
+    chosen = run_settings(images, job, meshroom, **options)
+    fields = form_fields(chosen)
     names = [line.split(" = ", 1)[0] for line in fields]
     data = colab_side_zip()
     install = textwrap.dedent(f"""
@@ -111,7 +124,8 @@ def build(images: str, job: str, meshroom: str, **options) -> dict:
         "import colab_side",
         f"colab_side.run({', '.join(f'{name}={name}' for name in names)})",
     ])
-    intro = ("# Meshroom on Colab, kept alive by colab-keepalive\n"
+    program = "COLMAP" if chosen.get("engine") == "colmap" else "Meshroom"
+    intro = (f"# {program} on Colab, kept alive by colab-keepalive\n"
              "Run all on a **GPU** runtime. The daemon on your PC reopens this notebook and presses Run all "
              "after every disconnect; progress is in `My Drive/keepalive/" + job + "/heartbeat.json`.\n\n"
              "The form below holds the job's settings, as `keepalive notebook` wrote them. The daemon watches the "

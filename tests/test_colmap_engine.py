@@ -24,26 +24,16 @@ from colab_side.events import read_events  # noqa: E402
 from colab_side.layout import job_layout  # noqa: E402
 from colab_side.runner import Session  # noqa: E402
 from colab_side.settings import make as make_settings  # noqa: E402
+from keepalive_sim.synthetic_images import synthesize  # noqa: E402
 
 IMAGES = 8  # 800x600, 2,000 points: global mapping registers all 8 (docs/colmap.md)
 PARAMS = ("batch=3", "block=7")  # 3 chunks of features, 4 of matches: 10 chunks in all
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def synthesize(folder: Path, images: int, width: int = 800, height: int = 600, points: int = 2000) -> Path:
-    """Images pycolmap renders of a synthetic scene (the same bytes for the same arguments)."""
-    folder.mkdir(parents=True)
-    pycolmap.set_random_seed(7)
-    options = pycolmap.SyntheticDatasetOptions()
-    options.num_rigs, options.num_cameras_per_rig, options.num_frames_per_rig = 1, 1, images
-    options.num_points3D, options.camera_width, options.camera_height = points, width, height
-    pycolmap.synthesize_images(pycolmap.SyntheticImageOptions(), pycolmap.synthesize_dataset(options), folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> Path:
-    return synthesize(tmp_path_factory.mktemp("colmap") / "images", IMAGES)
+    return synthesize(tmp_path_factory.mktemp("colmap") / "images", IMAGES)  # 800x600, 2,000 points
 
 
 def arguments(images: Path, root: Path, *extra: str) -> list[str]:
@@ -77,15 +67,23 @@ def beat(root: Path) -> hb.Heartbeat:
 
 
 @pytest.fixture(scope="module")
-def reference(images, tmp_path_factory) -> dict[str, bytes]:
-    """The result of one uninterrupted run."""
+def uninterrupted(images, tmp_path_factory) -> Path:
+    """The root (drive and local folders) of one uninterrupted run."""
     root = tmp_path_factory.mktemp("reference")
     assert run_in_process(images, root) == 0, beat(root).reason
-    return result(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(uninterrupted) -> dict[str, bytes]:
+    return result(uninterrupted)
 
 
 @pytest.mark.timeout(120)
-def test_an_uninterrupted_job_ends_done_with_the_sparse_model_in_both_formats(reference, tmp_path):
+def test_an_uninterrupted_job_ends_done_with_the_sparse_model_in_both_formats(uninterrupted, reference, tmp_path):
+    done = beat(uninterrupted)
+    assert (done.phase, done.chunks_done, done.chunks_total, done.nodes_total, done.progress) == (hb.DONE, 10, 10, 5, 1.0)
+    assert count(uninterrupted, "chunk_done") == 10  # each unit measured: what the ETA is made of
     assert sorted(reference) == sorted(units.MODEL_FILES)
     model = pycolmap.Reconstruction()
     (tmp_path / "model").mkdir()
@@ -209,3 +207,14 @@ def test_the_wheel_is_downloaded_once_per_drive_and_a_damaged_copy_is_fetched_ag
     assert install.ensure_wheel(folder / "pycolmap", "pycolmap", drive, lambda line: None, download).read_bytes() == \
         b"wheel bytes"
     assert downloads == ["pycolmap", "pycolmap"] and list((folder / "pycolmap").glob("*.corrupt-*"))
+
+
+def test_plan_counts_the_chunks_of_a_colmap_job_and_the_depth_maps_size_sets_what_fits(capsys):
+    from colab_side.__main__ import main
+
+    assert main(["plan", "--engine", "colmap", "--images", "200", "--param", "dense=off"]) == 0
+    shown = capsys.readouterr().out
+    assert "COLMAP (pycolmap 4.2.1), sparse" in shown and "chunks: 90 in 5 nodes" in shown  # 1+20+1+67+1
+    assert main(["plan", "--engine", "colmap", "--images", "200"]) == 1  # full-size depth maps: local disk short
+    assert "does NOT fit" in capsys.readouterr().out
+    assert main(["plan", "--engine", "colmap", "--images", "200", "--param", "patch_match.max_image_size=1600"]) == 0

@@ -137,6 +137,18 @@ def test_the_pipeline_options_appear_only_when_given():
     assert len(code_cells(notebook.build(**SETTINGS, **options))[1].splitlines()) <= 12
 
 
+def test_the_colmap_engine_is_a_form_field_and_its_parameters_are_checked_as_colmaps():
+    nb = notebook.build(**SETTINGS, engine="colmap", params=["feature_extraction.max_image_size=2000", "dense=off"])
+    assert 'engine = "colmap"  #@param ["meshroom", "colmap"]' in code_cells(nb)[1]
+    assert "# COLMAP on Colab" in "".join(nb["cells"][0]["source"])
+    from colab_side import settings
+    chosen = settings.make(**run_keywords(nb))
+    assert chosen.engine == "colmap" and chosen.params == ("feature_extraction.max_image_size=2000", "dense=off")
+    with pytest.raises(ValueError, match="unknown section 'DepthMap_1'"):
+        notebook.build(**SETTINGS, engine="colmap", params=["DepthMap_1.downscale=4"])
+    assert "engine" not in run_keywords(notebook.build(**SETTINGS))  # Meshroom's form is as it was
+
+
 def test_a_malformed_parameter_is_refused_when_the_notebook_is_written(tmp_path):
     with pytest.raises(ValueError, match="Node_1.attribute=value"):
         notebook.write(tmp_path / "nb.ipynb", **SETTINGS, params=["downscale=4"])

@@ -149,7 +149,8 @@ class ColmapEngine:
                                                                          ("meshing", units.MESH)) if step in work.nodes)])
 
     def estimated_chunk_seconds(self, work: Units, images: int) -> dict:
-        return estimates.chunk_seconds(estimates.load(), work, images, self.choices)
+        return estimates.chunk_seconds(estimates.for_params(estimates.load(), self.settings.params), work, images,
+                                       self.choices)
 
 
 def make(settings) -> ColmapEngine:

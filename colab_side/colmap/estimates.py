@@ -11,6 +11,8 @@ The job's ``--param`` values that change its steps (``batch``, ``block``, ``dens
 
 from __future__ import annotations
 
+import copy
+
 from colab_side.colmap import units
 from colab_side.colmap.options import Choices
 from colab_side.engine import Estimate
@@ -18,14 +20,28 @@ from colab_side.plan import load_model
 from colab_side.settings import GB
 
 DEFAULTS = {
-    # per image (per pair for matches); measured on 800x600 synthesized images, 1 thread, 2 busy CPU cores
-    "seconds": {"import": 0.005, "features": 0.45, "database": 0.01, "matches": 0.045, "mapping": 0.02,
+    # per image (per pair for matches)
+    "seconds": {"import": 0.04, "features": 0.76, "database": 0.03, "matches": 0.048, "mapping": 0.067,
                 "undistortion": 0.05, "stereo": 5.0, "geometric": 5.0, "fusion": 0.5, "meshing": 0.2},
-    "bytes": {"import": 300, "features": 200_000, "database": 200_000, "matches": 3_000, "mapping": 60_000,
-              "undistortion": 1_500_000, "stereo": 4_000_000, "geometric": 4_000_000, "fusion": 1_000_000,
+    "bytes": {"import": 8_000, "features": 360_000, "database": 350_000, "matches": 2_500, "mapping": 150_000,
+              "undistortion": 5_000_000, "stereo": 123_000_000, "geometric": 123_000_000, "fusion": 1_000_000,
               "meshing": 500_000},
     "colab": {"local_free_bytes": 34 * GB, "drive_bytes": 15 * GB, "session_seconds": 12 * 3600},
-    "install_bytes": 122 << 20,  # pycolmap 4.2.1 installed (docs/colmap.md)
+    "install_bytes": 122 << 20,
+}
+SOURCES = {
+    "seconds.sparse": "bench/bench_colmap.py, 30 synthesized 800x600 images (about 2,200 SIFT features each), one "
+                      "thread, 2 busy CPU cores, the engine's chunk times (docs/colmap.md); photos of 3,200 px with "
+                      "8,000 features take several times longer per image and per pair on a CPU",
+    "bytes.sparse": "the archives of a 12-image synthesized job (800x600, about 1,300 features): SQLite files with "
+                    "keypoints (24 B) and descriptors (128 B) per feature, the model's .bin and .txt",
+    "seconds.dense": "facts/colmap.md: patch_match_stereo about 5 s per image per pass at 1024x768 on an H200; "
+                     "undistortion, fusion and meshing a guess",
+    "bytes.dense": "a guess from the formats: a depth map (4 B) and a normal map (12 B) per pixel of a 3,200x2,400 "
+                   "undistorted image, per pass; undistorted images about 5 MB; fused.ply and the mesh about 1 MB "
+                   "and 0.5 MB per image",
+    "install_bytes": "pycolmap 4.2.1 (CPU wheel) installed: 122 MB (facts/colmap.md)",
+    "colab": "as colab_side/meshroom/estimates.py",
 }
 
 
@@ -61,11 +77,22 @@ def chunk_seconds(model: dict, work, images: int, choices: Choices) -> dict:
             / step.chunk_count for name, step in work.nodes.items()}
 
 
+DEPTH_SIZE = 3200  # the undistorted images' longer side the dense figures are for (pixels)
+
+
 def for_params(model: dict, params) -> dict:
-    """The model for a job run with ``params``: the chunk sizes and whether the dense steps are planned (``dense=off``
-    plans the sparse model only; otherwise dense, as on a runtime with CUDA). ``ValueError`` of one line."""
+    """The model for a job run with ``params``: the chunk sizes, whether the dense steps are planned (``dense=off``
+    plans the sparse model only; otherwise dense, as on a runtime with CUDA), and depth maps of
+    ``patch_match.max_image_size`` (their bytes and seconds scale with the pixels). ``ValueError`` of one line."""
     choices = Choices.read(params)
-    return {**model, "choices": {"batch": choices.batch, "block": choices.block, "dense": choices.dense != "off"}}
+    scaled = copy.deepcopy(model)
+    size = dict(choices.options.get("patch_match", ())).get("max_image_size", "")
+    if size.isdigit() and 0 < int(size) < DEPTH_SIZE:  # (a value pycolmap refuses is said when the job starts)
+        for table in ("bytes", "seconds"):
+            for step in ("stereo", "geometric"):
+                scaled[table][step] *= (int(size) / DEPTH_SIZE) ** 2
+    scaled["choices"] = {"batch": choices.batch, "block": choices.block, "dense": choices.dense != "off"}
+    return scaled
 
 
 def estimate(model: dict, release: str, images: int) -> Estimate:
