@@ -1,5 +1,6 @@
-"""A COLMAP worker that crashes is the unit's failure (counted, then final), not a stop that is restarted for ever:
-pycolmap 4.2.1's CUDA wheel segfaulted in Poisson meshing's surface trimmer (docs/colmap.md)."""
+"""What running COLMAP's dense steps on an H200 taught (docs/colmap.md): a worker that crashes is the unit's failure
+(counted, then final), not a stop restarted for ever (pycolmap 4.2.1's CUDA wheel segfaulted in Poisson meshing's
+surface trimmer); the dense steps' defaults."""
 
 from __future__ import annotations
 
@@ -40,7 +41,10 @@ def test_a_worker_the_session_stopped_is_computed_again(tmp_path, stop):
     assert run_unit_ending(tmp_path, -stop).status == STOPPED
 
 
-def test_poisson_meshing_does_not_trim_unless_asked():
+def test_dense_steps_run_on_one_thread_and_poisson_meshing_does_not_trim_unless_asked():
     pycolmap = pytest.importorskip("pycolmap")
-    assert Choices.read([]).build("poisson_meshing", pycolmap).trim == 0
+    chosen = Choices.read([])
+    assert chosen.build("stereo_fusion", pycolmap).num_threads == 1  # (byte-identical dense results, docs/colmap.md)
+    assert chosen.build("poisson_meshing", pycolmap).num_threads == 1
+    assert chosen.build("poisson_meshing", pycolmap).trim == 0
     assert Choices.read(["poisson_meshing.trim=7"]).build("poisson_meshing", pycolmap).trim == 7

@@ -32,11 +32,12 @@ SECTIONS = {  # --param section → pycolmap's option class
     "poisson_meshing": "PoissonMeshingOptions",
 }
 DEFAULTS = (  # set before the user's parameters: one thread and seed 0 (identical bytes after a kill,
-    # docs/colmap.md); no surface trimming after Poisson meshing (pycolmap 4.2.1's trimmer crashed with SIGSEGV
-    # in the CUDA wheel, colmap#4298, and COLMAP's default trim 10 leaves an empty mesh at small densities)
+    # docs/colmap.md; with fusion and meshing on one thread too the dense result was byte-identical run to run on
+    # an H200); no surface trimming after Poisson meshing (pycolmap 4.2.1's trimmer crashed with SIGSEGV in the
+    # CUDA wheel, colmap#4298, and COLMAP's default trim 10 leaves an empty mesh at small densities)
     "feature_extraction.num_threads=1", "feature_matching.num_threads=1", "global_mapping.num_threads=1",
     "global_mapping.random_seed=0", "incremental_mapping.num_threads=1", "incremental_mapping.random_seed=0",
-    "poisson_meshing.trim=0",
+    "stereo_fusion.num_threads=1", "poisson_meshing.num_threads=1", "poisson_meshing.trim=0",
 )
 CHOICES = {"dense": ("auto", "on", "off"), "mapper": ("global", "incremental"), "matcher": ("exhaustive",),
            "camera_mode": ("single", "auto", "per_image", "per_folder")}
