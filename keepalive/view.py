@@ -101,6 +101,7 @@ class LiveView:
         self.live = Live(console=self.console, refresh_per_second=refresh_per_second, transient=False) \
             if self.console.is_terminal else None
         self._last_line = None
+        self._last_death = ""
 
     def __enter__(self):
         if self.live:
@@ -115,6 +116,10 @@ class LiveView:
         if self.live:
             self.live.update(render(info, self.grace))
             return
+        death = text(info.get("last_death"), 600)
+        if death and death != self._last_death:  # the panel's "last lost" row, as one line of its own
+            print(f"[{text(info.get('job'))}] runtime lost: {death}", file=self.stream, flush=True)
+        self._last_death = death or self._last_death
         line = plain_line(info)
         if line != self._last_line:
             self._last_line = line

@@ -470,6 +470,7 @@ def test_a_session_that_dies_gets_its_cause_in_its_row_the_view_status_and_the_n
     panel = Console(file=io.StringIO(), width=200, record=True)
     panel.print(render(rig.daemon.shown))
     assert shown in " ".join(panel.export_text().split())  # the live panel shows it
+    assert rig.out.getvalue().count(f"[castle] runtime lost: {shown}\n") == 1  # and the plain lines, once
     recovered = [e for e in rig.events("notification") if e["what"] == "recovered"]
     assert len(recovered) == 1 and "Why it was lost: session s1 after 3:00:00: out of memory" in recovered[0]["message"]
     lines = status.sessions_table(Journal(rig.cfg.dirs.state, "castle").sessions())  # as another process reads it
