@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import random
 import signal
@@ -84,6 +85,10 @@ def test_an_uninterrupted_job_ends_done_with_the_sparse_model_in_both_formats(un
     done = beat(uninterrupted)
     assert (done.phase, done.chunks_done, done.chunks_total, done.nodes_total, done.progress) == (hb.DONE, 10, 10, 5, 1.0)
     assert count(uninterrupted, "chunk_done") == 10  # each unit measured: what the ETA is made of
+    layout = job_layout(uninterrupted / "drive", "sfm")
+    assert json.loads(layout.engine_plan.read_text())["dense"] is False  # no CUDA here: decided once, kept
+    logged = "".join(path.read_text() for path in layout.logs.glob("*.log"))
+    assert logged.count("the dense steps are skipped, the result is the sparse model") == 1
     assert sorted(reference) == sorted(units.MODEL_FILES)
     model = pycolmap.Reconstruction()
     (tmp_path / "model").mkdir()
@@ -126,6 +131,16 @@ def test_a_parameter_pycolmap_does_not_have_fails_bad_input_before_anything_runs
     assert (beat(tmp_path).phase, beat(tmp_path).cause) == (hb.FAILED, hb.BAD_INPUT)
     assert "max_image_sise" in beat(tmp_path).reason and "\n" not in beat(tmp_path).reason
     assert not job_layout(tmp_path / "drive", "sfm").store.exists()
+
+
+def test_a_job_whose_first_session_planned_dense_is_blocked_no_gpu_on_a_runtime_without_cuda(images, tmp_path):
+    layout = job_layout(tmp_path / "drive", "sfm")
+    layout.job_dir.mkdir(parents=True)
+    layout.engine_plan.write_text(json.dumps({"engine": "colmap", "dense": True}))  # as a GPU runtime decided
+    assert run_in_process(images, tmp_path) == 1
+    assert (beat(tmp_path).phase, beat(tmp_path).cause) == (hb.BLOCKED, hb.NO_GPU)
+    assert "dense steps need it" in beat(tmp_path).reason
+    assert not layout.store.exists() or not list(layout.store.rglob("*.tar"))
 
 
 def test_dense_asked_for_on_a_runtime_without_a_gpu_is_blocked_no_gpu(images, tmp_path, monkeypatch):
