@@ -28,6 +28,8 @@ IDLE_SECONDS = 30 * 60
 HUMAN_PAGES = {"captcha": "the CAPTCHA (idle check)", "signed_out": "a sign-in page (signed out)"}
 LIMIT_PAGES = {"gpu_limit": "the GPU usage-limit dialog", "backend_unavailable": "no backend available"}
 ENDED_PHASES = (hb.Phase.RESTARTABLE, hb.Phase.FAILED, hb.Phase.BLOCKED)
+# pages of the daemon's own recovery (reconnect, Run all, its dialogs, the new session): no evidence of a cause
+RECOVERY_PAGES = {"idle", "connecting", "busy", "running", "authorship", "drive_consent", "drive_popup", "unknown"}
 CAUSES = {  # cause -> how the views and notifications say it
     "lifetime": "Colab's runtime lifetime (12 h free, 24 h paid)",
     "out_of_memory": "out of memory",
@@ -148,8 +150,9 @@ def _seen(beats, last, pages) -> str:
         parts.append(f"RAM {share * 100:.0f}%")
     if last.gpu_utilization is not None:
         parts.append(f"GPU {last.gpu_utilization * 100:.0f}%")
-    if pages:
-        parts.append("page " + ", ".join(sorted(pages)))
+    told = sorted(pages - RECOVERY_PAGES)
+    if told:
+        parts.append("page " + ", ".join(told))
     return "; ".join(parts)
 
 

@@ -305,12 +305,14 @@ def render_text(info: dict, grace: float = 300.0) -> str:
     told = headline(info)
     if told:
         lines.append(told[0])
-    lines += sessions_table(info.get("sessions"), info.get("sessions_total"))
+    lines += sessions_table(info.get("sessions"), info.get("sessions_total"),
+                            text(info.get("phase")) if text(info.get("phase")) in hb.FINAL_PHASES else None)
     return "\n".join(lines)
 
 
-def sessions_table(rows, total=None) -> list[str]:
-    """The sessions seen, one line each: start, end, lifetime (as this PC saw it), how it ended; no rows, no lines."""
+def sessions_table(rows, total=None, final: str | None = None) -> list[str]:
+    """The sessions seen, one line each: start, end, lifetime (as this PC saw it), how it ended; no rows, no lines.
+    ``final``: the job's last word (done, failed, blocked), which is how its newest session ended."""
     rows = [row for row in rows or [] if isinstance(row, dict)]
     if not rows:
         return []
@@ -322,8 +324,10 @@ def sessions_table(rows, total=None) -> list[str]:
         lifetime = clock_text(end - start) if start is not None and end is not None else "-"
         if row.get("cause"):
             ended = death.sentence(row)
+        elif end is None:
+            ended = final if final and row is rows[-1] else "running"
         else:
-            ended = "running" if end is None else text(row.get("ended_by")) or "-"
+            ended = text(row.get("ended_by")) or "-"
         lines.append(f"  {_minute(start):<16}  {_minute(end):<16}  {lifetime:>9}  {text(ended, 400)}")
     return lines
 

@@ -477,6 +477,7 @@ def test_a_session_that_dies_gets_its_cause_in_its_row_the_view_status_and_the_n
     assert lines[1].split() == ["start", "(UTC)", "end", "(UTC)", "lifetime", "how", "it", "ended"]
     assert lines[2].endswith("out of memory (likely: RAM 99% used in the last beats)")
     assert lines[3].endswith("  running")
+    assert status.sessions_table(rig.journal.sessions(), final="done")[3].endswith("  done")  # the job's last word
     said = status.render_text(status.collect(rig.cfg))  # `keepalive status`, from what the daemon saved
     assert f"last runtime lost: {shown}" in said and lines[2] in said
 

@@ -74,7 +74,7 @@ def test_a_captcha_or_a_sign_out_is_a_human_state():
 
 
 def test_nothing_telling_is_unknown_with_what_was_seen():
-    death = infer(beats([130, 135], **HEALTHY), pages_after=["disconnected"])
+    death = infer(beats([130, 135], **HEALTHY), pages_after=["disconnected", "idle", "drive_popup", "running"])
     assert (death.cause, death.certainty) == ("unknown", "unknown")
     assert death.evidence == "last beat computing; uptime 2h17; RAM 33%; GPU 80%; page disconnected"
     assert infer([]).evidence == "no heartbeat of this session was read"
