@@ -126,6 +126,33 @@ def test_a_job_killed_at_random_moments_ends_done_with_identical_model_files(ima
     print(f"kill seed {seed}: chunks done at each kill {where}")
 
 
+@pytest.mark.timeout(300)
+def test_two_runtimes_at_once_under_drive_faults_end_done_with_identical_model_files(images, reference, tmp_path):
+    """A second tab's Run all starts another runtime on the same job while Drive fails now and then (each session
+    its own faults, retried): the newer session takes the job, the older stops, and the result is the same."""
+    seed = int(os.environ.get("FAULT_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    faults = ",".join(f"{rng.choice('rw')}{n}:{rng.choice((107, 5, 110, 116))}" for n in sorted(rng.sample(range(1, 150), 10)))
+    env = {**os.environ, "COLAB_SIDE_FAULTS": faults}
+
+    def command(runtime: str) -> list[str]:
+        return [sys.executable, "-m", "colab_side", "run", *arguments(images, tmp_path), "--local-dir",
+                str(tmp_path / runtime), "--drive-backoff-seconds", "0.05"]
+
+    older = subprocess.Popen(command("a"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: count(tmp_path, "restored") >= 1 or older.poll() is not None, timeout=120)
+    newer = subprocess.Popen(command("b"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    codes = [older.wait(timeout=200), newer.wait(timeout=200)]
+    for _ in range(3):  # the daemon's restarts of a session a fault ended restartable
+        if beat(tmp_path).phase == hb.DONE:
+            break
+        codes.append(subprocess.run(command("c"), cwd=ROOT, env=env, capture_output=True, timeout=200).returncode)
+    assert beat(tmp_path).phase == hb.DONE, (seed, faults, codes)
+    assert result(tmp_path) == reference, (seed, faults)
+    assert count(tmp_path, "superseded") >= 1 or codes[0] == 0, (seed, codes)  # (the older one had not finished)
+    print(f"fault seed {seed}: {faults}; exit codes {codes}")
+
+
 def test_a_parameter_pycolmap_does_not_have_fails_bad_input_before_anything_runs(images, tmp_path):
     assert run_in_process(images, tmp_path, "--param", "feature_extraction.max_image_sise=2000") == 1
     assert (beat(tmp_path).phase, beat(tmp_path).cause) == (hb.FAILED, hb.BAD_INPUT)
