@@ -8,6 +8,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pycolmap = pytest.importorskip("pycolmap")
 
@@ -153,6 +156,15 @@ def test_two_runtimes_at_once_under_drive_faults_end_done_with_identical_model_f
     print(f"fault seed {seed}: {faults}; exit codes {codes}")
 
 
+@pytest.mark.timeout(120)
+def test_a_sequential_job_matches_only_near_images_and_ends_done(images, tmp_path):
+    assert run_in_process(images, tmp_path, "--param", "matcher=sequential", "--param", "overlap=3") == 0
+    said = " ".join(path.read_text() for path in job_layout(tmp_path / "drive", "sfm").logs.glob("*.log"))
+    matched = sum(int(n) for n in re.findall(r"colmap: (\d+) pairs matched", said))
+    assert matched == units.pair_count(IMAGES, Choices.read(["matcher=sequential", "overlap=3"])) == 22 < 28
+    assert beat(tmp_path).phase == hb.DONE and sorted(result(tmp_path)) == sorted(units.MODEL_FILES)
+
+
 def test_a_parameter_pycolmap_does_not_have_fails_bad_input_before_anything_runs(images, tmp_path):
     assert run_in_process(images, tmp_path, "--param", "feature_extraction.max_image_sise=2000") == 1
     assert (beat(tmp_path).phase, beat(tmp_path).cause) == (hb.FAILED, hb.BAD_INPUT)
@@ -212,13 +224,26 @@ def test_parameters_set_pycolmaps_options_over_the_deterministic_defaults():
 
 def test_exhaustive_blocks_cover_every_pair_once_in_name_order():
     names = [f"{index:02d}.png" for index in range(9)]
-    work = units.steps(len(names), 4, 7, dense=False)
-    pairs = [pair for chunk in range(work.nodes["matches"].chunk_count) for pair in units.block(names, 7, chunk)]
+    choices = Choices.read(["batch=4", "block=7"])
+    work = units.steps(len(names), choices, dense=False)
+    pairs = [pair for chunk in range(work.nodes["matches"].chunk_count) for pair in units.block(names, choices, chunk)]
     assert pairs == [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
     assert [units.batch(names, 4, chunk) for chunk in range(work.nodes["features"].chunk_count)] == [
         names[:4], names[4:8], names[8:]]
     assert work.publish_nodes() == {"mapping"}
-    assert units.steps(len(names), 4, 7, dense=True).publish_nodes() == {"mapping", "fusion", "meshing"}
+    assert units.steps(len(names), choices, dense=True).publish_nodes() == {"mapping", "fusion", "meshing"}
+
+
+@settings(deadline=None, max_examples=60)
+@given(images=st.integers(2, 80), overlap=st.integers(1, 12), block=st.integers(1, 50))
+def test_sequential_blocks_pair_each_image_with_its_next_ones_and_those_two_to_the_k_ahead(images, overlap, block):
+    names = [f"{index:03d}.png" for index in range(images)]
+    choices = Choices.read(["matcher=sequential", f"overlap={overlap}", f"block={block}"])
+    work = units.steps(images, choices, dense=False)
+    pairs = [pair for chunk in range(work.nodes["matches"].chunk_count) for pair in units.block(names, choices, chunk)]
+    ahead = {*range(1, overlap + 1), *(2 ** k for k in range(overlap))}
+    assert pairs == [(names[i], names[i + d]) for i in range(images) for d in sorted(ahead) if i + d < images]
+    assert len(pairs) == units.pair_count(images, choices) and work.nodes["matches"].chunk_count == -(-len(pairs) // block)
 
 
 def test_the_wheel_is_downloaded_once_per_drive_and_a_damaged_copy_is_fetched_again(tmp_path, monkeypatch):

@@ -85,7 +85,7 @@ class ColmapEngine:
         self.plan_file = host.local / "colmap-plan.json"
         self.plan_file.write_text(json.dumps({"images": str(self.images), "names": self.names,
                                               "params": list(self.settings.params)}))
-        return units.steps(len(self.names), self.choices.batch, self.choices.block, saved["dense"])
+        return units.steps(len(self.names), self.choices, saved["dense"])
 
     def adopt(self, host: Host, work: Units, folder: Path) -> None:
         raise Stop(hb.FAILED, hb.BAD_INPUT, "adopt_cache takes a Meshroom cache, not a COLMAP one",

@@ -65,7 +65,7 @@ def load(path=None) -> dict:
 def _count(step: str, images: int, chunk: int, choices: Choices) -> int:
     """Images (pairs for matches) that one chunk of ``step`` works on."""
     if step == "matches":
-        return max(0, min(choices.block, units.pair_count(images) - chunk * choices.block))
+        return max(0, min(choices.block, units.pair_count(images, choices) - chunk * choices.block))
     if step in ("features", "stereo", "geometric"):
         return max(0, min(choices.batch, images - chunk * choices.batch))
     return images
@@ -91,15 +91,17 @@ def for_params(model: dict, params) -> dict:
         for table in ("bytes", "seconds"):
             for step in ("stereo", "geometric"):
                 scaled[table][step] *= (int(size) / DEPTH_SIZE) ** 2
-    scaled["choices"] = {"batch": choices.batch, "block": choices.block, "dense": choices.dense != "off"}
+    scaled["choices"] = {"batch": choices.batch, "block": choices.block, "matcher": choices.matcher,
+                         "overlap": choices.overlap, "dense": choices.dense != "off"}
     return scaled
 
 
 def estimate(model: dict, release: str, images: int) -> Estimate:
     """The job's steps for ``images`` images with estimated bytes and seconds per chunk."""
     chosen = model.get("choices") or for_params(model, ())["choices"]
-    choices = Choices.read([f"batch={chosen['batch']}", f"block={chosen['block']}"])
-    work = units.steps(max(images, 2), choices.batch, choices.block, chosen["dense"])
+    choices = Choices.read([f"{name}={chosen[name]}" for name in ("batch", "block", "matcher", "overlap")
+                            if name in chosen])
+    work = units.steps(max(images, 2), choices, chosen["dense"])
     sizes, times = {}, {}
     for name, step in work.nodes.items():
         for chunk in range(step.chunk_count):

@@ -3,8 +3,9 @@
 Two kinds of parameter:
 
 - the engine's own choices, a plain name: ``dense=auto|on|off`` (``auto``: the dense steps where pycolmap
-  has CUDA), ``mapper=global|incremental``, ``matcher=exhaustive``, ``camera_mode=single|auto|per_image|per_folder``,
-  ``batch=N`` (images per unit of features and of dense stereo), ``block=N`` (image pairs per unit of matching);
+  has CUDA), ``mapper=global|incremental``, ``matcher=exhaustive|sequential``, ``camera_mode=single|auto|per_image|per_folder``,
+  ``batch=N`` (images per unit of features and of dense stereo), ``block=N`` (image pairs per unit of matching),
+  ``overlap=N`` (sequential matching: each image with the next N and those 2, 4, 8, ... ahead);
 - one of pycolmap's options, ``section.attribute[.attribute]=value``, e.g.
   ``feature_extraction.max_image_size=2000`` or ``feature_extraction.sift.max_num_features=4000``: checked
   against pycolmap's own option class (the attribute must exist; the value is converted to the current
@@ -39,9 +40,9 @@ DEFAULTS = (  # set before the user's parameters: one thread and seed 0 (identic
     "global_mapping.random_seed=0", "incremental_mapping.num_threads=1", "incremental_mapping.random_seed=0",
     "stereo_fusion.num_threads=1", "poisson_meshing.num_threads=1", "poisson_meshing.trim=0",
 )
-CHOICES = {"dense": ("auto", "on", "off"), "mapper": ("global", "incremental"), "matcher": ("exhaustive",),
+CHOICES = {"dense": ("auto", "on", "off"), "mapper": ("global", "incremental"), "matcher": ("exhaustive", "sequential"),
            "camera_mode": ("single", "auto", "per_image", "per_folder")}
-NUMBERS = {"batch": (10, 1, 10_000), "block": (300, 1, 1_000_000)}  # default, least, most
+NUMBERS = {"batch": (10, 1, 10_000), "block": (300, 1, 1_000_000), "overlap": (10, 1, 1_000)}  # default, least, most
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -59,6 +60,7 @@ class Choices:
     camera_mode: str = "single"
     batch: int = NUMBERS["batch"][0]
     block: int = NUMBERS["block"][0]
+    overlap: int = NUMBERS["overlap"][0]  # sequential matching: how many images ahead (and 2**k ahead)
     options: dict = field(default_factory=dict)
 
     @classmethod

@@ -12,11 +12,15 @@
     fusion        1 chunk                 ``fusion/fused.ply``
     meshing       1 chunk                 ``meshing/meshed-poisson.ply``
 
-Exhaustive matching: every pair of images in name order, ``block`` pairs a chunk.
+Matching pairs the images in name order, ``block`` pairs a chunk: every pair (``matcher=exhaustive``), or each
+image with the next ``overlap`` ones and those 2, 4, 8, ... ahead (``matcher=sequential``, for photos taken in
+order such as video frames: COLMAP's sequential pairing with ``quadratic_overlap``, both windows as COLMAP 3.9 made
+them). The pairs are a function of the image count and the choices, so the chunks are known when the job is planned.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from itertools import combinations, islice
 
 from colab_side.engine import Unit, Units
@@ -36,7 +40,16 @@ def chunks(count: int, size: int) -> int:
     return -(-count // size)
 
 
-def pair_count(images: int) -> int:
+@lru_cache(maxsize=4)
+def sequential_pairs(images: int, overlap: int) -> tuple[tuple[int, int], ...]:
+    """The pairs of sequential matching, as indices in name order: the next ``overlap`` images and 2**k ahead."""
+    ahead = sorted({*range(1, overlap + 1), *(1 << k for k in range(overlap))})
+    return tuple((first, first + step) for first in range(images) for step in ahead if first + step < images)
+
+
+def pair_count(images: int, choices) -> int:
+    if choices.matcher == "sequential":
+        return len(sequential_pairs(images, choices.overlap))
     return images * (images - 1) // 2
 
 
@@ -45,15 +58,20 @@ def batch(names: list[str], size: int, chunk: int) -> list[str]:
     return names[chunk * size:(chunk + 1) * size]
 
 
-def block(names: list[str], size: int, chunk: int) -> list[tuple[str, str]]:
-    """The image pairs of one chunk of exhaustive matching: every pair in name order, ``size`` a chunk."""
-    return list(islice(combinations(names, 2), chunk * size, (chunk + 1) * size))
+def block(names: list[str], choices, chunk: int) -> list[tuple[str, str]]:
+    """The image pairs of one chunk of matching, ``choices.block`` a chunk."""
+    if choices.matcher == "sequential":
+        pairs = ((names[a], names[b]) for a, b in sequential_pairs(len(names), choices.overlap))
+    else:
+        pairs = combinations(names, 2)
+    return list(islice(pairs, chunk * choices.block, (chunk + 1) * choices.block))
 
 
-def steps(images: int, batch_size: int, block_size: int, dense: bool) -> Units:
-    """The job's steps for ``images`` images (at least 2)."""
-    counts = {"features": chunks(images, batch_size), "matches": max(1, chunks(pair_count(images), block_size)),
-              "stereo": chunks(images, batch_size), "geometric": chunks(images, batch_size)}
+def steps(images: int, choices, dense: bool) -> Units:
+    """The job's steps for ``images`` images (at least 2) with these choices (batch, block, matcher, overlap)."""
+    batches = chunks(images, choices.batch)
+    counts = {"features": batches, "matches": max(1, chunks(pair_count(images, choices), choices.block)),
+              "stereo": batches, "geometric": batches}
     names = SPARSE + (DENSE if dense else ())
     return Units(tuple(Unit(name, counts.get(name, 1), name, frozenset(READS.get(name, ()))) for name in names),
                  results=frozenset({"mapping", "fusion", "meshing"} & set(names)))

@@ -102,7 +102,7 @@ class Job:
             + (f"; {missing} images without features (COLMAP could not read them: see above)" if missing else ""))
 
     def matches(self, chunk: int) -> None:
-        pairs = units.block(self.names, self.choices.block, chunk)
+        pairs = units.block(self.names, self.choices, chunk)
         final = self.folder("matches") / units.chunk_files("matches", chunk)[0]
         scratch = temp(final.with_suffix(".work"))
         scratch.mkdir()
@@ -131,7 +131,7 @@ class Job:
         scratch.mkdir()
         work = scratch / "database.db"
         blocks = [self.cache / "matches" / units.chunk_files("matches", chunk)[0]
-                  for chunk in range(units.chunks(units.pair_count(len(self.names)), self.choices.block))]
+                  for chunk in range(units.chunks(units.pair_count(len(self.names), self.choices), self.choices.block))]
         merge(self.cache / "database" / "database.db", work, blocks, ("matches", "two_view_geometries"), "pair_id")
         (scratch / "out").mkdir()
         if self.choices.mapper == "incremental":
