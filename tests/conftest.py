@@ -8,8 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# No per-example time limit: on a busy 2-core machine one example can take 500 ms (a timing assertion in disguise).
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 from keepalive.hands.browser import BrowserConfig, BrowserError, open_browser, quit_browser  # noqa: E402
 from keepalive_sim.colab_sim import ColabSimulator  # noqa: E402

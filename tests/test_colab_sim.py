@@ -458,9 +458,11 @@ def test_the_popup_lists_several_accounts_and_the_notebooks_is_not_first(chromiu
     assert len(emails) == 3 and emails[0] != ACCOUNT_EMAIL and ACCOUNT_EMAIL in emails
     assert driver.switch_to.active_element.get_attribute("data-email") == ACCOUNT_EMAIL
     rows[0].click()  # another account: the consent goes through, the mount fails like Colab's
-    waiting(driver).until(lambda d: d.find_elements(By.ID, "select-all"))[0].click()
+    waiting(driver).until(lambda d: d.find_elements(By.ID, "select-all"))
+    waiting(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")  # its handlers set
+    driver.find_element(By.ID, "select-all").click()
     driver.find_element(By.ID, "continue").click()
-    waiting(driver).until(lambda d: d.window_handles == [main])
+    WebDriverWait(driver, 3 * WAIT_SECONDS).until(lambda d: d.window_handles == [main])  # closed late under load
     driver.switch_to.window(main)
     alert = waiting(driver).until(lambda d: _alert(d))
     assert alert.text.startswith("Leave site?")
