@@ -169,3 +169,17 @@ def test_a_new_dialog_is_one_page_table_and_its_place_in_the_order():
     snapshot = {"url": "https://colab.research.google.com/drive/x", "connect": "Reconnect T4", "running": {},
                 "dialogs": [{"text": "Compute units exhausted  Runtime disconnected", "buttons": ["Close"]}]}
     assert classify(snapshot, model.page, model.origin).state is PageState.BACKEND_UNAVAILABLE
+
+
+@pytest.mark.browser
+def test_a_window_that_closed_while_current_never_blinds_the_watch(newest_page):
+    """Google's pop-up closes itself once answered, possibly while the hands look at it: the next look still reads
+    the notebook's tab (before, every look said "browser not reachable" until the watch was restarted)."""
+    model, driver, main, sim = newest_page
+    driver.execute_script("window.open('about:blank', 'drive-popup')")
+    assert wait_for(lambda: len(driver.window_handles) == 2, timeout=30)
+    driver.switch_to.window(next(h for h in driver.window_handles if h != main))
+    driver.execute_script("window.close()")
+    assert wait_for(lambda: driver.window_handles == [main], timeout=30)
+    seen = model.observe(driver, main)
+    assert seen.state is PageState.DISCONNECTED, seen.detail

@@ -260,23 +260,31 @@ class PageModel:
 
     def popup_handle(self, driver, main_handle: str | None) -> str | None:
         """The window of Google's Drive pop-up (on an accounts host), if one is open."""
+        from selenium.common.exceptions import NoSuchWindowException
+
         main = main_handle or driver.current_window_handle
         found = None
-        for handle in driver.window_handles:
-            if handle == main:
-                continue
-            driver.switch_to.window(handle)
-            if urlparse(driver.current_url).netloc in self.page["popup"]["hosts"]:
-                found = handle
-                break
-        driver.switch_to.window(main)
+        try:
+            for handle in driver.window_handles:
+                if handle == main:
+                    continue
+                try:
+                    driver.switch_to.window(handle)
+                    host = urlparse(driver.current_url).netloc
+                except NoSuchWindowException:
+                    continue  # it closed while looked at (the pop-up closes itself once answered)
+                if host in self.page["popup"]["hosts"]:
+                    found = handle
+                    break
+        finally:
+            driver.switch_to.window(main)  # never left on a window that may close under it
         return found
 
     def observe(self, driver, main_handle: str | None = None) -> Observation:
         """What the notebook's tab shows; UNKNOWN (never an exception) when the browser is gone."""
         try:
             handles = driver.window_handles
-            if main_handle and main_handle in handles and driver.current_window_handle != main_handle:
+            if main_handle and main_handle in handles:  # (asking which window is current fails if it has closed)
                 driver.switch_to.window(main_handle)
             popup = len(handles) > 1 and self.popup_handle(driver, main_handle) is not None
             snapshot = self.read(driver)
