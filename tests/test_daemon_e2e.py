@@ -105,7 +105,7 @@ def test_a_refused_runtime_backs_off_and_is_never_taken_without_gpu(demo_factory
 
 
 def test_captcha_calls_the_human_once_and_resumes_by_itself(demo_factory):
-    demo = demo_factory(images=6, chunk_seconds=0.3)
+    demo = demo_factory(images=6, chunk_seconds=1.0)  # the job outlasts the daemon's look at the CAPTCHA
 
     def human():
         assert wait_for(lambda: demo.sim.state()["running"])
