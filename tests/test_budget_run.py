@@ -38,6 +38,25 @@ class StorePeak(threading.Thread):
             self.peak = max(self.peak, total)
 
 
+def killed_then_whole(job: SampleJob, command: list[str], kills, folder) -> tuple[subprocess.CompletedProcess, int]:
+    """Run ``command`` and kill it (its process group) once ``kills[i]`` chunks are done, each in turn, then run it to
+    its end; with the most bytes ever seen under ``folder`` meanwhile."""
+    sampler = StorePeak(folder)
+    sampler.start()
+    try:
+        for kill_after in kills:
+            proc = subprocess.Popen(command, env=job.env, stdout=subprocess.DEVNULL, start_new_session=True)
+            assert wait_for(lambda: chunks_done(job) >= kill_after or proc.poll() is not None, timeout=240)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        final = subprocess.run(command, env=job.env, capture_output=True, text=True, timeout=280)
+    finally:
+        sampler.stop.set()
+        sampler.join()
+    return final, sampler.peak
+
+
 def chunks_done(job: SampleJob) -> int:
     path = job.job_dir / "events.jsonl"
     return sum(1 for e in read_events(path) if e.get("event") == "chunk_done") if path.exists() else 0
@@ -73,16 +92,7 @@ def test_a_job_under_half_its_store_finishes_identical_and_the_store_never_excee
     job = SampleJob(tmp_path / "budget", images=30)
     job.env.update(SCALE)
     command = job.command("--drive-budget", f"{drive_budget / GB:.9f}")
-    sampler = StorePeak(job.job_dir / "store")
-    sampler.start()
-    for kill_after in (12, 24):  # during DepthMap, then during DepthMapFilter
-        proc = subprocess.Popen(command, env=job.env, stdout=subprocess.DEVNULL, start_new_session=True)
-        assert wait_for(lambda: chunks_done(job) >= kill_after or proc.poll() is not None, timeout=240)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    final = subprocess.run(command, env=job.env, capture_output=True, text=True, timeout=280)
-    sampler.stop.set()
-    sampler.join()
+    final, peak = killed_then_whole(job, command, (12, 24), job.job_dir / "store")  # in DepthMap, DepthMapFilter
 
     assert final.returncode == 0, final.stdout[-2000:]
     assert hb.read(job.job_dir / hb.FILENAME).phase == hb.DONE
@@ -91,7 +101,7 @@ def test_a_job_under_half_its_store_finishes_identical_and_the_store_never_excee
     budget_events = [e for e in events if e.get("event") == "budget"]
     assert any(e["dropped"] for e in budget_events)  # the budget was in force: archives were dropped
     assert all(e["kept_bytes"] <= drive_budget for e in budget_events)
-    assert drive_budget // 2 < sampler.peak <= drive_budget + 64 * 1024  # + the two manifest copies
+    assert drive_budget // 2 < peak <= drive_budget + 64 * 1024  # + the two manifest copies
     progress = subprocess.run([*command[:3], "progress", str(job.job_dir), "--json"], env=job.env,
                               capture_output=True, text=True, check=True).stdout
     assert json.loads(progress)["stored_bytes"] == stored_bytes(job) <= drive_budget

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 
-from conftest import wait_for
-from test_budget_run import StorePeak, chunks_done  # the same sampler, on the local cache here
+from test_budget_run import killed_then_whole  # the same kills and sampler, on the local cache here
 from colab_side import heartbeat as hb
 from colab_side import plan
 from colab_side.meshroom import estimates
@@ -30,22 +27,13 @@ def test_a_small_budget_and_the_lazy_local_cache_end_done_identical_within_the_p
     job = SampleJob(tmp_path / "budget", images=IMAGES)
     job.env["MESHROOM_STANDIN_SIZE_SCALE"] = str(SCALE)
     command = job.command("--drive-budget", f"{drive_budget * SCALE / GB:.9f}")
-    sampler = StorePeak(job.local / "colab_side" / "cache")
-    sampler.start()
-    for kill_after in (10, 22):  # during DepthMap, then during DepthMapFilter
-        proc = subprocess.Popen(command, env=job.env, stdout=subprocess.DEVNULL, start_new_session=True)
-        assert wait_for(lambda: chunks_done(job) >= kill_after or proc.poll() is not None, timeout=240)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    final = subprocess.run(command, env=job.env, capture_output=True, text=True, timeout=280)
-    sampler.stop.set()
-    sampler.join()
+    cache = job.local / "colab_side" / "cache"
+    final, peak = killed_then_whole(job, command, (10, 22), cache)  # kills in DepthMap, then in DepthMapFilter
 
     assert final.returncode == 0, final.stdout[-2000:]
     assert hb.read(job.job_dir / hb.FILENAME).phase == hb.DONE
     assert job.result_files() == reference.result_files()
     assert "local disk: PrepareDenseScene_1's files removed" in final.stdout  # it left before Texturing read it
     meta = 3 * 2048 * estimate.graph.chunks_total  # status, log and statistics of every chunk
-    assert 0 < sampler.peak <= planned.local_peak * SCALE + meta, (sampler.peak, planned.local_peak * SCALE)
-    assert sampler.peak < 0.75 * sum(estimate.chunk_bytes.values()) * SCALE  # well below keeping every output
+    assert 0 < peak <= planned.local_peak * SCALE + meta, (peak, planned.local_peak * SCALE)
+    assert peak < 0.75 * sum(estimate.chunk_bytes.values()) * SCALE  # well below keeping every output
