@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 PIPELINE = "photogrammetry"
-ASIDE = re.compile(r"replaced-\d{8}-\d{6}(-[0-9a-f]{6})?")  # the folder a --replan sets the old records aside in
+ASIDE = re.compile(r"replaced-\d{8}-\d{6}-[0-9a-f]{6}")  # the folder a --replan sets the old records aside in
 ENGINE = "meshroom"  # a record from before engines were kept
 
 
