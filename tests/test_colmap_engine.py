@@ -102,27 +102,35 @@ def test_an_uninterrupted_job_ends_done_with_the_sparse_model_in_both_formats(un
     assert model.num_reg_images() == IMAGES and model.num_points3D() > 50
 
 
-@pytest.mark.timeout(240)
-def test_a_job_killed_at_random_moments_ends_done_with_identical_model_files(images, reference, tmp_path):
-    seed = int(os.environ.get("KILL_SEED", random.randrange(1 << 30)))
+def kill_at_random_moments(images: Path, root: Path, kills: int, seed: int, *extra: str) -> list[int]:
+    """Run the job as the notebook does, killing it (runner and worker) ``kills`` times at random moments after
+    its session has restored the store, every third one after a chunk more; then run it to the end. The chunks
+    done at each kill."""
     rng = random.Random(seed)
-    command = [sys.executable, "-m", "colab_side", "run", *arguments(images, tmp_path)]
-    where = []  # chunks done when each kill came
-    for kill in range(10):
-        sessions = count(tmp_path, "restored")  # a session has restored the store: it computes from then on
-        target = count(tmp_path, "chunk_done") + (kill % 3 == 2)  # every third session finishes a chunk first
+    command = [sys.executable, "-m", "colab_side", "run", *arguments(images, root, *extra)]
+    where = []
+    for kill in range(kills):
+        sessions = count(root, "restored")  # a session has restored the store: it computes from then on
+        target = count(root, "chunk_done") + (kill % 3 == 2)
         proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-        assert wait_for(lambda: (count(tmp_path, "restored") > sessions and count(tmp_path, "chunk_done") >= target)
-                        or proc.poll() is not None, timeout=120)
+        assert wait_for(lambda: (count(root, "restored") > sessions and count(root, "chunk_done") >= target)
+                        or proc.poll() is not None, timeout=120), seed
         try:
             proc.wait(timeout=rng.uniform(0.0, 1.0))  # then a random moment, mostly within a chunk
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the runner and its pycolmap worker
             proc.wait()
-            where.append(count(tmp_path, "chunk_done"))
+            where.append(count(root, "chunk_done"))
     final = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=200)
     assert final.returncode == 0, (seed, final.stdout[-2000:])
+    return where
+
+
+@pytest.mark.timeout(240)
+def test_a_job_killed_at_random_moments_ends_done_with_identical_model_files(images, reference, tmp_path):
+    seed = int(os.environ.get("KILL_SEED", random.randrange(1 << 30)))
+    where = kill_at_random_moments(images, tmp_path, 10, seed)
     assert len(where) == 10 and where[-1] >= where[0] + 3, (seed, where)  # ten kills, spread over the job
     assert beat(tmp_path).phase == hb.DONE
     assert result(tmp_path) == reference, (seed, where)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from colab_side import budget, plan
-from colab_side.colmap import estimates, install
+from colab_side.colmap import estimates, install, units
+from colab_side.colmap.options import Choices
 
 
 def main(args, extensions) -> int:
@@ -30,6 +31,21 @@ def main(args, extensions) -> int:
     print(f"  compute: about {sum(job.chunk_seconds.values()) / 3600:.1f} h in all "
           + ("(dense stereo on a GPU runtime; without CUDA the job stops at the sparse model)" if release == "dense"
              else "(the sparse model only)"))
+    print(matching(Choices.read(args.params), images))
     store = found.budgeted or found.pruned
     fits = found.local_peak <= model["colab"]["local_free_bytes"] and store.peak_bytes <= model["colab"]["drive_bytes"]
     return 0 if fits else 1
+
+
+def matching(asked: Choices, images: int) -> str:
+    """The plan's line on how the photos are paired for matching."""
+    choices = units.resolve(asked, images)
+    pairs = units.pair_count(images, choices)
+    how = {"exhaustive": f"exhaustive, every pair: {pairs:,} pairs",
+           "sequential": f"sequential, each photo with the next {choices.overlap} and those 2, 4, 8, ... ahead: "
+                         f"{pairs:,} pairs",
+           "vocabtree": f"vocabulary tree, each photo with up to {units.neighbours(choices)} similar ones: at most "
+                        f"{pairs:,} pairs (COLMAP's tree, 72 MB, downloaded once per Drive)"}[choices.matcher]
+    why = (f" (matcher=auto: {'up to' if choices.matcher == 'exhaustive' else 'more than'} "
+           f"{units.EXHAUSTIVE_UP_TO} photos; --param matcher=... chooses)" if asked.matcher == "auto" else "")
+    return f"  matching: {how}{why}"

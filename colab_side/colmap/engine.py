@@ -3,7 +3,8 @@
 The job's steps (``units``) are a pure function of the image names and the ``--param`` choices, both
 recorded in ``job.json`` by the runner, so every session plans the same units. Whether the dense steps
 run is decided at the first session (dense=auto: where pycolmap has CUDA) and kept on Drive beside the
-job (``engine-plan.json``), so that a later session on another runtime never plans other steps.
+job (``engine-plan.json``), so that a later session on another runtime never plans other steps; so is the
+matcher ``matcher=auto`` comes to (``units.resolve``: by the image count).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import json
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from colab_side import heartbeat as hb
 from colab_side.colmap import estimates, install, units
 from colab_side.colmap.options import Choices, OptionError
 from colab_side.colmap.worker import FAILED, TEMP
-from colab_side.engine import DONE, ERROR, STOPPED, Host, Outcome, Stop, Units
+from colab_side.engine import DONE, ERROR, STOPPED, Host, Interrupted, Outcome, Stop, Units
 from colab_side.meshroom.chunk_log import ChunkWatch
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # how a session stops a worker: not the worker's fault
@@ -72,7 +74,8 @@ class ColmapEngine:
             saved = None  # unreadable: decided again, as at the first session
         if not isinstance(saved, dict) or not isinstance(saved.get("dense"), bool):
             saved = {"engine": self.name, "dense": self.choices.dense == "on" or (self.choices.dense == "auto"
-                                                                                 and self.has_cuda)}
+                                                                                 and self.has_cuda),
+                     "matcher": units.resolve(self.choices, len(self.names)).matcher}
             host.lease.check()
             host.drive.write_json(path, saved)
             if not saved["dense"]:
@@ -82,10 +85,23 @@ class ColmapEngine:
         if saved["dense"] and not self.has_cuda:
             raise Stop(hb.BLOCKED, hb.NO_GPU, f"{NO_CUDA[0]}, and this job's dense steps need it",
                        "choose a GPU runtime (Runtime > Change runtime type > GPU), then Run all")
+        matcher = units.planned_matcher(saved, self.choices)
+        self.choices = replace(self.choices, matcher=matcher)
+        given = dict(self.choices.options.get("vocab_tree", ())).get("vocab_tree_path")
+        self.users_tree = Path(given) if matcher == "vocabtree" and given else None
+        if self.users_tree and not host.drive.call(given, self.users_tree.is_file, kind="read"):
+            raise Stop(hb.FAILED, hb.BAD_INPUT, f"vocab_tree.vocab_tree_path {given} is not a file",
+                       "correct the path, or leave it out to use COLMAP's own tree, then Run all")
         self.plan_file = host.local / "colmap-plan.json"
-        self.plan_file.write_text(json.dumps({"images": str(self.images), "names": self.names,
-                                              "params": list(self.settings.params)}))
+        self._write_plan()
         return units.steps(len(self.names), self.choices, saved["dense"])
+
+    def _write_plan(self, tree: Path | None = None) -> None:
+        """What every worker reads: the images, their names, the parameters with the matcher resolved and the
+        vocabulary tree's copy on this runtime."""
+        params = [*self.settings.params, f"matcher={self.choices.matcher}",
+                  *([f"vocab_tree.vocab_tree_path={tree}"] if tree else [])]
+        self.plan_file.write_text(json.dumps({"images": str(self.images), "names": self.names, "params": params}))
 
     def adopt(self, host: Host, work: Units, folder: Path) -> None:
         raise Stop(hb.FAILED, hb.BAD_INPUT, "adopt_cache takes a Meshroom cache, not a COLMAP one",
@@ -100,6 +116,8 @@ class ColmapEngine:
         pass  # COLMAP needs nothing of a step whose files are gone: no later step reads them
 
     def run_unit(self, host: Host, work: Units, step, chunk: int, cache: Path) -> Outcome:
+        if step.name == "retrieval":
+            self._write_plan(self._tree(host))
         folder = step.internal_folder(cache)
         before = self.snapshot(folder)
         error = host.local / "colmap-error.txt"
@@ -122,6 +140,20 @@ class ColmapEngine:
             reason = f"the {step.name} worker " + (f"crashed ({signal.Signals(-code).name})" if code < 0 and
                                                   -code in signal.valid_signals() else f"ended with exit code {code}")
         return Outcome(ERROR, (), code, "failed", (reason,))
+
+    def _tree(self, host: Host) -> Path:
+        """The vocabulary tree copied to this runtime: the user's, or COLMAP's (kept on Drive, downloaded once)."""
+        if self.users_tree:
+            copy = host.local / "vocab-tree.bin"
+            host.drive.copy_file(self.users_tree, copy)
+            return copy
+        try:
+            return install.ensure_asset(host.layout.install_dir, host.local, host.drive, log=host.journal.log)
+        except install.DownloadError as exc:
+            raise Interrupted(f"{exc}; the next session tries again") from None
+        except install.InstallError as exc:
+            raise Stop(hb.BLOCKED, hb.BAD_INPUT, str(exc), "pass your own tree as --param "
+                       "vocab_tree.vocab_tree_path=FILE (docs/colmap.md), then Run all") from None
 
     def snapshot(self, folder: Path) -> dict:
         """Every file below ``folder`` but the temporary ones (``.tmp-*``, as the worker names them)."""

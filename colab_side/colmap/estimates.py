@@ -21,9 +21,11 @@ from colab_side.settings import GB
 
 DEFAULTS = {
     # per image (per pair for matches)
-    "seconds": {"import": 0.04, "features": 0.76, "database": 0.03, "matches": 0.048, "mapping": 0.067,
+    "seconds": {"import": 0.04, "features": 0.76, "database": 0.03, "retrieval": 0.05, "matches": 0.048,
+                "mapping": 0.067,
                 "undistortion": 0.05, "stereo": 5.0, "geometric": 5.0, "fusion": 0.5, "meshing": 0.2},
-    "bytes": {"import": 8_000, "features": 360_000, "database": 350_000, "matches": 2_500, "mapping": 150_000,
+    "bytes": {"import": 8_000, "features": 360_000, "database": 350_000, "retrieval": 6_000, "matches": 2_500,
+              "mapping": 150_000,
               "undistortion": 5_000_000, "stereo": 123_000_000, "geometric": 123_000_000, "fusion": 1_000_000,
               "meshing": 500_000},
     "colab": {"local_free_bytes": 34 * GB, "drive_bytes": 15 * GB, "session_seconds": 12 * 3600},
@@ -92,15 +94,17 @@ def for_params(model: dict, params) -> dict:
             for step in ("stereo", "geometric"):
                 scaled[table][step] *= (int(size) / DEPTH_SIZE) ** 2
     scaled["choices"] = {"batch": choices.batch, "block": choices.block, "matcher": choices.matcher,
-                         "overlap": choices.overlap, "dense": choices.dense != "off"}
+                         "overlap": choices.overlap, "vocab_tree.num_images": units.neighbours(choices),
+                         "dense": choices.dense != "off"}
     return scaled
 
 
 def estimate(model: dict, release: str, images: int) -> Estimate:
     """The job's steps for ``images`` images with estimated bytes and seconds per chunk."""
     chosen = model.get("choices") or for_params(model, ())["choices"]
-    choices = Choices.read([f"{name}={chosen[name]}" for name in ("batch", "block", "matcher", "overlap")
-                            if name in chosen])
+    choices = units.resolve(Choices.read([f"{name}={chosen[name]}" for name in ("batch", "block", "matcher", "overlap",
+                                                                                "vocab_tree.num_images")
+                                          if name in chosen]), images)
     work = units.steps(max(images, 2), choices, chosen["dense"])
     sizes, times = {}, {}
     for name, step in work.nodes.items():

@@ -5,15 +5,22 @@ wheel for this runtime's Python (``pycolmap-cuda12`` where ``nvidia-smi`` finds 
 fetched once with pip into ``<install_dir>/pycolmap/``, its SHA-256 recorded beside it (``<wheel>.sha256``)
 and checked before every use, as Meshroom's release archive is; a wheel that does not match is moved aside
 and fetched again. Each session installs the verified wheel from Drive (pip, no index).
+
+Vocabulary-tree matching needs COLMAP's SIFT vocabulary tree (``TREE``, 72 MB): downloaded once per Drive into
+``<install_dir>/colmap/`` and checked against the SHA-256 COLMAP publishes for it before every use.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from colab_side.drive import Drive
@@ -24,6 +31,26 @@ VERSION = "4.2.1"  # what docs/colmap.md's figures were measured with
 
 class InstallError(RuntimeError):
     """pycolmap could not be installed (download failed, wheel unusable)."""
+
+
+class DownloadError(InstallError):
+    """A download did not complete (the network): another session may succeed."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A file COLMAP publishes, with its SHA-256."""
+
+    url: str
+    name: str
+    size: int
+    sha256: str
+
+
+# COLMAP 4.2's default SIFT vocabulary tree (src/colmap/feature/: kDefaultSiftVocabTreeUri; faiss format)
+TREE = Asset("https://github.com/colmap/colmap/releases/download/3.11.1/vocab_tree_faiss_flickr100K_words256K.bin",
+             "vocab_tree_faiss_flickr100K_words256K.bin", 72_412_636,
+             "96ca8ec8ea60b1f73465aaf2c401fd3b3ca75cdba2d3c50d6a2f6f760f275ddc")
 
 
 def package() -> str:
@@ -84,3 +111,35 @@ def ensure(install_dir, local: Path, drive: Drive, log=print, download=None, ins
         return importlib.import_module("pycolmap")
     except ImportError as exc:
         raise InstallError(f"pycolmap from {wheel.name} does not import: {exc}") from None
+
+
+def _download(url: str, dest: Path) -> None:
+    with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as handle:
+        shutil.copyfileobj(response, handle)
+
+
+def ensure_asset(install_dir, local: Path, drive: Drive, asset: Asset = TREE, log=print, download=None) -> Path:
+    """``asset`` copied to ``local``, from the Drive's install folder where a copy there has its SHA-256, else
+    downloaded (``download(url, dest)``), checked, and kept on Drive for the next sessions and jobs."""
+    kept = Path(install_dir) / "colmap" / asset.name
+    copy = Path(local) / asset.name
+    if drive.sha256(kept) is not None:
+        if drive.copy_file(kept, copy) == asset.sha256:
+            return copy
+        aside = kept.with_name(f"{kept.name}.corrupt-{time.strftime('%Y%m%d%H%M%S')}")
+        log(f"{kept.name} on Drive does not match COLMAP's SHA-256; moved aside as {aside.name}")
+        drive.rename(kept, aside)
+    log(f"downloading {asset.name} ({asset.size / 1e6:.0f} MB, once per Drive)")
+    try:
+        (download or _download)(asset.url, copy)
+    except OSError as exc:
+        copy.unlink(missing_ok=True)
+        raise DownloadError(f"{asset.name} could not be downloaded: {exc}") from None
+    with open(copy, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    if digest != asset.sha256:
+        copy.unlink()
+        raise InstallError(f"{asset.name} from {asset.url} is not the file COLMAP publishes (its SHA-256 differs)")
+    drive.call(kept.parent.name, lambda: kept.parent.mkdir(parents=True, exist_ok=True), kind="write")
+    drive.copy_file(copy, kept)
+    return copy

@@ -3,9 +3,11 @@
 Two kinds of parameter:
 
 - the engine's own choices, a plain name: ``dense=auto|on|off`` (``auto``: the dense steps where pycolmap
-  has CUDA), ``mapper=global|incremental``, ``matcher=exhaustive|sequential``, ``camera_mode=single|auto|per_image|per_folder``,
-  ``batch=N`` (images per unit of features and of dense stereo), ``block=N`` (image pairs per unit of matching),
-  ``overlap=N`` (sequential matching: each image with the next N and those 2, 4, 8, ... ahead);
+  has CUDA), ``mapper=global|incremental``, ``matcher=auto|exhaustive|sequential|vocabtree`` (``auto``:
+  exhaustive up to 300 images, the vocabulary tree above: ``units.resolve``),
+  ``camera_mode=single|auto|per_image|per_folder``, ``batch=N`` (images per unit of features and of dense
+  stereo), ``block=N`` (image pairs per unit of matching), ``overlap=N`` (sequential matching: each image with the
+  next N and those 2, 4, 8, ... ahead);
 - one of pycolmap's options, ``section.attribute[.attribute]=value``, e.g.
   ``feature_extraction.max_image_size=2000`` or ``feature_extraction.sift.max_num_features=4000``: checked
   against pycolmap's own option class (the attribute must exist; the value is converted to the current
@@ -24,6 +26,7 @@ SECTIONS = {  # --param section → pycolmap's option class
     "image_reader": "ImageReaderOptions",
     "feature_extraction": "FeatureExtractionOptions",
     "feature_matching": "FeatureMatchingOptions",
+    "vocab_tree": "VocabTreePairingOptions",
     "two_view_geometry": "TwoViewGeometryOptions",
     "global_mapping": "GlobalPipelineOptions",
     "incremental_mapping": "IncrementalPipelineOptions",
@@ -36,11 +39,13 @@ DEFAULTS = (  # set before the user's parameters: one thread and seed 0 (identic
     # docs/colmap.md; with fusion and meshing on one thread too the dense result was byte-identical run to run on
     # an H200); no surface trimming after Poisson meshing (pycolmap 4.2.1's trimmer crashed with SIGSEGV in the
     # CUDA wheel, colmap#4298, and COLMAP's default trim 10 leaves an empty mesh at small densities)
-    "feature_extraction.num_threads=1", "feature_matching.num_threads=1", "global_mapping.num_threads=1",
+    "feature_extraction.num_threads=1", "feature_matching.num_threads=1", "vocab_tree.num_threads=1",
+    "global_mapping.num_threads=1",
     "global_mapping.random_seed=0", "incremental_mapping.num_threads=1", "incremental_mapping.random_seed=0",
     "stereo_fusion.num_threads=1", "poisson_meshing.num_threads=1", "poisson_meshing.trim=0",
 )
-CHOICES = {"dense": ("auto", "on", "off"), "mapper": ("global", "incremental"), "matcher": ("exhaustive", "sequential"),
+CHOICES = {"dense": ("auto", "on", "off"), "mapper": ("global", "incremental"),
+           "matcher": ("auto", "exhaustive", "sequential", "vocabtree"),
            "camera_mode": ("single", "auto", "per_image", "per_folder")}
 NUMBERS = {"batch": (10, 1, 10_000), "block": (300, 1, 1_000_000), "overlap": (10, 1, 1_000)}  # default, least, most
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -56,7 +61,7 @@ class Choices:
 
     dense: str = "auto"
     mapper: str = "global"
-    matcher: str = "exhaustive"
+    matcher: str = "auto"  # units.resolve makes it exhaustive or vocabtree by the image count
     camera_mode: str = "single"
     batch: int = NUMBERS["batch"][0]
     block: int = NUMBERS["block"][0]

@@ -101,18 +101,41 @@ class Job:
         say(f"database of {len(self.names)} images from {len(batches)} batches of features"
             + (f"; {missing} images without features (COLMAP could not read them: see above)" if missing else ""))
 
+    def retrieval(self, chunk: int) -> None:
+        """The pairs to match by the vocabulary tree: each image with its most similar ones, each pair once."""
+        final = self.folder("retrieval") / units.PAIRS
+        scratch = temp(final.with_suffix(".work"))
+        scratch.mkdir()
+        shutil.copyfile(self.cache / "database" / "database.db", scratch / "database.db")
+        database = self.pycolmap.Database.open(scratch / "database.db")
+        try:
+            found = self.pycolmap.VocabTreePairGenerator(self.options("vocab_tree"), database).all_pairs()
+            names = {image.image_id: image.name for image in database.read_all_images()}
+        finally:
+            database.close()
+        pairs = units.retrieved_pairs(self.names, ((names[a], names[b]) for a, b in found))
+        out = temp(final)
+        out.write_text(json.dumps(pairs))
+        shutil.rmtree(scratch)
+        os.replace(out, final)
+        say(f"{len(pairs)} pairs retrieved by the vocabulary tree (up to {units.neighbours(self.choices)} similar "
+            "images each)")
+
     def matches(self, chunk: int) -> None:
-        pairs = units.block(self.names, self.choices, chunk)
+        retrieved = (json.loads((self.cache / "retrieval" / units.PAIRS).read_text())
+                     if self.choices.matcher == "vocabtree" else None)
+        pairs = units.block(self.names, self.choices, chunk, retrieved)
         final = self.folder("matches") / units.chunk_files("matches", chunk)[0]
         scratch = temp(final.with_suffix(".work"))
         scratch.mkdir()
         work = scratch / "database.db"
         shutil.copyfile(self.cache / "database" / "database.db", work)
-        (scratch / "pairs.txt").write_text("".join(f"{a} {b}\n" for a, b in pairs))
-        pairing = self.pycolmap.ImportedPairingOptions()
-        pairing.match_list_path = scratch / "pairs.txt"
-        self.pycolmap.match_image_pairs(work, self.options("feature_matching"), pairing,
-                                        self.options("two_view_geometry"))
+        if pairs:  # (a vocabulary-tree job's blocks past the pairs found are empty)
+            (scratch / "pairs.txt").write_text("".join(f"{a} {b}\n" for a, b in pairs))
+            pairing = self.pycolmap.ImportedPairingOptions()
+            pairing.match_list_path = scratch / "pairs.txt"
+            self.pycolmap.match_image_pairs(work, self.options("feature_matching"), pairing,
+                                            self.options("two_view_geometry"))
         out = temp(final)
         with closing(sqlite3.connect(out)) as db:
             db.execute("ATTACH DATABASE ? AS work", (str(work),))
@@ -123,7 +146,8 @@ class Job:
             verified = db.execute("SELECT COUNT(*) FROM two_view_geometries WHERE rows > 0").fetchone()[0]
         shutil.rmtree(scratch)
         os.replace(out, final)
-        say(f"{len(pairs)} pairs matched, {verified} verified")
+        say(f"{len(pairs)} pairs matched, {verified} verified" if pairs else
+            f"block {chunk}: no pairs (the vocabulary tree found fewer than the most planned)")
 
     def mapping(self, chunk: int) -> None:
         folder = self.folder("mapping")
@@ -250,7 +274,8 @@ def merge(base: Path, work: Path, sources: list[Path], tables: tuple[str, ...], 
         raise UnitFailed(f"the merged database failed SQLite's integrity check: {result}")
 
 
-STEPS = {"import": Job.import_images, "features": Job.features, "database": Job.database, "matches": Job.matches,
+STEPS = {"import": Job.import_images, "features": Job.features, "database": Job.database,
+         "retrieval": Job.retrieval, "matches": Job.matches,
          "mapping": Job.mapping, "undistortion": Job.undistortion, "stereo": Job.stereo, "geometric": Job.geometric,
          "fusion": Job.fusion, "meshing": Job.meshing}
 
