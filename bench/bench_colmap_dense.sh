@@ -7,7 +7,7 @@ set -u
 W=/tmp/dense; rm -rf $W; mkdir -p $W
 IMG=${IMAGES:-12}
 python3 -c "import pycolmap; print('pycolmap', pycolmap.__version__, 'has_cuda', pycolmap.has_cuda)"
-python3 bench/colmap_sphere_scene.py $W/drive/images $IMG
+python3 -m keepalive_sim.sphere_scene $W/drive/images $IMG
 run() { python3 -m colab_side run --engine colmap --images $W/drive/images --job $1 --drive-root $W/drive \
   --local-dir $W/local-$1 --heartbeat-seconds 5 --param dense=${DENSE:-on} --param batch=4 \
   --param patch_match.max_image_size=512 > $W/$1.out 2>&1; }

@@ -102,22 +102,23 @@ def test_an_uninterrupted_job_ends_done_with_the_sparse_model_in_both_formats(un
     assert model.num_reg_images() == IMAGES and model.num_points3D() > 50
 
 
-def kill_at_random_moments(images: Path, root: Path, kills: int, seed: int, *extra: str) -> list[int]:
+def kill_at_random_moments(images: Path, root: Path, kills: int, seed: int, *extra: str, after=(),
+                           within: float = 1.0) -> list[int]:
     """Run the job as the notebook does, killing it (runner and worker) ``kills`` times at random moments after
-    its session has restored the store, every third one after a chunk more; then run it to the end. The chunks
-    done at each kill."""
+    its session has restored the store, every third one after a chunk more (and the k-th not before ``after[k]``
+    chunks are done), within ``within`` seconds of that; then run it to the end. The chunks done at each kill."""
     rng = random.Random(seed)
     command = [sys.executable, "-m", "colab_side", "run", *arguments(images, root, *extra)]
     where = []
     for kill in range(kills):
         sessions = count(root, "restored")  # a session has restored the store: it computes from then on
-        target = count(root, "chunk_done") + (kill % 3 == 2)
+        target = max(count(root, "chunk_done") + (kill % 3 == 2), after[kill] if kill < len(after) else 0)
         proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         assert wait_for(lambda: (count(root, "restored") > sessions and count(root, "chunk_done") >= target)
                         or proc.poll() is not None, timeout=120), seed
         try:
-            proc.wait(timeout=rng.uniform(0.0, 1.0))  # then a random moment, mostly within a chunk
+            proc.wait(timeout=rng.uniform(0.0, within))  # then a random moment, mostly within a chunk
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the runner and its pycolmap worker
             proc.wait()

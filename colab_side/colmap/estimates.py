@@ -5,7 +5,8 @@ ESTIMATES, measured with pycolmap 4.2.1 on images pycolmap synthesizes (docs/col
 colab_side plan --engine colmap`` prints what they predict; ``--model FILE.json`` puts a user's own figures
 (any of the top-level keys of ``DEFAULTS``) over them. Once a job runs, measured chunk times replace these.
 
-The job's ``--param`` values that change its steps (``batch``, ``block``, ``dense``) go into the model
+The job's ``--param`` values that change its steps (``batch``, ``block``, ``matcher``, ``mapper``, ``snapshot``,
+``dense``) go into the model
 (``for_params``); ``estimate``'s ``release`` is not used (pycolmap's version is fixed: ``install.VERSION``).
 """
 
@@ -70,6 +71,8 @@ def _count(step: str, images: int, chunk: int, choices: Choices) -> int:
         return max(0, min(choices.block, units.pair_count(images, choices) - chunk * choices.block))
     if step in ("features", "stereo", "geometric"):
         return max(0, min(choices.batch, images - chunk * choices.batch))
+    if step == "mapping" and choices.mapper == "incremental":
+        return max(0, min(choices.snapshot, images - chunk * choices.snapshot))
     return images
 
 
@@ -94,7 +97,8 @@ def for_params(model: dict, params) -> dict:
             for step in ("stereo", "geometric"):
                 scaled[table][step] *= (int(size) / DEPTH_SIZE) ** 2
     scaled["choices"] = {"batch": choices.batch, "block": choices.block, "matcher": choices.matcher,
-                         "overlap": choices.overlap, "vocab_tree.num_images": units.neighbours(choices),
+                         "overlap": choices.overlap, "mapper": choices.mapper, "snapshot": choices.snapshot,
+                         "vocab_tree.num_images": units.neighbours(choices),
                          "dense": choices.dense != "off"}
     return scaled
 
@@ -102,9 +106,8 @@ def for_params(model: dict, params) -> dict:
 def estimate(model: dict, release: str, images: int) -> Estimate:
     """The job's steps for ``images`` images with estimated bytes and seconds per chunk."""
     chosen = model.get("choices") or for_params(model, ())["choices"]
-    choices = units.resolve(Choices.read([f"{name}={chosen[name]}" for name in ("batch", "block", "matcher", "overlap",
-                                                                                "vocab_tree.num_images")
-                                          if name in chosen]), images)
+    choices = units.resolve(Choices.read([f"{name}={chosen[name]}" for name in (
+        "batch", "block", "matcher", "overlap", "mapper", "snapshot", "vocab_tree.num_images") if name in chosen]), images)
     work = units.steps(max(images, 2), choices, chosen["dense"])
     sizes, times = {}, {}
     for name, step in work.nodes.items():

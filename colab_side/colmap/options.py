@@ -7,7 +7,8 @@ Two kinds of parameter:
   exhaustive up to 300 images, the vocabulary tree above: ``units.resolve``),
   ``camera_mode=single|auto|per_image|per_folder``, ``batch=N`` (images per unit of features and of dense
   stereo), ``block=N`` (image pairs per unit of matching), ``overlap=N`` (sequential matching: each image with the
-  next N and those 2, 4, 8, ... ahead);
+  next N and those 2, 4, 8, ... ahead), ``snapshot=N`` (incremental mapping: images registered per unit, each unit's
+  model kept on Drive as the next one's start);
 - one of pycolmap's options, ``section.attribute[.attribute]=value``, e.g.
   ``feature_extraction.max_image_size=2000`` or ``feature_extraction.sift.max_num_features=4000``: checked
   against pycolmap's own option class (the attribute must exist; the value is converted to the current
@@ -47,7 +48,8 @@ DEFAULTS = (  # set before the user's parameters: one thread and seed 0 (identic
 CHOICES = {"dense": ("auto", "on", "off"), "mapper": ("global", "incremental"),
            "matcher": ("auto", "exhaustive", "sequential", "vocabtree"),
            "camera_mode": ("single", "auto", "per_image", "per_folder")}
-NUMBERS = {"batch": (10, 1, 10_000), "block": (300, 1, 1_000_000), "overlap": (10, 1, 1_000)}  # default, least, most
+NUMBERS = {"batch": (10, 1, 10_000), "block": (300, 1, 1_000_000), "overlap": (10, 1, 1_000),
+           "snapshot": (100, 1, 100_000)}  # default, least, most
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -66,6 +68,7 @@ class Choices:
     batch: int = NUMBERS["batch"][0]
     block: int = NUMBERS["block"][0]
     overlap: int = NUMBERS["overlap"][0]  # sequential matching: how many images ahead (and 2**k ahead)
+    snapshot: int = NUMBERS["snapshot"][0]  # incremental mapping: images registered per unit
     options: dict = field(default_factory=dict)
 
     @classmethod

@@ -6,7 +6,10 @@
   with vocabulary-tree matching:
     retrieval     1 chunk                 the pairs to match, retrieved by the tree (``retrieval/pairs.json``)
     matches       one per block of pairs  matches and two-view geometries of the block (``matches/block-0000.db``)
-    mapping       1 chunk                 the sparse model, binary and text (``mapping/sparse/0/``)
+    mapping       1 chunk                 the sparse model, binary and text (``mapping/sparse/0/``); incremental
+                  one per ``snapshot``    mapping: each chunk registers ``snapshot`` images more, from the model
+                  images                  the chunk before left (``mapping/snapshots/0000/``), the last one to the
+                                          end
   with dense:
     undistortion  1 chunk                 undistorted images and model (``undistortion/``)
     stereo        one per batch of images photometric depth and normal maps
@@ -91,6 +94,16 @@ def pair_count(images: int, choices) -> int:
     return every
 
 
+def mapping_chunks(images: int, choices) -> int:
+    """Global mapping: 1. Incremental: one per ``snapshot`` images (the last maps to the end)."""
+    return chunks(images, choices.snapshot) if choices.mapper == "incremental" else 1
+
+
+def snapshot(chunk: int) -> str:
+    """The folder, in the mapping step's, of the model an incremental chunk before the last leaves."""
+    return f"snapshots/{chunk:04d}"
+
+
 def batch(names: list[str], size: int, chunk: int) -> list[str]:
     """The images of one chunk of features or stereo."""
     return names[chunk * size:(chunk + 1) * size]
@@ -121,7 +134,7 @@ def steps(images: int, choices, dense: bool) -> Units:
     overlap)."""
     batches = chunks(images, choices.batch)
     counts = {"features": batches, "matches": max(1, chunks(pair_count(images, choices), choices.block)),
-              "stereo": batches, "geometric": batches}
+              "mapping": mapping_chunks(images, choices), "stereo": batches, "geometric": batches}
     tree = choices.matcher == "vocabtree"
     reads = {**READS, "matches": READS["matches"] | ({"retrieval"} if tree else set())}
     names = (SPARSE[:3] + (("retrieval",) if tree else ()) + SPARSE[3:]) + (DENSE if dense else ())
@@ -129,9 +142,6 @@ def steps(images: int, choices, dense: bool) -> Units:
                  results=frozenset({"mapping", "fusion", "meshing"} & set(names)))
 
 
-def chunk_files(step: str, chunk: int) -> tuple[str, ...]:
-    """The files a chunk leaves in its step's folder, for the steps whose files are known before they run."""
-    return {"import": ("import.db",), "features": (f"batch-{chunk:04d}.db",), "database": ("database.db",),
-            "retrieval": (PAIRS,),
-            "matches": (f"block-{chunk:04d}.db",), "mapping": MODEL_FILES, "fusion": (FUSED,),
-            "meshing": (MESH,)}.get(step, ())
+def chunk_file(step: str, chunk: int) -> str:
+    """The file a chunk of features or matches leaves in its step's folder."""
+    return f"{'batch' if step == 'features' else 'block'}-{chunk:04d}.db"

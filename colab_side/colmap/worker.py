@@ -28,6 +28,10 @@ FAILED = 3
 TEMP = ".tmp"  # prefix of everything a chunk writes before it is whole
 
 
+class Registered(Exception):
+    """An incremental chunk has registered the images it was to."""
+
+
 class UnitFailed(Exception):
     """COLMAP ran but could not do the chunk (no model, no matches): one line."""
 
@@ -79,7 +83,7 @@ class Job:
 
     def features(self, chunk: int) -> None:
         names = units.batch(self.names, self.choices.batch, chunk)
-        final = self.folder("features") / units.chunk_files("features", chunk)[0]
+        final = self.folder("features") / units.chunk_file("features", chunk)
         work = temp(final)
         shutil.copyfile(self.cache / "import" / "import.db", work)
         self.pycolmap.extract_features(work, self.images, names, self.camera_mode(), self.options("image_reader"),
@@ -91,7 +95,7 @@ class Job:
         """The batches' features in a fresh copy of the imported database (image ids as imported: name order)."""
         final = self.folder("database") / "database.db"
         work = temp(final)
-        batches = [self.cache / "features" / units.chunk_files("features", chunk)[0]
+        batches = [self.cache / "features" / units.chunk_file("features", chunk)
                    for chunk in range(units.chunks(len(self.names), self.choices.batch))]
         merge(self.cache / "import" / "import.db", work, batches, ("keypoints", "descriptors"), "image_id")
         with closing(sqlite3.connect(work)) as db:
@@ -125,7 +129,7 @@ class Job:
         retrieved = (json.loads((self.cache / "retrieval" / units.PAIRS).read_text())
                      if self.choices.matcher == "vocabtree" else None)
         pairs = units.block(self.names, self.choices, chunk, retrieved)
-        final = self.folder("matches") / units.chunk_files("matches", chunk)[0]
+        final = self.folder("matches") / units.chunk_file("matches", chunk)
         scratch = temp(final.with_suffix(".work"))
         scratch.mkdir()
         work = scratch / "database.db"
@@ -154,30 +158,61 @@ class Job:
         scratch = temp(folder / "work")
         scratch.mkdir()
         work = scratch / "database.db"
-        blocks = [self.cache / "matches" / units.chunk_files("matches", chunk)[0]
+        blocks = [self.cache / "matches" / units.chunk_file("matches", chunk)
                   for chunk in range(units.chunks(units.pair_count(len(self.names), self.choices), self.choices.block))]
         merge(self.cache / "database" / "database.db", work, blocks, ("matches", "two_view_geometries"), "pair_id")
-        (scratch / "out").mkdir()
+        last = chunk == units.mapping_chunks(len(self.names), self.choices) - 1
         if self.choices.mapper == "incremental":
-            models = self.pycolmap.incremental_mapping(work, self.images, scratch / "out",
-                                                       self.options("incremental_mapping"))
+            models = self.incremental(work, folder, chunk, None if last else (chunk + 1) * self.choices.snapshot)
         else:
-            models = self.pycolmap.global_mapping(work, self.images, scratch / "out", self.options("global_mapping"))
+            (scratch / "out").mkdir()
+            models = list(self.pycolmap.global_mapping(work, self.images, scratch / "out",
+                                                       self.options("global_mapping")).values())
         if not models:
             raise UnitFailed(f"{self.choices.mapper} mapping made no model: the images share too few features "
-                             "(more overlap between photos, or --param mapper=incremental)")
-        best = max(models.items(), key=lambda item: (item[1].num_reg_images(), -item[0]))[1]
-        model = scratch / units.MODEL
+                             "(more overlap between photos" + (", or --param mapper=incremental)"
+                                                              if self.choices.mapper == "global" else ")"))
+        best = max(enumerate(models), key=lambda item: (item[1].num_reg_images(), -item[0]))[1]
+        top = "sparse" if last else units.snapshot(chunk)  # the folder the chunk leaves: sparse/0/ or a snapshot
+        model = scratch / (units.MODEL if last else top)
         model.mkdir(parents=True)
         best.write_binary(model)
-        best.write_text(model)
-        final = folder / "sparse"
+        if last:
+            best.write_text(model)
+        final = folder / top
+        final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
             shutil.rmtree(final)
-        os.replace(scratch / "sparse", final)
+        os.replace(scratch / top, final)
         shutil.rmtree(scratch)
         say(f"model: {best.num_reg_images()} of {len(self.names)} images registered, {best.num_points3D()} points"
-            + (f" ({len(models)} models, the largest kept)" if len(models) > 1 else ""))
+            + (f" ({len(models)} models, the largest kept)" if len(models) > 1 else "")
+            + ("" if last else f"; snapshot {chunk} kept for the next chunk"))
+
+    def incremental(self, database: Path, folder: Path, chunk: int, target: int | None) -> list:
+        """Incremental mapping from the model the chunk before left, until a model has ``target`` images
+        registered (None: to the end). Every chunk starts from that snapshot, so an uninterrupted job passes
+        through the same snapshots as one killed between them: the same bytes."""
+        manager = self.pycolmap.ReconstructionManager()
+        if chunk:
+            manager.read(folder / units.snapshot(chunk - 1))
+        options = self.options("incremental_mapping")
+        options.image_path = self.images
+        opened = self.pycolmap.Database.open(database)
+        pipeline = self.pycolmap.IncrementalPipeline(options, opened, manager)
+
+        def enough() -> None:
+            if target and max(manager.get(i).num_reg_images() for i in range(manager.size())) >= target:
+                raise Registered  # stops the pipeline between two images, the model whole
+
+        pipeline.add_callback(self.pycolmap.IncrementalPipelineCallback.NEXT_IMAGE_REG_CALLBACK, enough)
+        try:
+            pipeline.run()
+        except Registered:
+            pass
+        finally:
+            opened.close()
+        return [manager.get(i) for i in range(manager.size())]
 
     # --- dense (CUDA) -----------------------------------------------------------------------------------
 
