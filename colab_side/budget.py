@@ -68,7 +68,31 @@ def archive_bytes(file_sizes: Iterable[int]) -> int:
     return -(-body // TAR_RECORD) * TAR_RECORD
 
 
-def choose(candidates: Iterable[Archive], budget: int, protected: Sequence[Iterable[str]] = (),
+@dataclass(frozen=True)
+class Candidates:
+    """Archives grouped by node, as ``choose`` reads them: each node's chunks in order, their keys, bytes and
+    value (recompute seconds per byte; a node of zero bytes costs nothing to keep)."""
+
+    chunks: dict
+    keys: dict
+    size: dict
+    value: dict
+    every: frozenset
+
+    @classmethod
+    def of(cls, candidates: Iterable[Archive]) -> "Candidates":
+        by_node: dict[str, dict[int, Archive]] = {}
+        for archive in candidates:
+            by_node.setdefault(archive.node, {})[archive.chunk] = archive
+        chunks = {node: [found[c] for c in sorted(found)] for node, found in by_node.items()}
+        size = {node: sum(a.size for a in archives) for node, archives in chunks.items()}
+        value = {node: (sum(a.seconds for a in archives) / size[node] if size[node] else float("inf"))
+                 for node, archives in chunks.items()}
+        keys = {node: [(node, chunk) for chunk in sorted(found)] for node, found in by_node.items()}
+        return cls(chunks, keys, size, value, frozenset(key for found in keys.values() for key in found))
+
+
+def choose(candidates: Iterable[Archive] | Candidates, budget: int, protected: Sequence[Iterable[str]] = (),
            unavailable: frozenset = frozenset()) -> Choice:
     """Which archives to keep so that their bytes stay within ``budget``.
 
@@ -78,13 +102,8 @@ def choose(candidates: Iterable[Archive], budget: int, protected: Sequence[Itera
     within a node, chunks in order. An archive that does not fit is skipped, and smaller ones after
     it may still go in. ``unavailable`` keys cannot go in (their files left the local disk unstored).
     """
-    by_node: dict[str, dict[int, Archive]] = {}
-    for archive in candidates:
-        by_node.setdefault(archive.node, {})[archive.chunk] = archive
-    chunks = {node: [found[c] for c in sorted(found)] for node, found in by_node.items()}
-    size = {node: sum(a.size for a in archives) for node, archives in chunks.items()}
-    value = {node: (sum(a.seconds for a in archives) / size[node] if size[node] else float("inf"))
-             for node, archives in chunks.items()}
+    found = candidates if isinstance(candidates, Candidates) else Candidates.of(candidates)
+    chunks, size = found.chunks, found.size
     keep: set[tuple[str, int]] = set()
     used = 0
     seen: set[str] = set()
@@ -92,13 +111,14 @@ def choose(candidates: Iterable[Archive], budget: int, protected: Sequence[Itera
     def take(node: str) -> None:
         nonlocal used
         seen.add(node)
-        if used + size[node] <= budget and not any((node, a.chunk) in unavailable for a in chunks[node]):
-            keep.update((node, a.chunk) for a in chunks[node])
+        keys = found.keys[node]
+        if used + size[node] <= budget and not (unavailable and any(key in unavailable for key in keys)):
+            keep.update(keys)
             used += size[node]
             return
         for archive in chunks[node]:
             if used + archive.size <= budget and archive.key not in unavailable:
-                keep.add((node, archive.chunk))
+                keep.add(archive.key)
                 used += archive.size
 
     for group in protected:
@@ -106,10 +126,9 @@ def choose(candidates: Iterable[Archive], budget: int, protected: Sequence[Itera
         if used + sum(size[node] for node in members) <= budget:
             for node in members:
                 take(node)
-    for node in sorted(set(chunks) - seen, key=lambda n: (-value[n], n)):
+    for node in sorted(set(chunks) - seen, key=lambda n: (-found.value[n], n)):
         take(node)
-    every = {(node, a.chunk) for node, archives in chunks.items() for a in archives}
-    return Choice(frozenset(keep), frozenset(every - keep), used)
+    return Choice(frozenset(keep), found.every - keep, used)
 
 
 @dataclass(frozen=True)
@@ -161,8 +180,9 @@ def decide(candidates: Iterable[Archive], budget: int, shape: Shape, live: str |
     inputs = set(shape.producers.get(live, ())) - pruned if live else set()
     best = None
     tried: set[frozenset] = set()
-    for groups in alternatives({a.node for a in candidates}, stranded, inputs):
-        choice = choose(candidates, budget, groups, unavailable)
+    grouped = Candidates.of(candidates)
+    for groups in alternatives(set(grouped.chunks), stranded, inputs):
+        choice = choose(grouped, budget, groups, unavailable)
         if choice.keep in tried:
             continue
         tried.add(choice.keep)

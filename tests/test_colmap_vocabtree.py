@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import urllib.error
 
 import pytest
 from hypothesis import given, settings
@@ -91,9 +92,18 @@ def test_colmaps_tree_is_downloaded_once_per_drive_and_checked_by_its_published_
         install.ensure_asset(folder, tmp_path / "two", drive, changed, said.append, download)
     assert not isinstance(refused.value, install.DownloadError)
     assert not (folder / "colmap" / "other.bin").exists() and not (tmp_path / "two" / "other.bin").exists()
-    gone = install.Asset((tmp_path / "nowhere.bin").as_uri(), "gone.bin", 1, "0" * 64)  # the network: try again
-    with pytest.raises(install.DownloadError, match="gone.bin could not be downloaded"):
-        install.ensure_asset(folder, tmp_path / "two", drive, gone, said.append, download)
+    unreachable = install.Asset((tmp_path / "nowhere.bin").as_uri(), "away.bin", 1, "0" * 64)  # as the network
+    waits = []
+    with pytest.raises(install.DownloadError, match=r"away.bin could not be downloaded \(3 tries\)"):
+        install.ensure_asset(folder, tmp_path / "two", drive, unreachable, said.append, download, sleep=waits.append)
+    assert waits == [5.0, 10.0]  # tried again within the session; then the next session tries (restartable)
+
+    def missing(url, dest):
+        raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
+
+    with pytest.raises(install.InstallError, match=r"no longer at .* \(HTTP 404\)") as gone:
+        install.ensure_asset(folder, tmp_path / "two", drive, unreachable, said.append, missing, sleep=waits.append)
+    assert not isinstance(gone.value, install.DownloadError) and waits == [5.0, 10.0]  # no session can fix it
 
 
 # --- real pycolmap ------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,9 +119,16 @@ def _download(url: str, dest: Path) -> None:
         shutil.copyfileobj(response, handle)
 
 
-def ensure_asset(install_dir, local: Path, drive: Drive, asset: Asset = TREE, log=print, download=None) -> Path:
+DOWNLOAD_ATTEMPTS, DOWNLOAD_BACKOFF = 3, 5.0  # a download tried 3 times, 5 then 10 s apart, before the session ends
+GONE = (404, 410)  # HTTP answers no later session can change
+
+
+def ensure_asset(install_dir, local: Path, drive: Drive, asset: Asset = TREE, log=print, download=None,
+                 sleep=time.sleep) -> Path:
     """``asset`` copied to ``local``, from the Drive's install folder where a copy there has its SHA-256, else
-    downloaded (``download(url, dest)``), checked, and kept on Drive for the next sessions and jobs."""
+    downloaded (``download(url, dest)``), checked, and kept on Drive for the next sessions and jobs.
+    ``DownloadError`` when the download keeps failing (the network: a later session may succeed);
+    ``InstallError`` when no session can (the file is gone from its address, or is not COLMAP's)."""
     kept = Path(install_dir) / "colmap" / asset.name
     copy = Path(local) / asset.name
     if drive.sha256(kept) is not None:
@@ -130,11 +138,18 @@ def ensure_asset(install_dir, local: Path, drive: Drive, asset: Asset = TREE, lo
         log(f"{kept.name} on Drive does not match COLMAP's SHA-256; moved aside as {aside.name}")
         drive.rename(kept, aside)
     log(f"downloading {asset.name} ({asset.size / 1e6:.0f} MB, once per Drive)")
-    try:
-        (download or _download)(asset.url, copy)
-    except OSError as exc:
-        copy.unlink(missing_ok=True)
-        raise DownloadError(f"{asset.name} could not be downloaded: {exc}") from None
+    for attempt in range(DOWNLOAD_ATTEMPTS):
+        try:
+            (download or _download)(asset.url, copy)
+            break
+        except OSError as exc:
+            copy.unlink(missing_ok=True)
+            if isinstance(exc, urllib.error.HTTPError) and exc.code in GONE:
+                raise InstallError(f"{asset.name} is no longer at {asset.url} (HTTP {exc.code})") from None
+            if attempt + 1 == DOWNLOAD_ATTEMPTS:
+                raise DownloadError(f"{asset.name} could not be downloaded ({DOWNLOAD_ATTEMPTS} tries): {exc}") from None
+            log(f"download of {asset.name} failed ({exc}); trying again")
+            sleep(DOWNLOAD_BACKOFF * 2 ** attempt)
     with open(copy, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
     if digest != asset.sha256:
