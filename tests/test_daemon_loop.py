@@ -277,7 +277,7 @@ class RecoveringHands(ScriptedHands):
         if action is Action.RECONNECT:
             self.page = PageState.IDLE
         elif action is Action.RUN_ALL:
-            self.page = PageState.RUNNING
+            self.page = PageState.IDLE  # the new session finished at once: its cells are no longer running
             self.rig.beat(session="s2", phase=hb.DONE)
         return True
 
