@@ -33,6 +33,7 @@ from keepalive_sim.synthetic_images import synthesize  # noqa: E402
 IMAGES = 8  # 800x600, 2,000 points: global mapping registers all 8 (docs/colmap.md)
 PARAMS = ("batch=3", "block=7")  # 3 chunks of features, 4 of matches: 10 chunks in all
 ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = pytest.mark.xdist_group("colmap-reference")  # the tests that compare with one uninterrupted run share it
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,7 @@ def reference(uninterrupted) -> dict[str, bytes]:
 
 
 @pytest.mark.timeout(120)
+@REFERENCE
 def test_an_uninterrupted_job_ends_done_with_the_sparse_model_in_both_formats(uninterrupted, reference, tmp_path):
     done = beat(uninterrupted)
     assert (done.phase, done.chunks_done, done.chunks_total, done.nodes_total, done.progress) == (hb.DONE, 10, 10, 5, 1.0)
@@ -129,6 +131,7 @@ def kill_at_random_moments(images: Path, root: Path, kills: int, seed: int, *ext
 
 
 @pytest.mark.timeout(240)
+@REFERENCE
 def test_a_job_killed_at_random_moments_ends_done_with_identical_model_files(images, reference, tmp_path):
     seed = int(os.environ.get("KILL_SEED", random.randrange(1 << 30)))
     where = kill_at_random_moments(images, tmp_path, 10, seed)
@@ -139,6 +142,7 @@ def test_a_job_killed_at_random_moments_ends_done_with_identical_model_files(ima
 
 
 @pytest.mark.timeout(300)
+@REFERENCE
 def test_two_runtimes_at_once_under_drive_faults_end_done_with_identical_model_files(images, reference, tmp_path):
     """A second tab's Run all starts another runtime on the same job while Drive fails now and then (each session
     its own faults, retried): the newer session takes the job, the older stops, and the result is the same."""

@@ -109,6 +109,7 @@ def test_colmaps_tree_is_downloaded_once_per_drive_and_checked_by_its_published_
 # --- real pycolmap ------------------------------------------------------------------------------------------------
 
 NEIGHBOURS = 4  # similar images retrieved for each of the 8
+TREE = pytest.mark.xdist_group("colmap-tree")  # the tests that use the tree share one worker: it is built once
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +128,7 @@ def tree_params(tree) -> tuple[str, ...]:
             "--param", f"vocab_tree.vocab_tree_path={tree[1]}")
 
 
+@TREE
 @pytest.mark.timeout(300)
 def test_a_vocabulary_tree_job_killed_at_random_moments_ends_done_with_the_model_of_an_uninterrupted_one(
         tree, tmp_path):
@@ -151,6 +153,7 @@ def test_a_vocabulary_tree_job_killed_at_random_moments_ends_done_with_the_model
     assert result(tmp_path / "killed") == reference, (seed, where)
 
 
+@TREE
 def test_a_vocabulary_tree_that_is_not_there_fails_bad_input_before_anything_runs(tree, tmp_path):
     from test_colmap_engine import beat, count, run_in_process
 

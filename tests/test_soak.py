@@ -5,6 +5,7 @@ import pytest
 from soak import DAY, soak
 
 MAX_BYTES = 100_000  # small, so that the journal rotates several times within the month
+pytestmark = pytest.mark.xdist_group("soak")  # one worker runs both tests: the month is simulated once
 
 
 @pytest.fixture(scope="module")
