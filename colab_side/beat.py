@@ -100,6 +100,9 @@ class HeartbeatWriter:
             self.write()
 
     def stop(self, final_write: bool = True) -> None:
+        """End the beats; the final write (if any) is the last: a periodic one under way is waited for first."""
         self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(self.limit)
         if final_write:
             self.write()

@@ -131,8 +131,8 @@ def ensure_asset(install_dir, local: Path, drive: Drive, asset: Asset = TREE, lo
     ``InstallError`` when no session can (the file is gone from its address, or is not COLMAP's)."""
     kept = Path(install_dir) / "colmap" / asset.name
     copy = Path(local) / asset.name
-    if drive.sha256(kept) is not None:
-        if drive.copy_file(kept, copy) == asset.sha256:
+    if drive.call(kept.name, kept.exists):
+        if drive.copy_file(kept, copy) == asset.sha256:  # read once: copied and checked together
             return copy
         aside = kept.with_name(f"{kept.name}.corrupt-{time.strftime('%Y%m%d%H%M%S')}")
         log(f"{kept.name} on Drive does not match COLMAP's SHA-256; moved aside as {aside.name}")
