@@ -20,7 +20,7 @@ def main(args, extensions) -> int:
     if images < 2:
         raise ValueError(f"COLMAP needs at least 2 photos, not {images}")
     model = estimates.for_params(estimates.load(args.model), args.params)
-    release = "dense" if model["choices"]["dense"] else "sparse"
+    release = "sparse" if model["choices"].dense == "off" else "dense"
     drive_budget = None if args.drive_budget_gb is None else int(args.drive_budget_gb * (1 << 30))
     if drive_budget is None:
         drive_budget = budget.default_budget(0, int(model["colab"]["drive_bytes"]), int(args.drive_margin_gb * (1 << 30)))
@@ -31,7 +31,7 @@ def main(args, extensions) -> int:
     print(f"  compute: about {sum(job.chunk_seconds.values()) / 3600:.1f} h in all "
           + ("(dense stereo on a GPU runtime; without CUDA the job stops at the sparse model)" if release == "dense"
              else "(the sparse model only)"))
-    print(matching(Choices.read(args.params), images))
+    print(matching(model["choices"], images))
     store = found.budgeted or found.pruned
     fits = found.local_peak <= model["colab"]["local_free_bytes"] and store.peak_bytes <= model["colab"]["drive_bytes"]
     return 0 if fits else 1

@@ -96,19 +96,14 @@ def for_params(model: dict, params) -> dict:
         for table in ("bytes", "seconds"):
             for step in ("stereo", "geometric"):
                 scaled[table][step] *= (int(size) / DEPTH_SIZE) ** 2
-    scaled["choices"] = {"batch": choices.batch, "block": choices.block, "matcher": choices.matcher,
-                         "overlap": choices.overlap, "mapper": choices.mapper, "snapshot": choices.snapshot,
-                         "vocab_tree.num_images": units.neighbours(choices),
-                         "dense": choices.dense != "off"}
+    scaled["choices"] = choices  # what shapes the job's steps: chunk sizes, matcher, mapper, dense
     return scaled
 
 
 def estimate(model: dict, release: str, images: int) -> Estimate:
     """The job's steps for ``images`` images with estimated bytes and seconds per chunk."""
-    chosen = model.get("choices") or for_params(model, ())["choices"]
-    choices = units.resolve(Choices.read([f"{name}={chosen[name]}" for name in (
-        "batch", "block", "matcher", "overlap", "mapper", "snapshot", "vocab_tree.num_images") if name in chosen]), images)
-    work = units.steps(max(images, 2), choices, chosen["dense"])
+    choices = units.resolve(model.get("choices") or Choices.read(()), images)
+    work = units.steps(max(images, 2), choices, choices.dense != "off")
     sizes, times = {}, {}
     for name, step in work.nodes.items():
         for chunk in range(step.chunk_count):
