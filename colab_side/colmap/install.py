@@ -24,6 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from colab_side import install_cache
 from colab_side.drive import Drive
 from colab_side.runner import detect_gpu
 
@@ -65,12 +66,6 @@ def pip(*args: str) -> None:
         raise InstallError(f"pip {args[0]} failed: {tail[-1] if tail else done.returncode}")
 
 
-def _verified(wheel: Path, drive: Drive) -> bool:
-    record = drive.read_bytes(wheel.with_name(wheel.name + ".sha256"))
-    words = record.decode("ascii", "replace").split() if record else []
-    return bool(words) and drive.sha256(wheel) == words[0]
-
-
 def ensure_wheel(folder: Path, name: str, drive: Drive, log=print, download=None) -> Path:
     """The verified wheel of ``name`` in ``folder`` on Drive, downloaded once (``download(name, dest_dir)``)."""
     download = download or (lambda name, dest: pip("download", "--no-deps", "--only-binary=:all:", "-q",
@@ -79,11 +74,9 @@ def ensure_wheel(folder: Path, name: str, drive: Drive, log=print, download=None
     wheels = sorted(p for p in drive.call(folder.name, lambda: list(folder.glob(prefix + "*.whl")) if folder.is_dir()
                                           else []))
     for wheel in wheels:
-        if _verified(wheel, drive):
+        if install_cache.verified(drive, wheel):
             return wheel
-        aside = wheel.with_name(f"{wheel.name}.corrupt-{time.strftime('%Y%m%d%H%M%S')}")
-        log(f"{wheel.name} on Drive does not match its recorded SHA-256; moved aside as {aside.name}")
-        drive.rename(wheel, aside)
+        install_cache.set_aside(drive, wheel, log)
     log(f"downloading {name} {VERSION} (once per Drive)")
     with tempfile.TemporaryDirectory() as tmp:
         download(name, Path(tmp))
@@ -93,7 +86,7 @@ def ensure_wheel(folder: Path, name: str, drive: Drive, log=print, download=None
         drive.call(folder.name, lambda: folder.mkdir(parents=True, exist_ok=True), kind="write")
         wheel = folder / found[0].name
         digest = drive.copy_file(found[0], wheel)
-    drive.write_bytes(wheel.with_name(wheel.name + ".sha256"), f"{digest}  {wheel.name}\n".encode())
+    install_cache.record(drive, wheel, digest)
     return wheel
 
 
@@ -134,9 +127,7 @@ def ensure_asset(install_dir, local: Path, drive: Drive, asset: Asset = TREE, lo
     if drive.call(kept.name, kept.exists):
         if drive.copy_file(kept, copy) == asset.sha256:  # read once: copied and checked together
             return copy
-        aside = kept.with_name(f"{kept.name}.corrupt-{time.strftime('%Y%m%d%H%M%S')}")
-        log(f"{kept.name} on Drive does not match COLMAP's SHA-256; moved aside as {aside.name}")
-        drive.rename(kept, aside)
+        install_cache.set_aside(drive, kept, log, expected="COLMAP's SHA-256")
     log(f"downloading {asset.name} ({asset.size / 1e6:.0f} MB, once per Drive)")
     for attempt in range(DOWNLOAD_ATTEMPTS):
         try:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import shutil
 import tarfile
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
+from colab_side import install_cache
 from colab_side.drive import Drive
 from colab_side.meshroom.versions import MeshroomVersion
 
@@ -34,22 +34,14 @@ def _download(url: str, dest: Path) -> None:
         raise InstallError(f"cannot download Meshroom from {url}: {exc}") from None
 
 
-def _verified(archive: Path, drive: Drive) -> bool:
-    record = drive.read_bytes(archive.with_name(archive.name + ".sha256"))
-    words = record.decode("ascii", "replace").split() if record else []
-    return bool(words) and drive.sha256(archive) == words[0]
-
-
 def ensure_archive(install_dir, version: MeshroomVersion, url: str | None, drive: Drive, log=print) -> Path:
     """The verified release archive in the Drive's install cache, downloading it if needed."""
     install_dir = Path(install_dir)
     archive = install_dir / version.archive
-    if _verified(archive, drive):
+    if install_cache.verified(drive, archive):
         return archive
     if drive.call(archive.name, archive.exists):
-        aside = archive.with_name(f"{archive.name}.corrupt-{time.strftime('%Y%m%d%H%M%S')}")
-        log(f"{archive.name} on Drive does not match its recorded SHA-256; moved aside as {aside.name}")
-        drive.rename(archive, aside)
+        install_cache.set_aside(drive, archive, log)
     source = url or version.url
     log(f"downloading Meshroom {version.version} from {source} (once per Drive)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +53,7 @@ def ensure_archive(install_dir, version: MeshroomVersion, url: str | None, drive
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise InstallError(f"the Meshroom archive from {source} is not a readable tar ({exc})") from None
         digest = drive.copy_file(local, archive)
-    drive.write_bytes(archive.with_name(archive.name + ".sha256"), f"{digest}  {archive.name}\n".encode())
+    install_cache.record(drive, archive, digest)
     return archive
 
 
