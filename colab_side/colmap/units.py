@@ -94,6 +94,11 @@ def pair_count(images: int, choices) -> int:
     return every
 
 
+def match_blocks(images: int, choices) -> int:
+    """Chunks of matching: ``block`` pairs each (at least one)."""
+    return max(1, chunks(pair_count(images, choices), choices.block))
+
+
 def mapping_chunks(images: int, choices) -> int:
     """Global mapping: 1. Incremental: one per ``snapshot`` images (the last maps to the end)."""
     return chunks(images, choices.snapshot) if choices.mapper == "incremental" else 1
@@ -133,7 +138,7 @@ def steps(images: int, choices, dense: bool) -> Units:
     """The job's steps for ``images`` images (at least 2) with these choices (batch, block, matcher resolved,
     overlap)."""
     batches = chunks(images, choices.batch)
-    counts = {"features": batches, "matches": max(1, chunks(pair_count(images, choices), choices.block)),
+    counts = {"features": batches, "matches": match_blocks(images, choices),
               "mapping": mapping_chunks(images, choices), "stereo": batches, "geometric": batches}
     tree = choices.matcher == "vocabtree"
     reads = {**READS, "matches": READS["matches"] | ({"retrieval"} if tree else set())}

@@ -159,7 +159,7 @@ class Job:
         scratch.mkdir()
         work = scratch / "database.db"
         blocks = [self.cache / "matches" / units.chunk_file("matches", chunk)
-                  for chunk in range(units.chunks(units.pair_count(len(self.names), self.choices), self.choices.block))]
+                  for chunk in range(units.match_blocks(len(self.names), self.choices))]
         merge(self.cache / "database" / "database.db", work, blocks, ("matches", "two_view_geometries"), "pair_id")
         last = chunk == units.mapping_chunks(len(self.names), self.choices) - 1
         if self.choices.mapper == "incremental":
