@@ -12,6 +12,8 @@ import json
 import time
 from pathlib import Path
 
+from selenium.common.exceptions import WebDriverException
+
 from keepalive.hands.browser import private_dir, write_private
 from keepalive.hands.page import RUNNING_SIGNALS, label_says, seen, shows
 from keepalive.hands.selenium import SeleniumHands
@@ -90,30 +92,49 @@ def run_doctor(cfg, out_dir, settle_seconds: float = 5.0) -> dict:
             time.sleep(0.5)
             observation = hands.observe()
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        screenshot = out_dir / f"doctor-{stamp}.png"
-        html = out_dir / f"doctor-{stamp}.html"
-        # the signed-in page shows the account's e-mail and the notebook: readable by the user only
-        write_private(screenshot, hands.driver.get_screenshot_as_png())
-        write_private(html, hands.driver.page_source.encode("utf-8"))
+        driver = hands.driver
         return {"state": observation.state.value, "detail": observation.detail, "found": observation.found,
                 "problem": problem(observation, cfg.url, hands.load_problem),
-                "missed": missed(hands.model.read(hands.driver), hands.model.page),
-                "url": hands.driver.current_url, "title": hands.driver.title,
-                "screenshot": str(screenshot), "html": str(html)}
+                "missed": _asked(lambda: missed(hands.model.read(driver), hands.model.page), []),
+                "url": _asked(lambda: driver.current_url, cfg.url), "title": _asked(lambda: driver.title, ""),
+                "screenshot": _saved(out_dir / f"doctor-{stamp}.png", driver.get_screenshot_as_png),
+                "html": _saved(out_dir / f"doctor-{stamp}.html", lambda: driver.page_source.encode("utf-8"))}
     finally:
         hands.close()
 
 
+def _asked(question, otherwise):
+    """The browser's answer, or ``otherwise`` when it gives none (a renderer hung on a page that never loads
+    times out: seen on a busy machine against a Colab that accepts connections and never answers)."""
+    try:
+        return question()
+    except WebDriverException:
+        return otherwise
+
+
+def _saved(path: Path, take) -> str | None:
+    """``take()``'s bytes written to ``path``, readable by the user only (the signed-in page shows the account's
+    e-mail and the notebook); None when the browser gives nothing."""
+    data = _asked(take, None)
+    if data is None:
+        return None
+    write_private(path, data)
+    return str(path)
+
+
+def _evidence(report: dict) -> list[str]:
+    """Where the screenshot and the page's HTML are, or that the browser gave none."""
+    missing = "not taken (the browser did not answer)"
+    return [f"screenshot: {report['screenshot'] or missing}", f"page HTML: {report['html'] or missing}"]
+
+
 def render(report: dict) -> str:
     if report.get("problem"):
-        return "\n".join([f"keepalive doctor: {report['problem']}", f"screenshot: {report['screenshot']}",
-                          f"page HTML: {report['html']}"])
+        return "\n".join([f"keepalive doctor: {report['problem']}", *_evidence(report)])
     lines = [f"page state: {report['state']} ({report['detail']})", f"title: {report['title']}"]
     for name, present in sorted(report["found"].items()):
         lines.append(f"  {'found' if present else '-    '}  {name}")
     if report.get("missed"):
         lines.append("not understood (each is fixed by one [page] table in your config):")
         lines.extend(f"  - {hint}" for hint in report["missed"])
-    lines.append(f"screenshot: {report['screenshot']}")
-    lines.append(f"page HTML: {report['html']}")
-    return "\n".join(lines)
+    return "\n".join(lines + _evidence(report))

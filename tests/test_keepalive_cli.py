@@ -323,3 +323,19 @@ def test_the_example_config_shows_every_setting(tmp_path):
         set_by_the_hands = ("blind", "human_hints")
         missing = [f.name for f in dataclasses.fields(kind) if f.name not in shown and f.name not in set_by_the_hands]
         assert section == "cli" or missing == [], f"[{section}] {missing}"  # [cli]: documented with cli mode
+
+
+def test_doctor_says_what_it_could_not_save_when_the_browser_gives_no_answer(tmp_path):
+    """A renderer hung on a page that never loads times out (seen on a busy machine): one line, no traceback."""
+    from selenium.common.exceptions import TimeoutException
+
+    from keepalive import doctor
+
+    def hung():
+        raise TimeoutException("Timed out receiving message from renderer: 10.000")
+
+    assert doctor._saved(tmp_path / "doctor.png", hung) is None and not (tmp_path / "doctor.png").exists()
+    assert doctor._saved(tmp_path / "doctor.html", lambda: b"<html>") == str(tmp_path / "doctor.html")
+    shown = doctor.render({"problem": "Colab does not answer", "screenshot": None, "html": str(tmp_path / "d.html")})
+    assert shown.splitlines() == ["keepalive doctor: Colab does not answer",
+                                  "screenshot: not taken (the browser did not answer)", f"page HTML: {tmp_path / 'd.html'}"]

@@ -116,7 +116,7 @@ def test_doctor_on_a_colab_that_never_answers_says_so_within_its_page_load_limit
             if proc.poll() is None:
                 proc.kill()
     assert proc.returncode == 1, err
-    assert out.startswith("keepalive doctor: Colab does not answer (the notebook did not load within 5 s)")
+    assert out.startswith("keepalive doctor: Colab does not answer (the notebook did not load within 5 s)"), (out, err)
 
 
 def test_a_dead_browser_is_started_again_at_most_once_per_back_off_step(tmp_path, sleeper_sim):
