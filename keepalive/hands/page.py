@@ -288,8 +288,8 @@ class PageModel:
                 driver.switch_to.window(main_handle)
             popup = len(handles) > 1 and self.popup_handle(driver, main_handle) is not None
             snapshot = self.read(driver)
-        except BROWSER_GONE:
-            return Observation(PageState.UNKNOWN, {}, "browser not reachable")
+        except BROWSER_GONE as exc:  # which one is said: a watch blind for long must show why in its log
+            return Observation(PageState.UNKNOWN, {}, f"browser not reachable ({type(exc).__name__})")
         self.follow_language(snapshot)
         return classify(snapshot, self.page, self.origin, popup_open=popup)
 
